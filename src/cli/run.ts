@@ -1,0 +1,161 @@
+import { renderUsage, runCommand, type ArgsDef, type CommandDef } from 'citty';
+import { ConfigError } from '../config/load.ts';
+import { AppError } from '../errors.ts';
+import { AlreadyInitializedError, NotInitializedError } from '../instance.ts';
+import { CliFailure, ExitCode } from './exit.ts';
+
+type AnyCommand = CommandDef<ArgsDef>;
+
+/**
+ * Runs the CLI and exits. Unlike citty's `runMain`, it rejects unknown flags, prints exactly
+ * one line for a usage error (exit 2) and for a failure, prints colours only on a TTY without
+ * `NO_COLOR`, and maps known failures to their exit codes (config errors: 78).
+ */
+export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<never> {
+  const exit = (code: number): never => process.exit(code);
+  const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+  try {
+    const chain = await resolveChain(root, rawArgs);
+    const target = chain.commands.at(-1)!;
+    if (
+      rawArgs.includes('--help') ||
+      rawArgs.includes('-h') ||
+      (chain.commands.length === 1 && rawArgs.length === 0)
+    ) {
+      const usage = await renderUsage(target, chain.commands.at(-2));
+      process.stdout.write((color ? usage : stripAnsi(usage)) + '\n');
+      return exit(ExitCode.OK);
+    }
+    if (rawArgs.length === 1 && (rawArgs[0] === '--version' || rawArgs[0] === '-v')) {
+      const meta = await resolve(root.meta);
+      process.stdout.write(`${meta?.version ?? ''}\n`);
+      return exit(ExitCode.OK);
+    }
+    if (chain.unknownCommand !== undefined) {
+      throw new UsageError(`unknown command "${chain.unknownCommand}" (see: secryn --help)`);
+    }
+    if (chain.needsSubcommand) {
+      throw new UsageError(
+        `"${chain.names.join(' ')}" needs a subcommand (see: secryn ${chain.names.join(' ')} --help)`,
+      );
+    }
+    const args = await resolve(target.args);
+    const unknown = unknownFlag(chain.rest, args ?? {});
+    if (unknown) {
+      throw new UsageError(
+        `unknown option ${unknown} for "secryn ${chain.names.join(' ')}" (see --help)`,
+      );
+    }
+    await runCommand(target, { rawArgs: chain.rest });
+    return exit(ExitCode.OK);
+  } catch (error) {
+    return exit(report(error));
+  }
+}
+
+class UsageError extends Error {}
+
+function report(error: unknown): number {
+  const line = (text: string) => process.stderr.write(`secryn: ${text}\n`);
+  if (error instanceof ConfigError) {
+    for (const l of error.lines) process.stderr.write(l + '\n');
+    return ExitCode.CONFIG;
+  }
+  if (error instanceof UsageError) {
+    line(error.message);
+    return ExitCode.USAGE;
+  }
+  if (error instanceof Error && error.name === 'CLIError') {
+    line(stripAnsi(error.message));
+    return ExitCode.USAGE;
+  }
+  if (error instanceof CliFailure) {
+    line(error.message);
+    return error.exitCode;
+  }
+  if (error instanceof NotInitializedError) {
+    line(error.message);
+    return ExitCode.NOT_INITIALIZED;
+  }
+  if (error instanceof AlreadyInitializedError) {
+    line(error.message);
+    return ExitCode.ALREADY_INITIALIZED;
+  }
+  if (error instanceof AppError) {
+    line(
+      error.details?.reason ? `${error.message}: ${String(error.details.reason)}` : error.message,
+    );
+    return ExitCode.FAILURE;
+  }
+  line(`unexpected error: ${error instanceof Error ? error.message : String(error)}`);
+  if (process.env.SECRYN_DEBUG && error instanceof Error && error.stack)
+    process.stderr.write(error.stack + '\n');
+  return ExitCode.FAILURE;
+}
+
+type Chain = {
+  commands: AnyCommand[];
+  names: string[];
+  rest: string[];
+  unknownCommand?: string;
+  needsSubcommand: boolean;
+};
+
+/** Walks the subcommand path (commands take no flags before their subcommand). */
+async function resolveChain(root: AnyCommand, rawArgs: string[]): Promise<Chain> {
+  const commands: AnyCommand[] = [root];
+  const names: string[] = [];
+  let rest = rawArgs;
+  for (;;) {
+    const current = commands.at(-1)!;
+    const subCommands = await resolve(current.subCommands);
+    if (!subCommands || Object.keys(subCommands).length === 0) {
+      return { commands, names, rest, needsSubcommand: false };
+    }
+    const index = rest.findIndex((arg) => !arg.startsWith('-'));
+    const name = index === -1 ? undefined : rest[index];
+    if (name === undefined) return { commands, names, rest, needsSubcommand: true };
+    const next = subCommands[name];
+    if (!next) return { commands, names, rest, unknownCommand: name, needsSubcommand: false };
+    commands.push((await resolve(next)) as AnyCommand);
+    names.push(name);
+    rest = [...rest.slice(0, index), ...rest.slice(index + 1)];
+  }
+}
+
+/** The first flag in `rawArgs` that the command does not declare (help flags are global). */
+function unknownFlag(rawArgs: string[], args: ArgsDef): string | undefined {
+  const known = new Set<string>(['help', 'h']);
+  const valueFlags = new Set<string>();
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === 'positional') continue;
+    const spellings = [name, kebab(name), camel(name), ...toArray(def.alias)];
+    for (const spelling of spellings) {
+      known.add(spelling);
+      if (def.type === 'boolean') known.add(`no-${spelling}`);
+      if (def.type === 'string' || def.type === 'enum') valueFlags.add(spelling);
+    }
+  }
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === '--') break;
+    if (!arg.startsWith('-') || arg === '-') continue;
+    const name = arg.replace(/^--?/, '').split('=')[0]!;
+    if (!known.has(name)) return `--${name}`.replace(/^--(.)$/, '-$1');
+    if (valueFlags.has(name) && !arg.includes('=')) i++;
+  }
+  return undefined;
+}
+
+async function resolve<T>(
+  value: T | (() => T) | (() => Promise<T>) | Promise<T> | undefined,
+): Promise<T | undefined> {
+  return typeof value === 'function' ? await (value as () => T | Promise<T>)() : await value;
+}
+
+const toArray = (value: string | string[] | undefined) =>
+  value === undefined ? [] : Array.isArray(value) ? value : [value];
+const kebab = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+// eslint-disable-next-line no-control-regex
+const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');

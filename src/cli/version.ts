@@ -1,0 +1,13 @@
+import { defineCommand } from 'citty';
+import { VERSION } from '../version.ts';
+import { jsonArg, print } from './common.ts';
+
+/** `secryn version`: prints the version (and the Bun runtime it was built with). */
+export const versionCommand = defineCommand({
+  meta: { name: 'version', description: 'Print the Secryn version' },
+  args: { ...jsonArg },
+  run({ args }) {
+    if (args.json) print(JSON.stringify({ version: VERSION, bun: Bun.version }));
+    else print(`secryn ${VERSION} (bun ${Bun.version})`);
+  },
+});

@@ -1,0 +1,15 @@
+import { integer } from 'drizzle-orm/sqlite-core';
+
+/**
+ * A timestamp column stored as integer milliseconds since the Unix epoch (UTC). Integers sort
+ * and compare cheaply in SQLite; the API renders them as RFC 3339 with {@link toRfc3339}.
+ */
+export const epochMs = (name: string) => integer(name, { mode: 'number' });
+
+/** Renders epoch milliseconds as RFC 3339 UTC with second precision (`2024-01-15T10:30:00Z`). */
+export function toRfc3339(ms: number): string;
+export function toRfc3339(ms: number | null | undefined): string | null;
+export function toRfc3339(ms: number | null | undefined): string | null {
+  if (ms === null || ms === undefined) return null;
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

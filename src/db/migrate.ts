@@ -1,0 +1,68 @@
+import type { Database } from 'bun:sqlite';
+import { createHash } from 'node:crypto';
+import { embeddedMigrations } from '../../migrations/index.ts';
+
+/** The bookkeeping table drizzle-kit's own migrator uses, so both agree on what ran. */
+const MIGRATIONS_TABLE = '__drizzle_migrations';
+
+export type Migration = { tag: string; createdAt: number; sql: string };
+
+/**
+ * Applies every embedded migration that this database has not seen, in one write transaction
+ * (`BEGIN IMMEDIATE`, so two processes starting at once cannot both apply a migration).
+ * Idempotent. Returns the tags applied.
+ */
+export function runMigrations(
+  sqlite: Database,
+  migrations: Migration[] = embeddedMigrations,
+): string[] {
+  sqlite.run(
+    `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (id INTEGER PRIMARY KEY, hash TEXT NOT NULL, created_at NUMERIC)`,
+  );
+  const applied: string[] = [];
+  sqlite.run('BEGIN IMMEDIATE');
+  try {
+    const last = sqlite
+      .query<
+        { created_at: number },
+        []
+      >(`SELECT created_at FROM ${MIGRATIONS_TABLE} ORDER BY created_at DESC LIMIT 1`)
+      .get();
+    const lastApplied = last ? Number(last.created_at) : -Infinity;
+    for (const migration of migrations) {
+      if (migration.createdAt <= lastApplied) continue;
+      for (const statement of migration.sql.split('--> statement-breakpoint')) {
+        if (statement.trim()) sqlite.run(statement);
+      }
+      sqlite.run(`INSERT INTO ${MIGRATIONS_TABLE} (hash, created_at) VALUES (?, ?)`, [
+        createHash('sha256').update(migration.sql).digest('hex'),
+        migration.createdAt,
+      ]);
+      applied.push(migration.tag);
+    }
+    sqlite.run('COMMIT');
+  } catch (error) {
+    sqlite.run('ROLLBACK');
+    throw error;
+  }
+  return applied;
+}
+
+/** Number of embedded migrations this database has not applied yet. */
+export function pendingMigrationCount(
+  sqlite: Database,
+  migrations: Migration[] = embeddedMigrations,
+): number {
+  const exists = sqlite
+    .query(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
+    .get(MIGRATIONS_TABLE);
+  if (!exists) return migrations.length;
+  const last = sqlite
+    .query<
+      { created_at: number },
+      []
+    >(`SELECT max(created_at) AS created_at FROM ${MIGRATIONS_TABLE}`)
+    .get();
+  const lastApplied = last?.created_at == null ? -Infinity : Number(last.created_at);
+  return migrations.filter((m) => m.createdAt > lastApplied).length;
+}

@@ -1,0 +1,134 @@
+import type { Database } from 'bun:sqlite';
+import { ServiceUnavailableError } from '../errors.ts';
+
+/** A unit of work run inside the shared write transaction. Synchronous: bun:sqlite is. */
+export type WriteJob<T> = () => T;
+
+type Pending = {
+  job: WriteJob<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+};
+
+export type WriteQueueOptions = {
+  /** Jobs per transaction at most; a larger burst is split across consecutive transactions. */
+  maxBatch?: number;
+  /** Told about a failed commit (the jobs themselves are rejected with a 503-class error). */
+  onCommitFailure?: (error: unknown) => void;
+};
+
+/**
+ * Group commit. Every job queued during one turn of the event loop runs in a single
+ * `BEGIN IMMEDIATE … COMMIT`, each inside its own SAVEPOINT, and its promise settles only after
+ * the COMMIT has returned — so a caller that awaits `run` knows its change (and its audit
+ * entry) is durable, while N concurrent requests pay for one fsync instead of N.
+ *
+ * A job that throws is rolled back alone (its savepoint) and its promise rejects with that
+ * error; the others still commit. If BEGIN or COMMIT fails, every job of the batch rejects with
+ * {@link ServiceUnavailableError} and nothing of the batch is kept (fail closed).
+ */
+export class WriteQueue {
+  private pending: Pending[] = [];
+  private scheduled = false;
+  private closed = false;
+  private idle: Promise<void> = Promise.resolve();
+  private markIdle: () => void = () => {};
+  private readonly maxBatch: number;
+
+  constructor(
+    private readonly sqlite: Database,
+    private readonly options: WriteQueueOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 512;
+  }
+
+  /** Queues `job` for the next group commit and resolves with its result once committed. */
+  run<T>(job: WriteJob<T>): Promise<T> {
+    if (this.closed)
+      return Promise.reject(new ServiceUnavailableError('The server is shutting down'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ job, resolve: resolve as (value: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  /** Stops accepting jobs and waits for those already queued to commit. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pending.length > 0) this.schedule();
+    await this.idle;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.idle = new Promise((resolve) => (this.markIdle = resolve));
+    // setImmediate runs after the I/O callbacks of this turn, so requests that arrived together
+    // share one transaction.
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, this.maxBatch);
+      this.commitBatch(batch);
+    }
+    this.scheduled = false;
+    this.markIdle();
+  }
+
+  private commitBatch(batch: Pending[]): void {
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    try {
+      this.sqlite.run('BEGIN IMMEDIATE');
+    } catch (error) {
+      this.failBatch(batch, error);
+      return;
+    }
+    for (const item of batch) {
+      this.sqlite.run('SAVEPOINT job');
+      try {
+        const value = item.job();
+        this.sqlite.run('RELEASE job');
+        outcomes.push({ ok: true, value });
+      } catch (error) {
+        try {
+          this.sqlite.run('ROLLBACK TO job');
+          this.sqlite.run('RELEASE job');
+        } catch (rollbackError) {
+          this.abort();
+          this.failBatch(batch, rollbackError);
+          return;
+        }
+        outcomes.push({ ok: false, error });
+      }
+    }
+    try {
+      this.sqlite.run('COMMIT');
+    } catch (error) {
+      this.abort();
+      this.failBatch(batch, error);
+      return;
+    }
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) item.resolve(outcome.value);
+      else item.reject(outcome.error);
+    });
+  }
+
+  private abort(): void {
+    try {
+      if (!this.sqlite.inTransaction) return;
+      this.sqlite.run('ROLLBACK');
+    } catch {
+      // The connection already rolled back (e.g. SQLITE_FULL aborts the transaction itself).
+    }
+  }
+
+  private failBatch(batch: Pending[], cause: unknown): void {
+    this.options.onCommitFailure?.(cause);
+    const error = new ServiceUnavailableError('The database cannot accept writes right now');
+    for (const item of batch) item.reject(error);
+  }
+}

@@ -1,0 +1,74 @@
+import { InvalidRequestError, PayloadTooLargeError, AppError } from '../errors.ts';
+
+/** Refuses a request whose declared Content-Length exceeds the limit, before reading it. */
+export function checkDeclaredLength(request: Request, maxBytes: number): void {
+  const declared = request.headers.get('content-length');
+  if (declared !== null && Number(declared) > maxBytes) throw new PayloadTooLargeError(maxBytes);
+}
+
+/**
+ * Reads a JSON request body with a hard byte limit (also for chunked bodies without a
+ * Content-Length) and parses it. Only `application/json` (optionally `+json` and with
+ * parameters) is accepted. Errors never quote the body.
+ * @returns undefined for an empty body, so that schema validation reports the missing fields.
+ */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const contentType = request.headers.get('content-type');
+  const bytes = await readLimited(request, maxBytes);
+  if (bytes.byteLength === 0) return undefined;
+  if (!contentType || !isJsonMediaType(contentType)) {
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Unsupported media type', {
+      reason: 'Send the body as application/json',
+    });
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new InvalidRequestError(
+      undefined,
+      'The body is not valid UTF-8',
+      'Malformed request body',
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidRequestError(
+      undefined,
+      'The body is not valid JSON',
+      'Malformed request body',
+    );
+  }
+}
+
+/** True for `application/json` and `application/*+json`, with or without parameters. */
+export function isJsonMediaType(contentType: string): boolean {
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+}
+
+async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array> {
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw new PayloadTooLargeError(maxBytes);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,132 @@
+import type { Server } from 'bun';
+import { readFileSync } from 'node:fs';
+import type { AnyElysia } from 'elysia';
+import { eq } from 'drizzle-orm';
+import { instance as instanceTable } from './db/tables.ts';
+import { createApp, type App } from './http/app.ts';
+import type { Instance } from './instance.ts';
+import { VERSION } from './version.ts';
+
+export type ServerOptions = {
+  /** Feature modules mounted into the app. */
+  features?: AnyElysia[];
+  plugins?: AnyElysia[];
+  /** Further readiness conditions (e.g. "the keyring is loaded"). */
+  readiness?: (() => boolean)[];
+  clientIp?: (request: Request, socketIp: string | undefined) => string;
+  /** Override the configured port (tests use 0 for an ephemeral port). */
+  port?: number;
+};
+
+export type RunningServer = {
+  app: App;
+  server: Server<undefined>;
+  url: URL;
+  /** Stops accepting connections, lets in-flight requests finish, then flushes writes. */
+  stop(): Promise<void>;
+};
+
+/** How long a health verdict is reused, so that load-balancer polling costs at most one write a second. */
+const HEALTH_PROBE_TTL_MS = 1000;
+
+/**
+ * A health probe that proves the database accepts writes by group-committing a one-row update,
+ * cached for {@link HEALTH_PROBE_TTL_MS}.
+ */
+export function writabilityProbe(
+  instance: Instance,
+  readiness: (() => boolean)[] = [],
+): () => Promise<boolean> {
+  let last: { at: number; ok: boolean; pending?: Promise<boolean> } = { at: -Infinity, ok: false };
+  const probe = async () => {
+    try {
+      await instance.writes.run(() =>
+        instance.db
+          .update(instanceTable)
+          .set({ healthProbeAt: instance.clock.now() })
+          .where(eq(instanceTable.id, 1))
+          .run(),
+      );
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return async () => {
+    const now = performance.now();
+    if (!last.pending && now - last.at >= HEALTH_PROBE_TTL_MS) {
+      const pending = probe().then((ok) => {
+        last = { at: performance.now(), ok };
+        return ok;
+      });
+      last = { ...last, pending };
+    }
+    const writable = last.pending ? await last.pending : last.ok;
+    return writable && readiness.every((ready) => ready());
+  };
+}
+
+/** Builds the app for an instance (also used by in-process tests through `app.handle`). */
+export function buildApp(instance: Instance, options: ServerOptions = {}): App {
+  return createApp({
+    config: instance.config,
+    logger: instance.logger,
+    version: VERSION,
+    isHealthy: writabilityProbe(instance, options.readiness),
+    clientIp: options.clientIp,
+    plugins: options.plugins,
+    features: options.features,
+  });
+}
+
+/** Starts the HTTP(S) listener for an instance. */
+export function startServer(instance: Instance, options: ServerOptions = {}): RunningServer {
+  const { config } = instance;
+  const app = buildApp(instance, options);
+  const tls =
+    config.server.tls_cert_file && config.server.tls_key_file
+      ? {
+          cert: readFileSync(config.server.tls_cert_file, 'utf8'),
+          key: readFileSync(config.server.tls_key_file, 'utf8'),
+        }
+      : undefined;
+  // app.listen (rather than Bun.serve + app.fetch) gives handlers the server, which the
+  // client-address lookup needs.
+  app.listen({
+    hostname: config.server.host,
+    port: options.port ?? config.server.port,
+    // A hard cap above the API's own limit: the app answers 413 in the error shape itself; this
+    // only stops a client from streaming an unbounded body at the socket.
+    maxRequestBodySize: config.server.max_body_bytes + 64 * 1024,
+    ...(tls ? { tls } : {}),
+  });
+  const server = app.server!;
+  const url = new URL(
+    `${tls ? 'https' : 'http'}://${formatHost(config.server.host)}:${server.port}`,
+  );
+  let stopping: Promise<void> | undefined;
+  return {
+    app,
+    server,
+    url,
+    stop() {
+      stopping ??= (async () => {
+        const timeout = config.server.shutdown_timeout_ms;
+        const graceful = server.stop(false);
+        const forced = new Promise<void>((resolve) =>
+          setTimeout(() => {
+            void server.stop(true);
+            resolve();
+          }, timeout).unref(),
+        );
+        await Promise.race([graceful, forced]);
+        await instance.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
