@@ -129,7 +129,8 @@ function unknownFlag(rawArgs: string[], args: ArgsDef): string | undefined {
   const valueFlags = new Set<string>();
   for (const [name, def] of Object.entries(args)) {
     if (def.type === 'positional') continue;
-    const spellings = [name, kebab(name), camel(name), ...toArray(def.alias)];
+    const alias = 'alias' in def ? (def.alias as string | string[] | undefined) : undefined;
+    const spellings = [name, kebab(name), camel(name), ...toArray(alias)];
     for (const spelling of spellings) {
       known.add(spelling);
       if (def.type === 'boolean') known.add(`no-${spelling}`);

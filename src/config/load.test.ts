@@ -1,0 +1,84 @@
+import { describe, expect, test } from 'bun:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, parseConfigText, validateConfig } from './load.ts';
+import { ConfigSchema } from './schema.ts';
+
+const EXAMPLE = join(import.meta.dir, '../../config/secryn.example.toml');
+
+function errorLines(text: string): string[] {
+  try {
+    parseConfigText(text, 'f.toml');
+  } catch (error) {
+    if (error instanceof ConfigError) return error.lines;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  test('the example file documents every key, with the defaults as values', () => {
+    const text = readFileSync(EXAMPLE, 'utf8');
+    expect(parseConfigText(text)).toEqual(validateConfig({}));
+    for (const [section, schema] of Object.entries(ConfigSchema.properties)) {
+      expect(text).toContain(`[${section}]`);
+      for (const key of Object.keys((schema as { properties: object }).properties)) {
+        expect(text).toMatch(new RegExp(`^#? ?${key}\\s*=`, 'm'));
+      }
+    }
+  });
+
+  test('API.md §8 keys keep their spelling and defaults', () => {
+    const config = validateConfig({});
+    expect(config.server).toMatchObject({ host: '127.0.0.1', port: 8420 });
+    expect(config.storage.path).toBe('./data/secryn.db');
+    expect(config.encryption.master_key_file).toBe('./data/master.key');
+    expect(config.rate_limit).toMatchObject({ requests_per_minute: 600, burst: 100 });
+    expect(config.webhooks).toMatchObject({ timeout_ms: 10000, max_attempts: 10 });
+    expect(config.log).toEqual({ level: 'info', format: 'pretty' });
+  });
+
+  test('a TOML syntax error names line and column', () => {
+    expect(errorLines('[server]\nport = 8420\nhost = = "x"\n')).toEqual([
+      expect.stringMatching(/^f\.toml:3:\d+: /),
+    ]);
+    expect(errorLines('[server\n')[0]).toMatch(/^f\.toml:1:\d+: /);
+  });
+
+  test('schema errors name every bad key by dotted path, unknown keys too', () => {
+    const lines = errorLines(
+      '[server]\nport = "eighty"\nprot = 1\n[log]\nlevel = "loud"\n[webhooks]\nallowed_cidrs = [1]\n[nonsense]\nx = 1\n',
+    );
+    expect(lines).toContain('f.toml: server.port: expected integer');
+    expect(lines).toContain('f.toml: server.prot: unknown key');
+    expect(lines).toContain('f.toml: nonsense: unknown key');
+    expect(lines).toContain('f.toml: webhooks.allowed_cidrs.0: expected string');
+    expect(lines.find((l) => l.startsWith('f.toml: log.level:'))).toContain('"debug"');
+    expect(lines).toHaveLength(5);
+  });
+
+  test('range and cross-field rules', () => {
+    expect(errorLines('[server]\nport = 70000\n')).toEqual([
+      expect.stringMatching(/^f\.toml: server\.port: /),
+    ]);
+    expect(errorLines('[server]\ntls_cert_file = "c.pem"\n')).toEqual([
+      'f.toml: server.tls_key_file: required when server.tls_cert_file is set',
+    ]);
+  });
+
+  test('relative paths resolve against the config file; defaults against the working directory', () => {
+    const fromDefaults = loadConfig({ env: {}, cwd: '/srv/app' });
+    expect(fromDefaults.source).toEqual({ kind: 'defaults' });
+    expect(fromDefaults.config.storage.path).toBe('/srv/app/data/secryn.db');
+    const fromFile = loadConfig({ path: EXAMPLE, env: {}, cwd: '/' });
+    expect(fromFile.config.storage.path).toBe(join(import.meta.dir, '../../config/data/secryn.db'));
+  });
+
+  test('--config wins over SECRYN_CONFIG, which wins over the defaults', () => {
+    const viaEnv = loadConfig({ env: { SECRYN_CONFIG: EXAMPLE }, cwd: '/' });
+    expect(viaEnv.source).toEqual({ kind: 'file', path: EXAMPLE });
+    expect(() =>
+      loadConfig({ path: '/nonexistent.toml', env: { SECRYN_CONFIG: EXAMPLE } }),
+    ).toThrow(/nonexistent\.toml: not found/);
+  });
+});

@@ -1,0 +1,203 @@
+/**
+ * Column-value encryption: AES-256-GCM (node:crypto) under a data key, bound to where the value
+ * is stored. Layout of a sealed value:
+ *
+ *   [format = 1 : 1 byte][data-key version : uint32 BE][nonce : 12][ciphertext : n][tag : 16]
+ *
+ * The associated data is an unambiguous length-prefixed encoding of a domain label, the 5 header
+ * bytes and the {@link ValueLocation}, so a sealed value copied to another table, column, row or
+ * version, or with any header bit changed, fails authentication.
+ */
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { DecryptionError } from './errors.ts';
+
+/** Where a sealed value lives; part of the associated data. `version` is a secret's version. */
+export type ValueLocation = { table: string; column: string; rowId: string; version?: number };
+
+/** An unwrapped data key: 32 bytes plus its version number (1 ≤ version ≤ 2^32 − 1). */
+export type DataKey = { version: number; key: Uint8Array };
+
+/** Format version byte written by {@link sealValue}. */
+export const VALUE_FORMAT_VERSION = 1;
+
+const CIPHER = 'aes-256-gcm';
+const KEY_BYTES = 32;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const HEADER_BYTES = 1 + 4;
+const PREFIX_BYTES = HEADER_BYTES + NONCE_BYTES;
+/** Smallest well-formed sealed value: header, nonce and tag around an empty plaintext. */
+export const MIN_SEALED_BYTES = PREFIX_BYTES + TAG_BYTES;
+const MAX_DATA_KEY_VERSION = 0xffff_ffff;
+const VALUE_DOMAIN = 'secryn/v1/value';
+
+const utf8 = new TextEncoder();
+
+/** Throws unless `version` can be stored in the uint32 header and is not the zero sentinel. */
+export function assertDataKeyVersion(version: number): void {
+  if (!Number.isInteger(version) || version < 1 || version > MAX_DATA_KEY_VERSION) {
+    throw new RangeError('data key version must be an integer in 1..4294967295');
+  }
+}
+
+/** Throws unless `key` is exactly 32 bytes. Never echoes the key. */
+export function assertKey256(key: Uint8Array, what = 'key'): void {
+  if (!(key instanceof Uint8Array) || key.byteLength !== KEY_BYTES) {
+    throw new RangeError(`${what} must be exactly 32 bytes`);
+  }
+}
+
+/**
+ * Encodes `fields` as a sequence of [uint32 BE length][bytes], so no two different field lists
+ * share an encoding. Used for every associated-data string in the crypto layer.
+ */
+export function encodeFields(fields: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const field of fields) total += 4 + field.byteLength;
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  let offset = 0;
+  for (const field of fields) {
+    view.setUint32(offset, field.byteLength);
+    out.set(field, offset + 4);
+    offset += 4 + field.byteLength;
+  }
+  return out;
+}
+
+const DOMAIN_FIELD = encodeFields([utf8.encode(VALUE_DOMAIN)]);
+// Reused AAD buffer: node:crypto copies it in setAAD, which runs synchronously right after.
+let aadScratch = new Uint8Array(256);
+let aadView = new DataView(aadScratch.buffer);
+
+function requireName(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value === '') throw new TypeError(`where.${field} is required`);
+  return value;
+}
+
+/**
+ * AAD = fields(domain, header, table, column, rowId, version) in {@link encodeFields} form. An
+ * absent version is an empty field and a present one 8 bytes, so the two never collide. The
+ * result aliases a shared scratch buffer and must be consumed before the next call.
+ */
+function locationAad(header: Uint8Array, where: ValueLocation): Uint8Array {
+  const table = requireName(where.table, 'table');
+  const column = requireName(where.column, 'column');
+  const rowId = requireName(where.rowId, 'rowId');
+  const { version } = where;
+  if (version !== undefined && (!Number.isSafeInteger(version) || version < 0)) {
+    throw new RangeError('where.version must be a non-negative safe integer');
+  }
+  // UTF-8 needs at most 3 bytes per UTF-16 code unit.
+  const bound =
+    DOMAIN_FIELD.byteLength +
+    4 * 5 +
+    header.byteLength +
+    8 +
+    3 * (table.length + column.length + rowId.length);
+  if (bound > aadScratch.byteLength) {
+    aadScratch = new Uint8Array(bound * 2);
+    aadView = new DataView(aadScratch.buffer);
+  }
+  aadScratch.set(DOMAIN_FIELD);
+  let offset = DOMAIN_FIELD.byteLength;
+  aadView.setUint32(offset, header.byteLength);
+  aadScratch.set(header, offset + 4);
+  offset += 4 + header.byteLength;
+  for (const text of [table, column, rowId]) {
+    const { written } = utf8.encodeInto(text, aadScratch.subarray(offset + 4));
+    aadView.setUint32(offset, written);
+    offset += 4 + written;
+  }
+  if (version === undefined) {
+    aadView.setUint32(offset, 0);
+    offset += 4;
+  } else {
+    aadView.setUint32(offset, 8);
+    aadView.setUint32(offset + 4, Math.floor(version / 0x1_0000_0000));
+    aadView.setUint32(offset + 8, version >>> 0);
+    offset += 12;
+  }
+  return aadScratch.subarray(0, offset);
+}
+
+/**
+ * Encrypts `plaintext` under `dataKey` with a fresh random nonce, bound to `where`.
+ * Throws RangeError/TypeError on a bad key, version or location (programming errors).
+ */
+export function sealValue(
+  dataKey: DataKey,
+  plaintext: Uint8Array,
+  where: ValueLocation,
+): Uint8Array {
+  assertDataKeyVersion(dataKey.version);
+  assertKey256(dataKey.key, 'data key');
+  const out = new Uint8Array(PREFIX_BYTES + plaintext.byteLength + TAG_BYTES);
+  const view = new DataView(out.buffer);
+  out[0] = VALUE_FORMAT_VERSION;
+  view.setUint32(1, dataKey.version);
+  randomFillSync(out, HEADER_BYTES, NONCE_BYTES);
+  const nonce = out.subarray(HEADER_BYTES, PREFIX_BYTES);
+
+  const cipher = createCipheriv(CIPHER, dataKey.key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(locationAad(out.subarray(0, HEADER_BYTES), where));
+  const body = cipher.update(plaintext);
+  const tail = cipher.final(); // empty for GCM, kept for correctness
+  out.set(body, PREFIX_BYTES);
+  out.set(tail, PREFIX_BYTES + body.byteLength);
+  out.set(cipher.getAuthTag(), PREFIX_BYTES + plaintext.byteLength);
+  return out;
+}
+
+/**
+ * Returns the data-key version named in a sealed value's header, after checking the length,
+ * format byte and version range. Throws DecryptionError if the header is not well formed.
+ * The version is not authenticated until {@link openValue} succeeds.
+ */
+export function readDataKeyVersion(ciphertext: Uint8Array): number {
+  if (!(ciphertext instanceof Uint8Array) || ciphertext.byteLength < MIN_SEALED_BYTES) {
+    throw new DecryptionError('malformed');
+  }
+  if (ciphertext[0] !== VALUE_FORMAT_VERSION) throw new DecryptionError('unsupported_format');
+  const version = new DataView(
+    ciphertext.buffer,
+    ciphertext.byteOffset,
+    ciphertext.byteLength,
+  ).getUint32(1);
+  if (version === 0) throw new DecryptionError('malformed');
+  return version;
+}
+
+/**
+ * Decrypts a value sealed by {@link sealValue} with the same key and location. Any malformed,
+ * truncated, tampered or misplaced input throws DecryptionError; no partial plaintext escapes.
+ */
+export function openValue(
+  dataKey: DataKey,
+  ciphertext: Uint8Array,
+  where: ValueLocation,
+): Uint8Array {
+  assertKey256(dataKey.key, 'data key');
+  const version = readDataKeyVersion(ciphertext);
+  if (version !== dataKey.version) throw new DecryptionError('key_mismatch');
+
+  const nonce = ciphertext.subarray(HEADER_BYTES, PREFIX_BYTES);
+  const body = ciphertext.subarray(PREFIX_BYTES, ciphertext.byteLength - TAG_BYTES);
+  const tag = ciphertext.subarray(ciphertext.byteLength - TAG_BYTES);
+  const aad = locationAad(ciphertext.subarray(0, HEADER_BYTES), where);
+  let unverified: Uint8Array | undefined;
+  try {
+    const decipher = createDecipheriv(CIPHER, dataKey.key, nonce, { authTagLength: TAG_BYTES });
+    decipher.setAAD(aad);
+    decipher.setAuthTag(tag);
+    unverified = decipher.update(body);
+    decipher.final(); // throws if the tag does not verify
+  } catch {
+    unverified?.fill(0); // unauthenticated plaintext must not linger
+    throw new DecryptionError('authentication_failed');
+  }
+  // Copy into a plain, exactly-sized Uint8Array (a Buffer may be a view on a shared slab).
+  const plaintext = new Uint8Array(unverified);
+  unverified.fill(0);
+  return plaintext;
+}

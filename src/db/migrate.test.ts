@@ -1,0 +1,54 @@
+import { describe, expect, test } from 'bun:test';
+import { join } from 'node:path';
+import { tempDir } from '../../test/harness.ts';
+import { embeddedMigrations } from '../../migrations/index.ts';
+import { openDatabase } from './client.ts';
+import { pendingMigrationCount, runMigrations } from './migrate.ts';
+
+describe('embedded migrations', () => {
+  test('apply once, then are idempotent; the pragmas are set', () => {
+    using dir = tempDir();
+    const sqlite = openDatabase(join(dir.path, 'm.db'), {
+      synchronous: 'full',
+      busyTimeoutMs: 2500,
+    });
+    expect(embeddedMigrations.length).toBeGreaterThan(0);
+    expect(pendingMigrationCount(sqlite)).toBe(embeddedMigrations.length);
+    expect(runMigrations(sqlite)).toEqual(embeddedMigrations.map((m) => m.tag));
+    expect(runMigrations(sqlite)).toEqual([]);
+    expect(pendingMigrationCount(sqlite)).toBe(0);
+    expect(sqlite.query('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
+    expect(sqlite.query('PRAGMA foreign_keys').get()).toEqual({ foreign_keys: 1 });
+    expect(sqlite.query('PRAGMA synchronous').get()).toEqual({ synchronous: 2 });
+    expect(sqlite.query('PRAGMA busy_timeout').get()).toEqual({ timeout: 2500 });
+    sqlite.close();
+  });
+
+  test('a later migration is applied on top; a failing one leaves nothing behind', () => {
+    using dir = tempDir();
+    const sqlite = openDatabase(join(dir.path, 'm.db'), {
+      synchronous: 'normal',
+      busyTimeoutMs: 100,
+    });
+    expect(sqlite.query('PRAGMA synchronous').get()).toEqual({ synchronous: 1 });
+    runMigrations(sqlite);
+    const last = embeddedMigrations.at(-1)!.createdAt;
+    const next = [
+      ...embeddedMigrations,
+      { tag: '9999_extra', createdAt: last + 1, sql: 'CREATE TABLE extra (id INTEGER)' },
+    ];
+    expect(runMigrations(sqlite, next)).toEqual(['9999_extra']);
+    const broken = [
+      ...next,
+      {
+        tag: '9999_broken',
+        createdAt: last + 2,
+        sql: 'CREATE TABLE fine (id INTEGER);\n--> statement-breakpoint\nNOT SQL',
+      },
+    ];
+    expect(() => runMigrations(sqlite, broken)).toThrow();
+    expect(sqlite.query(`SELECT name FROM sqlite_master WHERE name = 'fine'`).get()).toBeNull();
+    expect(pendingMigrationCount(sqlite, broken)).toBe(1);
+    sqlite.close();
+  });
+});

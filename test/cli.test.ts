@@ -1,0 +1,124 @@
+import { describe, expect, test } from 'bun:test';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, pinnedEnv, cliCommand, runCli, tempDir, writeConfig } from './harness.ts';
+
+describe('secryn CLI', () => {
+  test('--help lists the commands, exits 0, no colours when NO_COLOR or not a TTY', async () => {
+    const result = await runCli(['--help']);
+    expect(result.exitCode).toBe(0);
+    for (const command of ['init', 'serve', 'migrate', 'version'])
+      expect(result.stdout).toContain(command);
+    expect(result.stdout).not.toContain('\x1b[');
+    const sub = await runCli(['init', '--help']);
+    expect(sub.exitCode).toBe(0);
+    expect(sub.stdout).toContain('--config');
+  });
+
+  test('version prints the package version', async () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dir, '../package.json'), 'utf8')) as {
+      version: string;
+    };
+    const result = await runCli(['version', '--json']);
+    expect(result.exitCode).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ version: pkg.version });
+  });
+
+  test('an unknown command or flag is one clear line and exit 2', async () => {
+    const unknownCommand = await runCli(['frobnicate']);
+    expect(unknownCommand.exitCode).toBe(2);
+    expect(unknownCommand.stderr.trim().split('\n')).toEqual([
+      expect.stringContaining('unknown command "frobnicate"'),
+    ]);
+    const unknownFlag = await runCli(['init', '--frobnicate']);
+    expect(unknownFlag.exitCode).toBe(2);
+    expect(unknownFlag.stderr.trim().split('\n')).toEqual([
+      expect.stringContaining('unknown option --frobnicate'),
+    ]);
+    expect(unknownFlag.stdout).toBe('');
+  });
+
+  test('each kind of bad config file exits 78 with only its error lines', async () => {
+    using dir = tempDir();
+    const cases: [string, RegExp[]][] = [
+      ['[server]\nport = = 1\n', [/bad\.toml:2:\d+: /]],
+      [
+        '[server]\nport = "x"\nprot = 1\n',
+        [/server\.port: expected integer/, /server\.prot: unknown key/],
+      ],
+      ['[server]\ntls_key_file = "k.pem"\n', [/server\.tls_cert_file: required/]],
+    ];
+    for (const [text, patterns] of cases) {
+      const path = join(dir.path, 'bad.toml');
+      writeFileSync(path, text);
+      const result = await runCli(['serve', '--config', path]);
+      expect(result.exitCode).toBe(78);
+      const lines = result.stderr.trim().split('\n');
+      expect(lines).toHaveLength(patterns.length);
+      patterns.forEach((pattern) => expect(lines.some((line) => pattern.test(line))).toBe(true));
+      expect(result.stdout).toBe('');
+    }
+    const missing = await runCli(['serve', '--config', join(dir.path, 'absent.toml')]);
+    expect(missing.exitCode).toBe(78);
+    expect(missing.stderr).toContain('absent.toml: not found');
+    const viaEnv = await runCli(['migrate'], {
+      env: { SECRYN_CONFIG: join(dir.path, 'bad.toml') },
+    });
+    expect(viaEnv.exitCode).toBe(78);
+  });
+
+  test('init creates the instance in a 0700 directory and refuses to touch it again', async () => {
+    using dir = tempDir();
+    const config = writeConfig(dir.path);
+    const first = await runCli(['init', '--config', config], { cwd: dir.path });
+    expect(first.exitCode).toBe(0);
+    const db = join(dir.path, 'data/secryn.db');
+    expect(statSync(join(dir.path, 'data')).mode & 0o777).toBe(0o700);
+    expect(statSync(db).mode & 0o077).toBe(0);
+    const before = readFileSync(db);
+    const second = await runCli(['init', '--config', config]);
+    expect(second.exitCode).toBe(4);
+    expect(second.stderr).toContain('already exists');
+    expect(readFileSync(db).equals(before)).toBe(true);
+    const ifMissing = await runCli(['init', '--if-missing', '--config', config]);
+    expect(ifMissing.exitCode).toBe(0);
+  });
+
+  test('migrate is idempotent and serve refuses a missing instance', async () => {
+    using dir = tempDir();
+    const config = writeConfig(dir.path);
+    const notYet = await runCli(['migrate', '--config', config]);
+    expect(notYet.exitCode).toBe(3);
+    expect(notYet.stderr).toContain('secryn init');
+    expect((await runCli(['serve', '--config', config])).exitCode).toBe(3);
+    expect((await runCli(['init', '--config', config])).exitCode).toBe(0);
+    const again = await runCli(['migrate', '--config', config, '--json']);
+    expect(again.exitCode).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual({ applied: [] });
+  });
+
+  test('serve answers health over a socket and stops cleanly on SIGTERM and SIGINT', async () => {
+    using dir = tempDir();
+    const port = freePort();
+    const config = writeConfig(dir.path, `[server]\nport = ${port}\n`);
+    expect((await runCli(['init', '--config', config])).exitCode).toBe(0);
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const proc = Bun.spawn([...cliCommand(), 'serve', '--config', config], {
+        cwd: dir.path,
+        env: pinnedEnv(),
+        stdout: 'pipe',
+        stderr: 'pipe',
+      });
+      let health: Response | undefined;
+      for (let i = 0; i < 200 && !health; i++) {
+        health = await fetch(`http://127.0.0.1:${port}/v1/health`).catch(() => undefined);
+        if (!health) await Bun.sleep(25);
+      }
+      expect(health?.status).toBe(200);
+      expect(await health!.json()).toMatchObject({ status: 'ok' });
+      proc.kill(signal);
+      const exitCode = await Promise.race([proc.exited, Bun.sleep(5000).then(() => 'timeout')]);
+      expect(exitCode).toBe(0);
+    }
+  });
+});

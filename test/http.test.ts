@@ -1,0 +1,270 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { Elysia, t } from 'elysia';
+import { createInstance, type Instance } from '../src/instance.ts';
+import { buildApp, type RunningServer, startServer } from '../src/server.ts';
+import { call, memoryLogger, tempDir, testConfig } from './harness.ts';
+
+const MARKER = 'MARKER-7f3c1e0b-do-not-echo';
+
+/** A sample feature exercising validation, thrown errors and slow handlers. */
+const sample = new Elysia({ name: 'sample' })
+  .post('/v1/samples', ({ body }) => ({ name: body.name }), {
+    body: t.Object({
+      name: t.String({ minLength: 1 }),
+      count: t.Optional(t.Number()),
+      nested: t.Optional(t.Object({ deep: t.Boolean() })),
+    }),
+  })
+  .get('/v1/samples/:id', ({ params, query }) => ({ id: params.id, q: query.q ?? null }))
+  .get('/v1/explode', () => {
+    throw new Error(`internal detail ${MARKER}`);
+  })
+  .get('/v1/slow', async () => {
+    await Bun.sleep(300);
+    return { slow: true };
+  });
+
+describe('HTTP foundation', () => {
+  const dir = tempDir();
+  const logger = memoryLogger('json', 'info');
+  let instance: Instance;
+  let app: ReturnType<typeof buildApp>;
+
+  beforeAll(() => {
+    instance = createInstance(testConfig(dir.path, { server: { max_body_bytes: 2048 } }), logger);
+    app = buildApp(instance, { features: [sample] });
+  });
+  afterAll(async () => {
+    await instance.close();
+    dir[Symbol.dispose]();
+  });
+
+  const expectErrorShape = async (response: Response, status: number, code: string) => {
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-type')).toContain('application/json');
+    expect(response.headers.get('x-request-id')).toBeTruthy();
+    const body = (await response.json()) as {
+      error: { code: string; message: string; details?: Record<string, unknown> };
+    };
+    expect(body.error.code).toBe(code);
+    expect(typeof body.error.message).toBe('string');
+    expect(JSON.stringify(body)).not.toContain(MARKER);
+    return body.error;
+  };
+
+  test('health on both paths, no auth, with the package version', async () => {
+    for (const path of ['/health', '/v1/health']) {
+      const response = await call(app, 'GET', path);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({
+        status: 'ok',
+        version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      });
+    }
+  });
+
+  test('unknown route is 404 and a known path with the wrong method is 405 with Allow', async () => {
+    await expectErrorShape(await call(app, 'GET', '/v1/nothing-here'), 404, 'NOT_FOUND');
+    const response = await call(app, 'DELETE', '/v1/samples/abc');
+    expect(response.headers.get('allow')).toBe('GET');
+    await expectErrorShape(response, 405, 'METHOD_NOT_ALLOWED');
+  });
+
+  test('validation errors name the field and never echo the submitted value', async () => {
+    const wrongType = await expectErrorShape(
+      await call(app, 'POST', '/v1/samples', { body: { name: 12345, secret: MARKER } }),
+      400,
+      'INVALID_REQUEST',
+    );
+    expect(wrongType.details).toMatchObject({ field: 'name' });
+    const nested = await expectErrorShape(
+      await call(app, 'POST', '/v1/samples', { body: { name: 'ok', nested: { deep: MARKER } } }),
+      400,
+      'INVALID_REQUEST',
+    );
+    expect(nested.details).toMatchObject({ field: 'nested.deep' });
+    const missing = await expectErrorShape(
+      await call(app, 'POST', '/v1/samples', { body: { count: 1 } }),
+      400,
+      'INVALID_REQUEST',
+    );
+    expect(missing.details).toEqual({ field: 'name', reason: 'Missing required field' });
+  });
+
+  test('malformed JSON is 400; a non-JSON content type is 415', async () => {
+    const malformed = await call(app, 'POST', '/v1/samples', {
+      rawBody: `{"name": "${MARKER}"`,
+      headers: { 'content-type': 'application/json' },
+    });
+    await expectErrorShape(malformed, 400, 'INVALID_REQUEST');
+    const form = await call(app, 'POST', '/v1/samples', {
+      rawBody: `name=${MARKER}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    await expectErrorShape(form, 415, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  test('a body over server.max_body_bytes is 413, declared or streamed', async () => {
+    const big = JSON.stringify({ name: MARKER.repeat(200) });
+    const declared = await call(app, 'POST', '/v1/samples', {
+      rawBody: big,
+      headers: { 'content-type': 'application/json', 'content-length': String(big.length) },
+    });
+    await expectErrorShape(declared, 413, 'PAYLOAD_TOO_LARGE');
+    const stream = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(big));
+        controller.close();
+      },
+    });
+    const chunked = await call(app, 'POST', '/v1/samples', {
+      rawBody: stream,
+      headers: { 'content-type': 'application/json' },
+    });
+    await expectErrorShape(chunked, 413, 'PAYLOAD_TOO_LARGE');
+  });
+
+  test('a thrown error is a generic 500; the detail goes to the log with the request id', async () => {
+    const response = await call(app, 'GET', '/v1/explode', {
+      headers: { 'x-request-id': 'trace-0001-abcd' },
+    });
+    expect(response.headers.get('x-request-id')).toBe('trace-0001-abcd');
+    const error = await expectErrorShape(response, 500, 'INTERNAL_ERROR');
+    expect(error.message).toBe('Internal server error');
+    const logged = logger.lines
+      .map((line) => JSON.parse(line))
+      .find((entry) => entry.msg === 'unhandled error');
+    expect(logged).toMatchObject({ level: 'error', request_id: 'trace-0001-abcd' });
+    expect(logged.error).toContain('internal detail');
+  });
+
+  test('X-Request-Id: a sane incoming id is echoed, anything else replaced', async () => {
+    const echoed = await call(app, 'GET', '/v1/samples/x', {
+      headers: { 'x-request-id': 'abc-12345.6789' },
+    });
+    expect(echoed.headers.get('x-request-id')).toBe('abc-12345.6789');
+    const replaced = await call(app, 'GET', '/v1/samples/x', {
+      headers: { 'x-request-id': '<script>alert(1)</script>' },
+    });
+    expect(replaced.headers.get('x-request-id')).toMatch(/^req_[A-Za-z0-9_-]{16}$/);
+  });
+
+  test('one JSON access-log line per request: no query values, no headers, no bodies', async () => {
+    const secret = 'ACCESS-LOG-MARKER-51c2';
+    await call(app, 'GET', `/v1/samples/abc?q=${secret}`, {
+      headers: { authorization: `Bearer ${secret}`, 'x-request-id': 'access-log-get-1' },
+    });
+    await call(app, 'POST', '/v1/samples', {
+      body: { name: secret },
+      headers: { 'x-request-id': 'access-log-post-1' },
+    });
+    await Bun.sleep(50); // the access log is written after the response has gone out
+    const entries = logger.lines
+      .map((line) => JSON.parse(line))
+      .filter(
+        (entry) => entry.msg === 'request' && String(entry.request_id).startsWith('access-log-'),
+      );
+    expect(entries).toHaveLength(2);
+    expect(entries).toContainEqual(
+      expect.objectContaining({
+        level: 'info',
+        method: 'GET',
+        path: '/v1/samples/abc',
+        status: 200,
+        request_id: 'access-log-get-1',
+      }),
+    );
+    expect(entries).toContainEqual(
+      expect.objectContaining({
+        method: 'POST',
+        path: '/v1/samples',
+        status: 200,
+        request_id: 'access-log-post-1',
+      }),
+    );
+    for (const entry of entries) expect(typeof entry.duration_ms).toBe('number');
+    expect(logger.lines.join('\n')).not.toContain(secret);
+  });
+
+  test('health is 503 "unavailable" when the database cannot be written', async () => {
+    using brokenDir = tempDir();
+    const broken = createInstance(testConfig(brokenDir.path), memoryLogger());
+    const brokenApp = buildApp(broken);
+    expect((await call(brokenApp, 'GET', '/v1/health')).status).toBe(200);
+    broken.sqlite.run('PRAGMA query_only = ON');
+    await Bun.sleep(1100); // the verdict is cached for a second
+    const response = await call(brokenApp, 'GET', '/v1/health');
+    expect(response.status).toBe(503);
+    expect(await response.json()).toEqual({ status: 'unavailable', version: expect.any(String) });
+    broken.sqlite.run('PRAGMA query_only = OFF');
+    await broken.close();
+  });
+});
+
+describe('server', () => {
+  test('graceful stop: in-flight requests finish, new connections are refused', async () => {
+    using dir = tempDir();
+    const instance = createInstance(testConfig(dir.path), memoryLogger());
+    const running: RunningServer = startServer(instance, { features: [sample], port: 0 });
+    const base = `http://127.0.0.1:${running.server.port}`;
+    const inFlight = fetch(`${base}/v1/slow`);
+    await Bun.sleep(50);
+    const stopped = running.stop();
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ slow: true });
+    await stopped;
+    expect(
+      await fetch(`${base}/v1/health`).then(
+        () => 'answered',
+        () => 'refused',
+      ),
+    ).toBe('refused');
+  });
+
+  test('HTTPS when tls_cert_file and tls_key_file are set', async () => {
+    using dir = tempDir();
+    const cert = `${dir.path}/tls.crt`;
+    const key = `${dir.path}/tls.key`;
+    const openssl = Bun.spawnSync([
+      'openssl',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ]);
+    expect(openssl.exitCode).toBe(0);
+    const instance = createInstance(
+      testConfig(dir.path, { server: { tls_cert_file: cert, tls_key_file: key } }),
+      memoryLogger(),
+    );
+    const running = startServer(instance, { port: 0 });
+    try {
+      expect(running.url.protocol).toBe('https:');
+      const response = await fetch(`https://127.0.0.1:${running.server.port}/v1/health`, {
+        tls: { ca: await Bun.file(cert).text() },
+      });
+      expect(response.status).toBe(200);
+      const plain = await fetch(`http://127.0.0.1:${running.server.port}/v1/health`).then(
+        (r) => r.status,
+        () => 'refused',
+      );
+      expect(plain).not.toBe(200);
+    } finally {
+      await running.stop();
+    }
+  });
+});
