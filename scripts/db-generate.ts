@@ -50,6 +50,7 @@ writeFileSync(
     '',
   ].join('\n'),
 );
+Bun.spawnSync(['node_modules/.bin/prettier', '--write', 'migrations/index.ts'], { cwd: root });
 console.log(`migrations/index.ts: ${journal.entries.length} migration(s)`);
 
 function listSqlFiles(): string[] {
