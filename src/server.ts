@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';
 import { instance as instanceTable } from './db/tables.ts';
-import { createApp, type App } from './http/app.ts';
+import { createApp, type App, type AppOptions } from './http/app.ts';
 import type { Instance } from './instance.ts';
 import { VERSION } from './version.ts';
 
@@ -14,6 +14,8 @@ export type ServerOptions = {
   /** Further readiness conditions (e.g. "the keyring is loaded"). */
   readiness?: (() => boolean)[];
   clientIp?: (request: Request, socketIp: string | undefined) => string;
+  /** See {@link AppOptions.recordOutcome}: the audit log's hook. */
+  recordOutcome?: AppOptions['recordOutcome'];
   /** Override the configured port (tests use 0 for an ephemeral port). */
   port?: number;
 };
@@ -74,6 +76,7 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
     version: VERSION,
     isHealthy: writabilityProbe(instance, options.readiness),
     clientIp: options.clientIp,
+    recordOutcome: options.recordOutcome,
     plugins: options.plugins,
     features: options.features,
   });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { Elysia, t } from 'elysia';
 import { createInstance, type Instance } from '../src/instance.ts';
 import { buildApp, type RunningServer, startServer } from '../src/server.ts';
+import { createApp } from '../src/http/app.ts';
 import { call, memoryLogger, tempDir, testConfig } from './harness.ts';
 
 const MARKER = 'MARKER-7f3c1e0b-do-not-echo';
@@ -266,5 +267,42 @@ describe('server', () => {
     } finally {
       await running.stop();
     }
+  });
+});
+
+describe('request outcomes (the audit hook)', () => {
+  test('every request is recorded with its final status before the response; a failure to record is a 503', async () => {
+    using dir = tempDir();
+    const instance = createInstance(testConfig(dir.path), memoryLogger());
+    const recorded: [string, number][] = [];
+    let failRecording = false;
+    const app = createApp({
+      config: instance.config,
+      logger: memoryLogger(),
+      version: '0.0.0',
+      isHealthy: async () => true,
+      features: [sample],
+      recordOutcome: async (request, status) => {
+        if (failRecording) throw new Error('audit storage is gone');
+        recorded.push([`${request.method} ${new URL(request.url).pathname}`, status]);
+      },
+    });
+    expect((await call(app, 'GET', '/v1/samples/a')).status).toBe(200);
+    expect((await call(app, 'POST', '/v1/samples', { body: {} })).status).toBe(400);
+    expect((await call(app, 'GET', '/v1/explode')).status).toBe(500);
+    expect(recorded).toEqual([
+      ['GET /v1/samples/a', 200],
+      ['POST /v1/samples', 400],
+      ['GET /v1/explode', 500],
+    ]);
+    failRecording = true;
+    for (const path of ['/v1/samples/a', '/v1/explode']) {
+      const response = await call(app, 'GET', path);
+      expect(response.status).toBe(503);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe(
+        'SERVICE_UNAVAILABLE',
+      );
+    }
+    await instance.close();
   });
 });

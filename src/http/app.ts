@@ -1,10 +1,10 @@
 import { Elysia, type AnyElysia } from 'elysia';
 import type { Config } from '../config/schema.ts';
-import { AppError } from '../errors.ts';
+import { AppError, ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { logAccess } from './access-log.ts';
 import { checkDeclaredLength, readJsonBody } from './body.ts';
-import { errorBody, toPublicError } from './error-funnel.ts';
+import { errorBody, toPublicError, type PublicError } from './error-funnel.ts';
 import { healthRoutes } from './health.ts';
 import { chooseRequestId, requestMeta, setRequestMeta } from './request-meta.ts';
 import { RouteTable } from './route-table.ts';
@@ -16,6 +16,12 @@ export type AppOptions = {
   isHealthy: () => Promise<boolean>;
   /** Resolves the client address of a request (socket address, or X-Forwarded-For when trusted). */
   clientIp?: (request: Request, socketIp: string | undefined) => string;
+  /**
+   * Called with the final status of every request before its response is sent (success or
+   * error). The audit log hooks in here; if it throws, the response becomes a 503 instead, so
+   * that no request is answered without its audit entry (fail closed).
+   */
+  recordOutcome?: (request: Request, status: number) => Promise<void>;
   /** Plugins mounted at the root (e.g. the docs). */
   plugins?: AnyElysia[];
   /** Feature modules; each declares its own `/v1/...` paths. */
@@ -29,7 +35,7 @@ export type AppOptions = {
 export function createApp(options: AppOptions) {
   const { config, logger } = options;
   const maxBody = config.server.max_body_bytes;
-  const routes = new RouteTable(() => app.routes);
+  const methodNotAllowed = methodNotAllowedFor(new RouteTable(() => app.routes));
 
   const app = new Elysia({ name: 'secryn' })
     .onRequest(({ request, set, server }) => {
@@ -45,27 +51,42 @@ export function createApp(options: AppOptions) {
       checkDeclaredLength(request, maxBody);
     })
     .onParse(({ request }) => readJsonBody(request, maxBody))
-    .onError(({ code, error, set, request }) => {
+    .onAfterHandle(async ({ request, set, response }) => {
+      if (!options.recordOutcome) return;
+      try {
+        await options.recordOutcome(request, statusOfResponse(response, set.status));
+      } catch (recordError) {
+        logger.error(
+          'could not record the request outcome',
+          { request_id: requestMeta(request).requestId },
+          asError(recordError),
+        );
+        throw new OutcomeNotRecorded();
+      }
+    })
+    .onError(async ({ code, error, set, request }) => {
       const meta = requestMeta(request);
       set.headers['x-request-id'] = meta.requestId;
       set.headers['cache-control'] = 'no-store';
-      if (code === 'NOT_FOUND' && !(error instanceof AppError)) {
-        const allowed = routes.allowedMethods(new URL(request.url).pathname);
-        if (allowed.length > 0 && !allowed.includes(request.method.toUpperCase())) {
-          set.status = 405;
-          set.headers['allow'] = allowed.join(', ');
-          return errorBody('METHOD_NOT_ALLOWED', 'Method not allowed', {
-            reason: `Allowed: ${allowed.join(', ')}`,
-          });
-        }
-      }
-      const result = toPublicError(code, error);
+      let result = methodNotAllowed(code, error, request) ?? toPublicError(code, error);
       if (result.fault !== undefined) {
         logger.error(
           'unhandled error',
           { request_id: meta.requestId, method: request.method },
           result.fault,
         );
+      }
+      if (options.recordOutcome && !(error instanceof OutcomeNotRecorded)) {
+        try {
+          await options.recordOutcome(request, result.status);
+        } catch (recordError) {
+          logger.error(
+            'could not record the request outcome',
+            { request_id: meta.requestId },
+            asError(recordError),
+          );
+          result = toPublicError('UNKNOWN', new ServiceUnavailableError());
+        }
       }
       set.status = result.status;
       Object.assign(set.headers, result.headers ?? {});
@@ -84,6 +105,45 @@ export function createApp(options: AppOptions) {
   for (const plugin of options.plugins ?? []) app.use(plugin);
   for (const feature of options.features ?? []) app.use(feature);
   return app;
+}
+
+/**
+ * Thrown from the success path when the outcome could not be recorded: the error funnel then
+ * answers 503 without trying to record a second time.
+ */
+class OutcomeNotRecorded extends ServiceUnavailableError {}
+
+/** A known path called with a method it does not accept: 405 with `Allow`, not 404. */
+function methodNotAllowedFor(routes: RouteTable) {
+  return (code: string | number, error: unknown, request: Request): PublicError | undefined => {
+    if (code !== 'NOT_FOUND' || error instanceof AppError) return undefined;
+    const allowed = routes.allowedMethods(new URL(request.url).pathname);
+    if (allowed.length === 0 || allowed.includes(request.method.toUpperCase())) return undefined;
+    return {
+      status: 405,
+      headers: { allow: allowed.join(', ') },
+      body: errorBody('METHOD_NOT_ALLOWED', 'Method not allowed', {
+        reason: `Allowed: ${allowed.join(', ')}`,
+      }),
+    };
+  };
+}
+
+function statusOfResponse(response: unknown, status: number | string | undefined): number {
+  if (response instanceof Response) return response.status;
+  if (
+    response &&
+    typeof response === 'object' &&
+    'code' in response &&
+    typeof response.code === 'number'
+  ) {
+    return response.code; // Elysia's status(code, body)
+  }
+  return typeof status === 'number' ? status : 200;
+}
+
+function asError(value: unknown): Error | undefined {
+  return value instanceof Error ? value : undefined;
 }
 
 /** The application type, for tests and plugins. */

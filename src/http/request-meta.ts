@@ -10,7 +10,25 @@ export type RequestMeta = {
   requestId: string;
   startedAt: number;
   clientIp: string;
+  /** Who made the request, once authentication has looked at it (set by the access layer). */
+  actor?: AuditActor;
+  /** The audited action of the matched route, e.g. `resource.reveal` (set by the access layer). */
+  action?: string;
+  /** What the request acted on, as far as it is known (set by the access layer or a handler). */
+  target?: AuditTarget;
+  /** True once this request's audit entry has been committed (e.g. with its write). */
+  audited?: boolean;
 };
+
+/** The actor of an audit entry. API requests: `api_key` (or `anonymous` when no key was usable). */
+export type AuditActor = {
+  type: 'api_key' | 'anonymous' | 'local_user' | 'system';
+  id: string | null;
+  name: string | null;
+};
+
+/** The target of an audit entry: `{ type: 'resource', id: 'res_…' }`; `id` null for collections. */
+export type AuditTarget = { type: string; id: string | null };
 
 const metas = new WeakMap<Request, RequestMeta>();
 
