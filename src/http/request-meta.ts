@@ -16,6 +16,11 @@ export type RequestMeta = {
   action?: string;
   /** What the request acted on, as far as it is known (set by the access layer or a handler). */
   target?: AuditTarget;
+  /**
+   * True when a 404 was the access layer hiding something outside the caller's projects or
+   * vaults (a denial), as opposed to something that does not exist.
+   */
+  denied?: boolean;
   /** True once this request's audit entry has been committed (e.g. with its write). */
   audited?: boolean;
 };
