@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';
 import { instance as instanceTable } from './db/tables.ts';
+import { docsPlugin } from './http/docs.ts';
 import { createApp, type App, type AppOptions } from './http/app.ts';
 import type { Instance } from './instance.ts';
 import { VERSION } from './version.ts';
@@ -77,7 +78,7 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
     isHealthy: writabilityProbe(instance, options.readiness),
     clientIp: options.clientIp,
     recordOutcome: options.recordOutcome,
-    plugins: options.plugins,
+    plugins: [docsPlugin({ version: VERSION }), ...(options.plugins ?? [])],
     features: options.features,
   });
 }

@@ -28,6 +28,7 @@ export function healthRoutes(options: HealthOptions) {
     summary: 'Health check',
     description: 'Liveness and writability; no authentication.',
     tags: ['system'],
+    security: [],
   };
   return new Elysia({ name: 'health' })
     .get('/health', handler, {
