@@ -1,14 +1,27 @@
 import type { Database } from 'bun:sqlite';
 import { existsSync, rmSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import type { Config } from './config/schema.ts';
 import { createDb, openDatabase, type Db } from './db/client.ts';
-import { runMigrations } from './db/migrate.ts';
+import { pendingMigrationCount, runMigrations } from './db/migrate.ts';
 import { instance as instanceTable } from './db/tables.ts';
 import { WriteQueue } from './db/write-queue.ts';
+import { MasterKeyError } from './crypto/errors.ts';
+import {
+  generateMasterKey,
+  MASTER_KEY_CREDENTIAL_NAME,
+  MASTER_KEY_ENV_VAR,
+  writeNewMasterKeyFile,
+  type LoadedMasterKey,
+} from './crypto/master-key.ts';
+import { configuredKeyPath, loadConfiguredMasterKey, type Env } from './keyring/key-files.ts';
+import type { LiveKeyring } from './keyring/live-keyring.ts';
+import { openKeyring } from './keyring/open.ts';
+import { createKeyring } from './keyring/store.ts';
 import type { Logger } from './log/logger.ts';
 
 /** An open Secryn instance: the database and what every feature needs to work on it. */
@@ -20,7 +33,12 @@ export type Instance = {
   db: Db;
   /** Group-committed writes; see {@link WriteQueue}. */
   writes: WriteQueue;
-  /** Flushes pending writes and closes the database. */
+  /**
+   * Seals and opens every encrypted column (see src/keyring/live-keyring.ts for the contract and
+   * src/keyring/encrypted-columns.ts for registering a column). Always loaded on an open instance.
+   */
+  keyring: LiveKeyring;
+  /** Flushes pending writes, forgets the data keys and closes the database. */
   close(): Promise<void>;
 };
 
@@ -40,12 +58,23 @@ export class AlreadyInitializedError extends Error {
   }
 }
 
-export type OpenInstanceOptions = { clock?: Clock };
+export type OpenInstanceOptions = {
+  clock?: Clock;
+  /** Where the master key source variables are read; default `process.env`. */
+  env?: Env;
+  /** How often the keyring checks for data keys added by another process; default 1000 ms. */
+  keyringRefreshMs?: number;
+};
 
 /**
- * Opens an existing instance: the database must exist and have been initialised. Pending
- * migrations are applied first (idempotent), so a new binary upgrades the schema on start.
+ * Opens an existing instance: the database must exist and have been initialised, and the master
+ * key must be the one its keyring is sealed with. The key is loaded before the database is
+ * opened, and pending migrations are applied only when there are some, so a refused start (no
+ * key, key file too open, invalid or wrong key) leaves the database file untouched. An
+ * interrupted master-key rotation is finished or discarded here (src/keyring/open.ts).
  * @throws NotInitializedError when there is no database or it was never initialised.
+ * @throws MasterKeyError (missing, bad_permissions, invalid, unreadable), MasterKeyMismatchError
+ *   (wrong key) or KeyringError (keyring absent or altered).
  */
 export function openInstance(
   config: Config,
@@ -54,14 +83,20 @@ export function openInstance(
 ): Instance {
   const path = config.storage.path;
   if (path !== ':memory:' && !existsSync(path)) throw new NotInitializedError(path);
-  const sqlite = openDatabase(path, {
-    synchronous: config.storage.synchronous,
-    busyTimeoutMs: config.storage.busy_timeout_ms,
-    mustExist: true,
-  });
+  const clock = options.clock ?? systemClock;
+  const env = options.env ?? process.env;
+  const masterKey = loadConfiguredMasterKey(config, env);
+  let sqlite: Database | undefined;
   try {
-    const applied = runMigrations(sqlite);
-    if (applied.length > 0) logger.info('database migrated', { applied: applied.join(',') });
+    sqlite = openDatabase(path, {
+      synchronous: config.storage.synchronous,
+      busyTimeoutMs: config.storage.busy_timeout_ms,
+      mustExist: true,
+    });
+    if (pendingMigrationCount(sqlite) > 0) {
+      const applied = runMigrations(sqlite);
+      if (applied.length > 0) logger.info('database migrated', { applied: applied.join(',') });
+    }
     const db = createDb(sqlite);
     const row = db
       .select({ id: instanceTable.id })
@@ -69,18 +104,32 @@ export function openInstance(
       .where(eq(instanceTable.id, 1))
       .get();
     if (!row) throw new NotInitializedError(path);
-    return assemble(config, logger, sqlite, db, options.clock ?? systemClock);
+    const keyring = openKeyring(sqlite, masterKey, {
+      config,
+      env,
+      clock,
+      logger,
+      refreshIntervalMs: options.keyringRefreshMs,
+    });
+    return assemble(config, logger, sqlite, db, clock, keyring);
   } catch (error) {
-    sqlite.close();
+    if (sqlite) closeNow(sqlite);
     throw error;
+  } finally {
+    masterKey.key.fill(0);
   }
 }
 
 /**
- * Creates a new instance: the database file, its schema and the instance row, all in one
- * transaction. Feature set-up that must happen at creation (keyring, first admin key) runs in
- * `setup` inside the same transaction, so a failed init leaves nothing half-made behind.
+ * Creates a new instance: the master key, the database file, its schema, the instance row and
+ * the keyring (data key v1 wrapped under the master key). The master key comes from a systemd
+ * credential or `SECRYN_MASTER_KEY` if one is set (no file is written: `keyring.source` says
+ * so); otherwise a new key is written to `encryption.master_key_file` (0600, directory 0700)
+ * before the database commits. Feature set-up that must happen at creation (first admin key)
+ * runs in `setup` inside the same transaction, so a failed init leaves nothing half-made
+ * behind: the database and a key file written here are removed.
  * @throws AlreadyInitializedError when the database file already exists.
+ * @throws MasterKeyError('exists') when the key file already exists (neither file is touched).
  */
 export function createInstance(
   config: Config,
@@ -91,28 +140,95 @@ export function createInstance(
   const path = config.storage.path;
   if (path !== ':memory:' && existsSync(path)) throw new AlreadyInitializedError(path);
   const clock = options.clock ?? systemClock;
-  const sqlite = openDatabase(path, {
-    synchronous: config.storage.synchronous,
-    busyTimeoutMs: config.storage.busy_timeout_ms,
-  });
+  const env = options.env ?? process.env;
+  const { key: masterKey, wroteFile } = initialMasterKey(config, env);
+  let sqlite: Database | undefined;
   try {
+    sqlite = openDatabase(path, {
+      synchronous: config.storage.synchronous,
+      busyTimeoutMs: config.storage.busy_timeout_ms,
+    });
     runMigrations(sqlite);
     const db = createDb(sqlite);
+    const created = sqlite;
     sqlite
       .transaction(() => {
         db.insert(instanceTable)
           .values({ id: 1, createdAt: clock.now(), createdBy: localActor() })
           .run();
-        setup(db, sqlite);
+        createKeyring(created, masterKey.key, clock.now());
+        setup(db, created);
       })
       .immediate();
-    return assemble(config, logger, sqlite, db, clock);
+    const keyring = openKeyring(sqlite, masterKey, {
+      config,
+      env,
+      clock,
+      logger,
+      refreshIntervalMs: options.keyringRefreshMs,
+    });
+    return assemble(config, logger, sqlite, db, clock, keyring);
   } catch (error) {
-    sqlite.close();
+    if (sqlite) closeNow(sqlite);
     // Leave no half-made instance behind: a later `init` must be able to start over.
     if (path !== ':memory:')
       for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+    if (wroteFile) rmSync(configuredKeyPath(config), { force: true });
     throw error;
+  } finally {
+    masterKey.key.fill(0);
+  }
+}
+
+/**
+ * The master key for a new instance: the one from a systemd credential or the environment if
+ * set, else a new one written to the configured file, which must not exist yet.
+ */
+function initialMasterKey(config: Config, env: Env): { key: LoadedMasterKey; wroteFile: boolean } {
+  const keyPath = configuredKeyPath(config);
+  const refuse = () =>
+    new MasterKeyError(
+      'exists',
+      `a master key file already exists at ${keyPath}; refusing to overwrite it ` +
+        '(an instance may live here already: move the file away to create a new one)',
+    );
+  let loaded: LoadedMasterKey;
+  try {
+    loaded = loadConfiguredMasterKey(config, env);
+  } catch (error) {
+    if (error instanceof MasterKeyError && error.reason === 'missing') {
+      const key = generateMasterKey();
+      writeNewMasterKeyFile(keyPath, key);
+      return { key: { key, source: 'file', path: keyPath }, wroteFile: true };
+    }
+    // A key file that exists but cannot be used is still someone's key file: leave it alone.
+    const fromEnv = Boolean(env[MASTER_KEY_ENV_VAR]) || credentialPresent(env);
+    if (error instanceof MasterKeyError && !fromEnv && existsSync(keyPath)) throw refuse();
+    throw error;
+  }
+  if (loaded.source === 'file') {
+    loaded.key.fill(0);
+    throw refuse();
+  }
+  return { key: loaded, wroteFile: false };
+}
+
+function credentialPresent(env: Env): boolean {
+  const dir = env.CREDENTIALS_DIRECTORY;
+  return Boolean(dir) && existsSync(join(dir!, MASTER_KEY_CREDENTIAL_NAME));
+}
+
+/**
+ * Closes the connection now. A plain `close()` leaves SQLite's connection open as long as any
+ * prepared statement (drizzle's included) is not finalised — until garbage collection — so the
+ * WAL is not checkpointed and removed when the command ends, and the database file changes
+ * later, at an unpredictable time. `close(true)` finalises them first.
+ */
+function closeNow(sqlite: Database): void {
+  try {
+    sqlite.close(true);
+  } catch {
+    sqlite.close();
   }
 }
 
@@ -131,6 +247,7 @@ function assemble(
   sqlite: Database,
   db: Db,
   clock: Clock,
+  keyring: LiveKeyring,
 ): Instance {
   const writes = new WriteQueue(sqlite, {
     onCommitFailure: (error) =>
@@ -144,16 +261,18 @@ function assemble(
     sqlite,
     db,
     writes,
+    keyring,
     async close() {
       if (closed) return;
       closed = true;
       await writes.close();
+      keyring.close();
       try {
         sqlite.run('PRAGMA optimize');
       } catch {
         // Best effort; the database may be read-only.
       }
-      sqlite.close();
+      closeNow(sqlite);
     },
   };
 }
