@@ -1,0 +1,68 @@
+import { UnauthorizedError } from '../errors.ts';
+import { effectivePermissions, type Permission, type Role } from './permissions.ts';
+
+/**
+ * What a key may reach and do: the same shape for a stored key, a key being created, and the
+ * caller of a request. Empty `projectIds` / `vaultIds` mean "not limited on that axis".
+ */
+export type KeyGrant = {
+  role: Role;
+  projectIds: readonly string[];
+  vaultIds: readonly string[];
+  /** Narrows the role's permissions; `null` keeps the role's full set. */
+  scopes: readonly Permission[] | null;
+  /** Epoch ms after which the key is refused; `null` never expires. */
+  expiresAt: number | null;
+};
+
+/** Per-key rate-limit override (absent fields fall back to the configured defaults). */
+export type KeyRateLimit = { requestsPerMinute: number | null; burst: number | null };
+
+/** The authenticated caller of a request: an API key that passed every check. */
+export type Principal = KeyGrant & {
+  keyId: string;
+  name: string;
+  /** The role's permissions narrowed by the scopes: what the route table is checked against. */
+  permissions: ReadonlySet<Permission>;
+  rateLimit: KeyRateLimit;
+};
+
+/** Builds a principal from a key's stored fields. */
+export function principalFor(
+  key: KeyGrant & { keyId: string; name: string; rateLimit?: KeyRateLimit },
+): Principal {
+  return {
+    keyId: key.keyId,
+    name: key.name,
+    role: key.role,
+    projectIds: key.projectIds,
+    vaultIds: key.vaultIds,
+    scopes: key.scopes,
+    expiresAt: key.expiresAt,
+    permissions: effectivePermissions(key.role, key.scopes),
+    rateLimit: key.rateLimit ?? { requestsPerMinute: null, burst: null },
+  };
+}
+
+const principals = new WeakMap<Request, Principal>();
+
+/** Records the authenticated caller of a request (the access plugin does, before routing). */
+export function setPrincipal(request: Request, principal: Principal): void {
+  principals.set(request, principal);
+}
+
+/** The authenticated caller of a request, or undefined when it has none. */
+export function findPrincipal(request: Request): Principal | undefined {
+  return principals.get(request);
+}
+
+/**
+ * The authenticated caller of a request, for handlers behind the access plugin (every `/v1`
+ * route but health). Throws 401 if there is none, which only happens when a route was mounted
+ * outside the plugin: failing closed beats serving anonymously.
+ */
+export function principalOf(request: Request): Principal {
+  const principal = principals.get(request);
+  if (!principal) throw new UnauthorizedError();
+  return principal;
+}

@@ -1,0 +1,134 @@
+/**
+ * The TypeBox schemas of `/v1/api-keys`: the single source of truth for validation, the
+ * OpenAPI document and the TypeScript types (`typeof X.static`).
+ */
+import type { TProperties } from '@sinclair/typebox';
+import { t } from 'elysia';
+import { PERMISSIONS, ROLES } from '../access/permissions.ts';
+
+/**
+ * An object schema that rejects unknown fields with a 400 naming the field. (Elysia's
+ * `normalize` silently strips them under `additionalProperties: false`; a `Never` schema for
+ * additional properties is checked instead of stripped.)
+ */
+export function strictObject<T extends TProperties>(properties: T, description?: string) {
+  return t.Object(properties, {
+    additionalProperties: t.Never({ error: 'Unknown field' }),
+    ...(description ? { description } : {}),
+  });
+}
+
+/**
+ * One of the five roles (API.md §5). `default: undefined` matters: `t.UnionEnum` otherwise
+ * defaults to its first member, and Elysia would quietly turn a body without `role` into an
+ * admin key request.
+ */
+export const RoleSchema = t.UnionEnum(ROLES, {
+  default: undefined,
+  error: `Must be one of: ${ROLES.join(', ')}`,
+  description: 'Role of the key (API.md §5)',
+});
+
+/** One permission, `<collection>:<verb>` (see `src/access/permissions.ts`). */
+export const PermissionSchema = t.UnionEnum(PERMISSIONS, {
+  default: undefined, // see RoleSchema
+  error: `Must be one of: ${PERMISSIONS.join(', ')}`,
+});
+
+const TYPEID_SUFFIX = '[0-7][0-9a-hjkmnp-tv-z]{25}';
+
+/** A project id: `prj_` + a TypeID suffix. */
+export const PROJECT_ID_PATTERN = new RegExp(`^prj_${TYPEID_SUFFIX}$`);
+/** A vault id: `vlt_` + a TypeID suffix. */
+export const VAULT_ID_PATTERN = new RegExp(`^vlt_${TYPEID_SUFFIX}$`);
+
+/** A project id in a request body. */
+export const ProjectIdSchema = t.String({
+  pattern: PROJECT_ID_PATTERN.source,
+  error: 'Must be a project id (prj_...)',
+});
+
+/** A vault id in a request body. */
+export const VaultIdSchema = t.String({
+  pattern: VAULT_ID_PATTERN.source,
+  error: 'Must be a vault id (vlt_...)',
+});
+
+/** An RFC 3339 timestamp with a time zone (`Z` or an offset). */
+export const TimestampSchema = t.String({
+  pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$',
+  error: 'Must be an RFC 3339 timestamp such as 2030-01-15T10:30:00Z',
+  examples: ['2030-01-15T10:30:00Z'],
+});
+
+const NameSchema = t.String({
+  minLength: 1,
+  maxLength: 100,
+  // No control characters: names end up in terminals and logs.
+  pattern: '^[^\\u0000-\\u001f\\u007f]+$',
+  error: 'Must be 1 to 100 characters without control characters',
+});
+
+const ScopesSchema = t.Array(PermissionSchema, {
+  minItems: 1,
+  uniqueItems: true,
+  error: 'Must be a non-empty list of distinct permissions (omit or null: all of the role)',
+  description: "Narrows the role's permissions; null means all of them",
+});
+
+/** An API key as the API shows it; never the token or its hash. */
+export const ApiKeySchema = t.Object(
+  {
+    id: t.String({ examples: ['key_01jq3v6x1nf4r8s2k9w7y5t3m0'] }),
+    name: t.String(),
+    role: RoleSchema,
+    project_ids: t.Array(t.String(), { description: 'Projects it is limited to; [] = all' }),
+    vault_ids: t.Array(t.String(), { description: 'Vaults granted explicitly' }),
+    scopes: t.Nullable(t.Array(PermissionSchema)),
+    expires_at: t.Nullable(t.String()),
+    last_used_at: t.Nullable(t.String({ description: 'Updated within a few seconds of use' })),
+    created_at: t.String(),
+    revoked_at: t.Nullable(t.String()),
+    prefix: t.String({ description: 'The public start of the token, e.g. scr_AbC123xYz789' }),
+  },
+  { description: 'An API key (its token is shown only once, when it is created)' },
+);
+
+/** The answer of `POST /v1/api-keys`: the key plus its token, shown this once. */
+export const CreatedApiKeySchema = t.Composite([
+  ApiKeySchema,
+  t.Object({ token: t.String({ description: 'The bearer token; it is never shown again' }) }),
+]);
+
+/** `POST /v1/api-keys`; unknown fields are refused. */
+export const CreateApiKeyBody = strictObject({
+  name: NameSchema,
+  role: RoleSchema,
+  project_ids: t.Optional(
+    t.Array(ProjectIdSchema, { maxItems: 100, uniqueItems: true, error: 'Must be distinct ids' }),
+  ),
+  vault_ids: t.Optional(
+    t.Array(VaultIdSchema, { maxItems: 100, uniqueItems: true, error: 'Must be distinct ids' }),
+  ),
+  scopes: t.Optional(t.Nullable(ScopesSchema)),
+  expires_at: t.Optional(t.Nullable(TimestampSchema)),
+});
+
+/** `PUT /v1/api-keys/:id`: name, scopes and expiry only (role and reach are fixed). */
+export const UpdateApiKeyBody = strictObject({
+  name: t.Optional(NameSchema),
+  scopes: t.Optional(t.Nullable(ScopesSchema)),
+  expires_at: t.Optional(t.Nullable(TimestampSchema)),
+});
+
+/** Path parameters of `/v1/api-keys/:id`. */
+export const ApiKeyParams = t.Object({ id: t.String({ maxLength: 64 }) });
+
+/** The answer of `DELETE` (API.md §1). */
+export const DeletedSchema = t.Object({ id: t.String(), deleted: t.Literal(true) });
+
+/** Types derived from the schemas (no parallel interfaces). */
+export type ApiKeyObject = typeof ApiKeySchema.static;
+export type CreatedApiKeyObject = typeof CreatedApiKeySchema.static;
+export type CreateApiKeyInput = typeof CreateApiKeyBody.static;
+export type UpdateApiKeyInput = typeof UpdateApiKeyBody.static;
