@@ -1,0 +1,134 @@
+import type { Database, SQLQueryBindings } from 'bun:sqlite';
+import { InvalidRequestError } from '../errors.ts';
+import { AUDIT_ROW_COLUMNS, type AuditRow } from './rows.ts';
+
+/** Filters of `GET /v1/audit-logs` (API.md §7); all optional, combined with AND. */
+export type AuditFilters = {
+  actorId?: string;
+  action?: string;
+  /** The target's id (`res_…`, `key_…`, …): named `resource_id` in the API. */
+  targetId?: string;
+  outcome?: 'success' | 'denied' | 'error';
+  /** Inclusive lower bound, epoch ms. */
+  since?: number;
+  /** Exclusive upper bound, epoch ms. */
+  until?: number;
+};
+
+const OUTCOMES = ['success', 'denied', 'error'] as const;
+const MAX_FILTER_LENGTH = 256;
+
+/**
+ * Reads the filters from a query string, naming the first bad one (`details.field`) in a 400.
+ * `since`/`until` take RFC 3339 timestamps (`2024-01-15T10:30:00Z`) or dates (`2024-01-15`).
+ */
+export function parseAuditFilters(query: Record<string, string | undefined>): AuditFilters {
+  const filters: AuditFilters = {};
+  const text = (field: string) => {
+    const value = query[field];
+    if (value === undefined || value === '') return undefined;
+    if (value.length > MAX_FILTER_LENGTH)
+      throw new InvalidRequestError(field, `Must be at most ${MAX_FILTER_LENGTH} characters`);
+    return value;
+  };
+  filters.actorId = text('actor_id');
+  filters.action = text('action');
+  filters.targetId = text('resource_id');
+  const outcome = text('outcome');
+  if (outcome !== undefined) {
+    if (!(OUTCOMES as readonly string[]).includes(outcome))
+      throw new InvalidRequestError('outcome', `Must be one of ${OUTCOMES.join(', ')}`);
+    filters.outcome = outcome as AuditFilters['outcome'];
+  }
+  for (const field of ['since', 'until'] as const) {
+    const value = text(field);
+    if (value === undefined) continue;
+    const ms = parseTimestamp(value);
+    if (ms === undefined)
+      throw new InvalidRequestError(field, 'Must be an RFC 3339 timestamp or a YYYY-MM-DD date');
+    filters[field] = ms;
+  }
+  return filters;
+}
+
+const TIMESTAMP =
+  /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
+
+/** Epoch ms of an RFC 3339 timestamp or a `YYYY-MM-DD` date (UTC), else undefined. */
+export function parseTimestamp(value: string): number | undefined {
+  if (!TIMESTAMP.test(value)) return undefined;
+  const ms = Date.parse(value.length === 10 ? `${value}T00:00:00Z` : value);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+function whereClause(filters: AuditFilters): { sql: string; params: SQLQueryBindings[] } {
+  const conditions: string[] = [];
+  const params: SQLQueryBindings[] = [];
+  const add = (condition: string, value: SQLQueryBindings | undefined) => {
+    if (value === undefined) return;
+    conditions.push(condition);
+    params.push(value);
+  };
+  add('actor_id = ?', filters.actorId);
+  add('action = ?', filters.action);
+  add('target_id = ?', filters.targetId);
+  add('outcome = ?', filters.outcome);
+  add('at >= ?', filters.since);
+  add('at < ?', filters.until);
+  return { sql: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
+}
+
+/** One page of entries matching `filters`, newest first (by chain position), and the total. */
+export function listAuditEntries(
+  sqlite: Database,
+  filters: AuditFilters,
+  page: { page: number; limit: number },
+): { rows: AuditRow[]; total: number } {
+  const where = whereClause(filters);
+  // One snapshot for the page and its total, even while the server appends.
+  return sqlite.transaction(() => {
+    const total =
+      sqlite
+        .query<
+          { total: number },
+          SQLQueryBindings[]
+        >(`SELECT count(*) AS total FROM audit_log ${where.sql}`)
+        .get(...where.params)?.total ?? 0;
+    const rows = sqlite
+      .query<
+        AuditRow,
+        SQLQueryBindings[]
+      >(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`)
+      .all(...where.params, page.limit, (page.page - 1) * page.limit);
+    return { rows, total };
+  })();
+}
+
+/** One entry by id, or null. */
+export function findAuditEntry(sqlite: Database, id: string): AuditRow | null {
+  return sqlite
+    .query<AuditRow, [string]>(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log WHERE id = ?`)
+    .get(id);
+}
+
+/**
+ * Every entry in chain order whose time lies in [since, until), streamed from one read
+ * snapshot: the caller iterates, memory stays constant whatever the size of the log.
+ */
+export function* streamAuditEntries(
+  sqlite: Database,
+  range: { since?: number; until?: number } = {},
+): Generator<AuditRow> {
+  const where = whereClause({ since: range.since, until: range.until });
+  sqlite.run('BEGIN');
+  try {
+    yield* sqlite
+      .query<
+        AuditRow,
+        SQLQueryBindings[]
+      >(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log ${where.sql} ORDER BY seq`)
+      .iterate(...where.params);
+  } finally {
+    sqlite.run('COMMIT');
+  }
+}

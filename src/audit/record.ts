@@ -1,0 +1,301 @@
+import { Database, type Statement } from 'bun:sqlite';
+import { hostname } from 'node:os';
+import { typeid } from 'typeid-js';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/client.ts';
+import { ServiceUnavailableError } from '../errors.ts';
+import { requestMeta, type AuditActor, type AuditTarget } from '../http/request-meta.ts';
+import { localActor, type Instance } from '../instance.ts';
+import { entryHash, GENESIS_HASH, type ChainFields } from './chain.ts';
+import { auditWriterFor, type AuditWriter } from './writer.ts';
+
+export type { AuditActor, AuditTarget };
+
+/** How an audited request or action ended. */
+export type AuditOutcome = 'success' | 'denied' | 'error';
+
+/** What a caller supplies for one entry; id, time, sequence and hashes are added on append. */
+export type AuditEntryInput = {
+  actor: AuditActor;
+  action: string;
+  target: AuditTarget | null;
+  outcome: AuditOutcome;
+  status: number | null;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+};
+
+/**
+ * The audit entry could not be written: the request answers 503 and the change that came with
+ * it is rolled back. `cause` keeps the database error for the server log.
+ */
+export class AuditUnavailableError extends ServiceUnavailableError {
+  constructor(cause: unknown) {
+    super('The audit log cannot be written right now');
+    this.cause = cause;
+  }
+}
+
+/** Longest user agent kept; the rest is cut so that a client cannot bloat the log. */
+const MAX_USER_AGENT = 512;
+/** Longest identifier-like field kept (actor/target ids and names, action, request id). */
+const MAX_FIELD = 256;
+
+type Head = { seq: number; hash: string };
+
+type Statements = {
+  head: Statement<Head, []>;
+  checkpoint: Statement<Head, []>;
+  insert: Statement<unknown, [ChainFields & { hash: string }]>;
+};
+
+const statementsByConnection = new WeakMap<Database, Statements>();
+
+/** Prepared once per connection: the append path runs for every request. */
+function statementsFor(sqlite: Database): Statements {
+  let statements = statementsByConnection.get(sqlite);
+  if (!statements) {
+    statements = {
+      head: sqlite.query<Head, []>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1'),
+      checkpoint: sqlite.query<Head, []>(
+        'SELECT through_seq AS seq, through_hash AS hash FROM audit_checkpoint WHERE id = 1',
+      ),
+      insert: sqlite.query(
+        `INSERT INTO audit_log (seq, id, at, actor_type, actor_id, actor_name, action, target_type,
+           target_id, outcome, status, ip, user_agent, request_id, prev_hash, hash)
+         VALUES ($seq, $id, $at, $actorType, $actorId, $actorName, $action, $targetType,
+           $targetId, $outcome, $status, $ip, $userAgent, $requestId, $prevHash, $hash)`,
+      ),
+    };
+    statementsByConnection.set(sqlite, statements);
+  }
+  return statements;
+}
+
+/**
+ * The current end of the chain: the newest entry, else the retention checkpoint, else genesis.
+ * Read from the database on every append rather than cached: inside `BEGIN IMMEDIATE` it is
+ * what every process agrees on (the CLI appends from its own connection), and a cache would go
+ * stale on a savepoint rollback. It is one descent of the rowid B-tree (~1 µs).
+ */
+function readHead(statements: Statements): Head {
+  return statements.head.get() ?? statements.checkpoint.get() ?? { seq: 0, hash: GENESIS_HASH };
+}
+
+/**
+ * Appends one entry to the hash chain. Synchronous: call inside a write job / transaction.
+ * The chain head is read inside that transaction, whose write lock (BEGIN IMMEDIATE, or the
+ * group commit's transaction) serialises appenders across connections and processes.
+ * @throws Error when called outside a transaction (the head could change under it).
+ */
+export function appendAuditEntry(
+  db: Db,
+  clock: Clock,
+  entry: AuditEntryInput,
+): { id: string; hash: string } {
+  const sqlite = connectionOf(db);
+  if (!sqlite.inTransaction) {
+    throw new Error('appendAuditEntry must run inside a write transaction');
+  }
+  const statements = statementsFor(sqlite);
+  const head = readHead(statements);
+  const fields: ChainFields = {
+    seq: head.seq + 1,
+    id: typeid('aud').toString(),
+    at: Math.trunc(clock.now()),
+    actorType: entry.actor.type,
+    actorId: clip(entry.actor.id, MAX_FIELD),
+    actorName: clip(entry.actor.name, MAX_FIELD),
+    action: clip(entry.action, MAX_FIELD) ?? 'unknown',
+    targetType: clip(entry.target?.type ?? null, MAX_FIELD),
+    targetId: clip(entry.target?.id ?? null, MAX_FIELD),
+    outcome: entry.outcome,
+    status: entry.status === null ? null : Math.trunc(entry.status),
+    ip: clip(entry.ip, MAX_FIELD),
+    userAgent: clip(entry.userAgent, MAX_USER_AGENT),
+    requestId: clip(entry.requestId, MAX_FIELD),
+    prevHash: head.hash,
+  };
+  const hash = entryHash(fields);
+  statements.insert.run({ ...fields, hash });
+  return { id: fields.id, hash };
+}
+
+/**
+ * The outcome of a request from its final status: 2xx/3xx success; 401, 403 and 429 denied; a
+ * 404 that the access layer used to hide something (`denied`) denied; anything else an error.
+ */
+export function outcomeOf(status: number, denied = false): AuditOutcome {
+  if (status >= 200 && status < 400) return 'success';
+  if (status === 401 || status === 403 || status === 429) return 'denied';
+  if (status === 404 && denied) return 'denied';
+  return 'error';
+}
+
+/**
+ * The action recorded when no route named one: the request was rejected before routing (401,
+ * 429) or matched no route. Deliberately generic: the path may carry names or ids that the
+ * caller was not allowed to learn about, and it is never recorded.
+ */
+export function fallbackAction(status: number): string {
+  if (status === 401) return 'request.unauthenticated';
+  if (status === 429) return 'request.rate_limited';
+  if (status === 404 || status === 405) return 'request.unmatched';
+  return 'request.rejected';
+}
+
+const ANONYMOUS: AuditActor = { type: 'anonymous', id: null, name: null };
+
+/**
+ * The entry of an API request from its {@link requestMeta}, or null when the request never
+ * reached authentication (no actor: health, docs). Takes only what the access layer put in the
+ * meta plus the client address, user agent and request id — never the path, query, headers
+ * with credentials, or body.
+ */
+export function requestAuditEntry(request: Request, status: number): AuditEntryInput | null {
+  const meta = requestMeta(request);
+  if (!meta.actor) return null;
+  return requestEntry(request, status, meta.actor);
+}
+
+function requestEntry(request: Request, status: number, actor: AuditActor): AuditEntryInput {
+  const meta = requestMeta(request);
+  return {
+    actor,
+    action: meta.action ?? fallbackAction(status),
+    target: meta.target ?? null,
+    outcome: outcomeOf(status, meta.denied === true),
+    status,
+    ip: meta.clientIp && meta.clientIp !== 'unknown' ? meta.clientIp : null,
+    userAgent: request.headers.get('user-agent'),
+    requestId: meta.requestId,
+  };
+}
+
+/** The actor of CLI actions: the local OS user (and the host, since several may share a db). */
+export function localUserActor(): AuditActor {
+  const user = localActor();
+  return { type: 'local_user', id: user, name: `${user}@${hostname()}` };
+}
+
+/**
+ * The entry of a CLI action by the local OS user. For commands that write inside a transaction
+ * they already hold (e.g. `init`'s set-up): pass it to {@link appendAuditEntry} there.
+ */
+export function localAuditEntry(
+  action: string,
+  target: AuditTarget | null,
+  outcome: AuditOutcome = 'success',
+): AuditEntryInput {
+  return {
+    actor: localUserActor(),
+    action,
+    target,
+    outcome,
+    status: null,
+    ip: null,
+    userAgent: null,
+    requestId: null,
+  };
+}
+
+/**
+ * CLI: runs `change` plus one entry with the local OS user as actor, in one IMMEDIATE
+ * transaction (waiting up to the busy timeout for a running server's write lock), so the change
+ * and its entry commit or roll back together. When `change` throws, the change is rolled back,
+ * an `error` entry is recorded on a best-effort basis (it cannot be if the database itself is
+ * failing) and the original error is rethrown.
+ */
+export function recordLocalAction<T>(
+  instance: Instance,
+  action: string,
+  target: AuditTarget | null,
+  change: () => T,
+): T {
+  const { sqlite, db, clock } = instance;
+  try {
+    return sqlite
+      .transaction(() => {
+        const result = change();
+        appendAuditEntry(db, clock, localAuditEntry(action, target));
+        return result;
+      })
+      .immediate();
+  } catch (error) {
+    try {
+      sqlite
+        .transaction(() => appendAuditEntry(db, clock, localAuditEntry(action, target, 'error')))
+        .immediate();
+    } catch {
+      // The database refused the change and the entry alike; the caller reports the first error.
+    }
+    throw error;
+  }
+}
+
+/**
+ * Handlers that change state: runs `change` and the request's entry (from its RequestMeta, with
+ * `status` as the status the handler will answer) in one group-committed transaction, and
+ * resolves only after it is durable. Marks the request audited, so the response hook does not
+ * add a second entry. If either cannot be written, nothing is kept and the promise rejects
+ * (with ServiceUnavailableError when the commit failed: a 503). Call once per request.
+ */
+export async function commitAudited<T>(
+  instance: Instance,
+  request: Request,
+  status: number,
+  change: () => T,
+): Promise<T> {
+  const meta = requestMeta(request);
+  if (meta.audited) throw new Error('this request has already been audited');
+  const result = await instance.writes.run(() => {
+    const value = change();
+    // Built after the change, so that a target it set (e.g. the id it created) is recorded.
+    const entry = requestEntry(request, status, meta.actor ?? ANONYMOUS);
+    try {
+      appendAuditEntry(instance.db, instance.clock, entry);
+    } catch (error) {
+      // Rolls the change back with it (the job's savepoint) and answers 503, not 500.
+      throw new AuditUnavailableError(error);
+    }
+    return value;
+  });
+  meta.audited = true;
+  return result;
+}
+
+/**
+ * The app's recordOutcome hook: an entry for every request that reached authentication (its
+ * meta has an actor) and is not audited yet. Entries of one event-loop turn are group-committed
+ * together by the instance's {@link AuditWriter}; the hook resolves once its entry is durable
+ * and rejects if it cannot be written, which the app turns into a 503 (fail closed).
+ * @param writer for tests; default the instance's own writer.
+ */
+export function auditRecorder(
+  instance: Instance,
+  writer: AuditWriter = auditWriterFor(instance),
+): (request: Request, status: number) => Promise<void> {
+  return async (request, status) => {
+    const meta = requestMeta(request);
+    if (meta.audited || !meta.actor) return;
+    await writer.append(requestEntry(request, status, meta.actor));
+    meta.audited = true;
+  };
+}
+
+/**
+ * The bun:sqlite connection under a drizzle handle: the append path uses prepared statements
+ * on it directly (drizzle's query builder costs more than the insert itself here). `Db` does not
+ * declare `$client`, though `drizzle({ client })` always sets it.
+ */
+function connectionOf(db: Db): Database {
+  const client: unknown = (db as { $client?: unknown }).$client;
+  if (!(client instanceof Database)) throw new Error('the audit log needs a bun:sqlite connection');
+  return client;
+}
+
+function clip(value: string | null | undefined, max: number): string | null {
+  if (value === null || value === undefined) return null;
+  return value.length > max ? value.slice(0, max) : value;
+}

@@ -1,0 +1,186 @@
+import type { Instance } from '../instance.ts';
+import type { AuditActor, AuditTarget } from '../http/request-meta.ts';
+import { appendAuditEntry, type AuditEntryInput } from './record.ts';
+import { CHECKPOINT_TARGET_TYPE, checkpointTargetId } from './verify.ts';
+
+const DAY_MS = 86_400_000;
+
+/** Entries deleted per transaction, so that pruning a large backlog never holds the write lock long. */
+const PRUNE_BATCH = 5_000;
+
+/** How often the server's maintenance loop prunes. */
+export const RETENTION_INTERVAL_MS = 60 * 60 * 1000;
+
+/** Who prunes when the server does it on its own. */
+export const RETENTION_ACTOR: AuditActor = {
+  type: 'system',
+  id: 'audit-retention',
+  name: 'audit retention',
+};
+
+export type PruneResult = {
+  /** Entries deleted by this run. */
+  pruned: number;
+  /** The checkpoint the chain now starts from, if any entries were ever pruned. */
+  checkpoint: { throughSeq: number; throughHash: string } | null;
+};
+
+export type PruneOptions = {
+  /** Entries older than this many days are deleted; 0 deletes nothing. */
+  retentionDays: number;
+  actor: AuditActor;
+  /** Record an `audit.prune` entry even when nothing was old enough (the CLI does: it was run). */
+  recordNoop?: boolean;
+};
+
+/**
+ * Deletes entries older than the retention period from the start of the chain, in batches, each
+ * in its own group-committed transaction that also (1) moves the checkpoint to the last deleted
+ * entry's seq and hash, so that `verify` starts from there, and (2) appends an `audit.prune`
+ * entry whose target id is that checkpoint, so that the checkpoint itself is covered by the
+ * chain (a forged checkpoint hiding more deletions fails verification).
+ *
+ * Only a prefix of the chain is deleted: the entries before the first one younger than the
+ * cut-off.
+ */
+export async function pruneAuditLog(
+  instance: Instance,
+  options: PruneOptions,
+): Promise<PruneResult> {
+  const { sqlite, db, clock } = instance;
+  let pruned = 0;
+  let checkpoint = readCheckpoint(instance);
+  if (options.retentionDays > 0) {
+    const cutoff = clock.now() - options.retentionDays * DAY_MS;
+    const last = lastPrunable(instance, cutoff);
+    if (last !== null) {
+      for (;;) {
+        const batch = await instance.writes.run(() => {
+          const range = sqlite
+            .query<{ first: number | null }, []>('SELECT min(seq) AS first FROM audit_log')
+            .get();
+          if (range?.first === null || range?.first === undefined || range.first > last)
+            return null;
+          const through = Math.min(last, range.first + PRUNE_BATCH - 1);
+          const edge = sqlite
+            .query<{ hash: string }, [number]>('SELECT hash FROM audit_log WHERE seq = ?')
+            .get(through);
+          if (!edge) throw new Error(`audit entry #${through} vanished during pruning`);
+          const deleted = sqlite.run('DELETE FROM audit_log WHERE seq <= ?', [through]).changes;
+          sqlite.run(
+            `INSERT INTO audit_checkpoint (id, through_seq, through_hash, pruned_at, pruned_total)
+             VALUES (1, ?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET through_seq = ?1, through_hash = ?2, pruned_at = ?3,
+               pruned_total = pruned_total + ?4`,
+            [through, edge.hash, clock.now(), deleted],
+          );
+          appendAuditEntry(
+            db,
+            clock,
+            pruneEntry(options.actor, {
+              type: CHECKPOINT_TARGET_TYPE,
+              id: checkpointTargetId(through, edge.hash),
+            }),
+          );
+          return { deleted, through, hash: edge.hash };
+        });
+        if (!batch) break;
+        pruned += batch.deleted;
+        checkpoint = { throughSeq: batch.through, throughHash: batch.hash };
+        if (batch.through >= last) break;
+      }
+    }
+  }
+  if (pruned === 0 && options.recordNoop) {
+    await instance.writes.run(() => appendAuditEntry(db, clock, pruneEntry(options.actor, null)));
+  }
+  return { pruned, checkpoint };
+}
+
+/**
+ * The end of the prefix of the chain that is entirely older than `cutoff`: the entry before the
+ * first one at or after it. Entries are never deleted before they are `retention_days` old, even
+ * if a clock skew (two processes appending) put an older entry after a younger one. The scan
+ * walks the chain from its start, so it costs what is about to be deleted, not the whole log.
+ */
+function lastPrunable(instance: Instance, cutoff: number): number | null {
+  const firstKept = instance.sqlite
+    .query<
+      { seq: number },
+      [number]
+    >('SELECT seq FROM audit_log NOT INDEXED WHERE at >= ? ORDER BY seq LIMIT 1')
+    .get(cutoff);
+  if (firstKept) return firstKept.seq > 1 ? firstKept.seq - 1 : null;
+  const newest = instance.sqlite
+    .query<{ seq: number | null }, []>('SELECT max(seq) AS seq FROM audit_log')
+    .get();
+  return newest?.seq ?? null;
+}
+
+function pruneEntry(actor: AuditActor, target: AuditTarget | null): AuditEntryInput {
+  return {
+    actor,
+    action: 'audit.prune',
+    target,
+    outcome: 'success',
+    status: null,
+    ip: null,
+    userAgent: null,
+    requestId: null,
+  };
+}
+
+function readCheckpoint(instance: Instance): PruneResult['checkpoint'] {
+  const row = instance.sqlite
+    .query<
+      { throughSeq: number; throughHash: string },
+      []
+    >('SELECT through_seq AS throughSeq, through_hash AS throughHash FROM audit_checkpoint WHERE id = 1')
+    .get();
+  return row ?? null;
+}
+
+/**
+ * The server's maintenance loop: prunes once now and then every {@link RETENTION_INTERVAL_MS}
+ * when `audit.retention_days` is above 0 (0 keeps everything). Failures are logged and retried
+ * at the next tick; they never stop the server.
+ */
+export function startAuditRetention(
+  instance: Instance,
+  intervalMs = RETENTION_INTERVAL_MS,
+): { stop(): Promise<void> } {
+  const retentionDays = instance.config.audit.retention_days;
+  if (retentionDays <= 0) return { stop: async () => {} };
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const tick = () => {
+    if (stopped) return;
+    running = running.then(async () => {
+      try {
+        const result = await pruneAuditLog(instance, { retentionDays, actor: RETENTION_ACTOR });
+        if (result.pruned > 0) {
+          instance.logger.info('audit log pruned', {
+            pruned: result.pruned,
+            through_seq: result.checkpoint?.throughSeq,
+          });
+        }
+      } catch (error) {
+        instance.logger.error(
+          'audit log pruning failed',
+          {},
+          error instanceof Error ? error : undefined,
+        );
+      }
+    });
+  };
+  tick();
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { epochMs } from '../db/columns.ts';
+
+/**
+ * The audit log: one row per audited request or CLI action, append-only, forming a hash chain
+ * in `seq` order (see `chain.ts`). `seq` is assigned inside the writing transaction as the
+ * previous head's `seq + 1`, so it has no gaps except those left by retention pruning (which
+ * the checkpoint accounts for); a gap anywhere else is a removed entry.
+ */
+export const auditLog = sqliteTable(
+  'audit_log',
+  {
+    /** Chain position, 1-based; the rowid, so reading the head is one B-tree descent. */
+    seq: integer('seq').primaryKey(),
+    id: text('id').notNull(),
+    at: epochMs('at').notNull(),
+    actorType: text('actor_type').notNull(),
+    actorId: text('actor_id'),
+    actorName: text('actor_name'),
+    action: text('action').notNull(),
+    targetType: text('target_type'),
+    targetId: text('target_id'),
+    outcome: text('outcome', { enum: ['success', 'denied', 'error'] }).notNull(),
+    status: integer('status'),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    requestId: text('request_id'),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+  },
+  (table) => [
+    uniqueIndex('audit_log_id_unique').on(table.id),
+    index('audit_log_at_idx').on(table.at),
+    index('audit_log_actor_idx').on(table.actorId),
+    index('audit_log_target_idx').on(table.targetId),
+  ],
+);
+
+/**
+ * Where the chain starts after retention pruning: entries up to `through_seq` were deleted and
+ * the last of them had hash `through_hash`, which the first remaining entry must link to.
+ * One row (id = 1), replaced by each prune.
+ */
+export const auditCheckpoint = sqliteTable('audit_checkpoint', {
+  id: integer('id').primaryKey(),
+  throughSeq: integer('through_seq').notNull(),
+  throughHash: text('through_hash').notNull(),
+  prunedAt: epochMs('pruned_at').notNull(),
+  /** Entries deleted by pruning since the instance was created. */
+  prunedTotal: integer('pruned_total').notNull(),
+});

@@ -1,0 +1,117 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig } from '../config/load.ts';
+import { ServiceUnavailableError } from '../errors.ts';
+import { createInstance, type Instance } from '../instance.ts';
+import { createLogger } from '../log/logger.ts';
+import { localAuditEntry } from './record.ts';
+import { verifyChain } from './verify.ts';
+import { AuditWriter, fsyncFile } from './writer.ts';
+
+describe('AuditWriter', () => {
+  let dir: string;
+  let instance: Instance;
+
+  const open = (synchronous: 'full' | 'normal') => {
+    dir = mkdtempSync(join(tmpdir(), 'secryn-'));
+    const config = validateConfig({
+      storage: { path: join(dir, 'secryn.db'), synchronous },
+      encryption: { master_key_file: join(dir, 'master.key') },
+    });
+    instance = createInstance(config, createLogger({ level: 'silent', format: 'json' }));
+  };
+  afterEach(async () => {
+    await instance.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const count = () =>
+    instance.sqlite.query<{ n: number }, []>('SELECT count(*) AS n FROM audit_log').get()!.n;
+  /** A WAL sync that reports each call and waits until the test releases it. */
+  const gatedSync = () => {
+    const calls: { path: string; release: (error?: Error) => void }[] = [];
+    const sync = (path: string) =>
+      new Promise<void>((resolve, reject) =>
+        calls.push({ path, release: (error) => (error ? reject(error) : resolve()) }),
+      );
+    return { calls, sync };
+  };
+
+  test('under FULL an entry resolves only after the WAL fsync that follows its commit', async () => {
+    open('full');
+    const gate = gatedSync();
+    const writer = new AuditWriter(instance, gate.sync);
+    let settled = 0;
+    const first = Array.from({ length: 100 }, (_, i) =>
+      writer.append(localAuditEntry(`a.${i}`, null)).then(() => void settled++),
+    );
+    await Bun.sleep(10);
+    // One transaction, committed (visible) but not yet acknowledged, and one fsync for all.
+    expect(count()).toBe(100);
+    expect(gate.calls).toHaveLength(1);
+    expect(gate.calls[0]!.path).toBe(`${instance.config.storage.path}-wal`);
+    expect(settled).toBe(0);
+    // The shared connection is back at FULL for every other commit.
+    expect(instance.sqlite.query('PRAGMA synchronous').get()).toEqual({ synchronous: 2 });
+
+    // A batch committed while the fsync is running waits for the next fsync.
+    const second = writer.append(localAuditEntry('b', null)).then(() => void settled++);
+    await Bun.sleep(10);
+    expect(gate.calls).toHaveLength(1);
+    gate.calls[0]!.release();
+    await Promise.all(first);
+    expect(settled).toBe(100);
+    await Bun.sleep(10);
+    expect(gate.calls).toHaveLength(2);
+    gate.calls[1]!.release();
+    await second;
+    expect(settled).toBe(101);
+    expect(verifyChain(instance.sqlite)).toMatchObject({ intact: true, verified: 101 });
+  });
+
+  test('the real fsync works on the WAL file', async () => {
+    open('full');
+    const writer = new AuditWriter(instance, fsyncFile);
+    await Promise.all([1, 2, 3].map((i) => writer.append(localAuditEntry(`x.${i}`, null))));
+    expect(count()).toBe(3);
+  });
+
+  test('under NORMAL there is no fsync: entries resolve after COMMIT', async () => {
+    open('normal');
+    const gate = gatedSync();
+    const writer = new AuditWriter(instance, gate.sync);
+    await writer.append(localAuditEntry('a', null));
+    expect(gate.calls).toHaveLength(0);
+    expect(instance.sqlite.query('PRAGMA synchronous').get()).toEqual({ synchronous: 1 });
+  });
+
+  test('a failed fsync fails its requests and every later one (503) until restart', async () => {
+    open('full');
+    const gate = gatedSync();
+    const writer = new AuditWriter(instance, gate.sync);
+    const pending = writer.append(localAuditEntry('a', null));
+    await Bun.sleep(10);
+    gate.calls[0]!.release(new Error('EIO'));
+    await expect(pending).rejects.toBeInstanceOf(ServiceUnavailableError);
+    await expect(writer.append(localAuditEntry('b', null))).rejects.toBeInstanceOf(
+      ServiceUnavailableError,
+    );
+  });
+
+  test('a failed commit fails that batch only; the connection is left usable', async () => {
+    open('full');
+    const writer = new AuditWriter(instance, async () => {});
+    instance.sqlite.run('PRAGMA query_only = ON');
+    await expect(writer.append(localAuditEntry('a', null))).rejects.toBeInstanceOf(
+      ServiceUnavailableError,
+    );
+    expect(instance.sqlite.inTransaction).toBe(false);
+    expect(instance.sqlite.query('PRAGMA synchronous').get()).toEqual({ synchronous: 2 });
+    instance.sqlite.run('PRAGMA query_only = OFF');
+    await writer.append(localAuditEntry('b', null));
+    expect(count()).toBe(1);
+    // The instance's own write queue still works on the shared connection.
+    expect(await instance.writes.run(() => 42)).toBe(42);
+  });
+});

@@ -1,0 +1,151 @@
+import { open } from 'node:fs/promises';
+import { ServiceUnavailableError } from '../errors.ts';
+import type { Instance } from '../instance.ts';
+import { appendAuditEntry, type AuditEntryInput } from './record.ts';
+
+/** Makes the WAL file durable (fsync); injectable so tests can make the disk fail or stall. */
+export type SyncWal = (walPath: string) => Promise<void>;
+
+/** fsync of the WAL file on the thread pool: the event loop keeps serving meanwhile. */
+export const fsyncFile: SyncWal = async (path) => {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+};
+
+type Waiter = { resolve: () => void; reject: (error: unknown) => void };
+
+/**
+ * Group commit for the audit entries of requests that change nothing (reads, denials, errors),
+ * durable before their responses but without stalling the event loop on the disk.
+ *
+ * Entries queued during one event-loop turn are appended in one `BEGIN IMMEDIATE … COMMIT` on
+ * the instance's connection (so they join the same chain, in the same lock order, as every
+ * other writer). With `storage.synchronous = "full"` that COMMIT runs at `synchronous=NORMAL`
+ * (it writes the WAL frames without fsync) and the WAL file is then fsynced on the thread pool;
+ * the batch's promises settle only after that fsync. This is exactly the fsync FULL performs
+ * inside COMMIT, so an answered request's entry is as durable as under FULL — but the event loop
+ * serves other requests (and commits the next batch) while the disk works. One fsync runs at a
+ * time and covers every batch committed before it started. With `synchronous = "normal"` the
+ * batch settles right after COMMIT, as the operator chose.
+ *
+ * Writes keep using the instance's WriteQueue (commitAudited): their entry must share the
+ * change's transaction. Both queues run their transactions synchronously on one connection, so
+ * they never interleave.
+ *
+ * Fail closed: when a batch cannot be committed its requests fail (503). When an fsync fails the
+ * kernel may already have dropped the unwritten pages, so nothing later can be trusted: every
+ * later entry fails too, until the server is restarted.
+ */
+export class AuditWriter {
+  private queued: { entry: AuditEntryInput; waiter: Waiter }[] = [];
+  private scheduled = false;
+  private unsynced: Waiter[] = [];
+  private syncing = false;
+  private broken: unknown = null;
+  private readonly walPath: string | null;
+
+  constructor(
+    private readonly instance: Instance,
+    private readonly syncWal: SyncWal = fsyncFile,
+  ) {
+    const { path, synchronous } = instance.config.storage;
+    this.walPath = synchronous === 'full' && path !== ':memory:' ? `${path}-wal` : null;
+  }
+
+  /** Appends `entry` with the next group commit; resolves once it is durable. */
+  append(entry: AuditEntryInput): Promise<void> {
+    if (this.broken !== null) return Promise.reject(unavailable());
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({ entry, waiter: { resolve, reject } });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queued;
+    this.queued = [];
+    if (batch.length === 0) return;
+    try {
+      this.commit(batch.map((job) => job.entry));
+    } catch (error) {
+      this.instance.logger.error(
+        'audit entries could not be committed',
+        { entries: batch.length },
+        error instanceof Error ? error : undefined,
+      );
+      for (const job of batch) job.waiter.reject(unavailable());
+      return;
+    }
+    if (this.walPath === null) {
+      for (const job of batch) job.waiter.resolve();
+      return;
+    }
+    for (const job of batch) this.unsynced.push(job.waiter);
+    this.startSync(this.walPath);
+  }
+
+  private commit(entries: AuditEntryInput[]): void {
+    const { sqlite, db, clock } = this.instance;
+    const deferSync = this.walPath !== null;
+    if (deferSync) sqlite.run('PRAGMA synchronous = NORMAL');
+    try {
+      sqlite
+        .transaction(() => {
+          for (const entry of entries) appendAuditEntry(db, clock, entry);
+        })
+        .immediate();
+    } finally {
+      // The connection is shared: every other commit on it stays FULL.
+      if (deferSync) sqlite.run('PRAGMA synchronous = FULL');
+    }
+  }
+
+  private startSync(walPath: string): void {
+    if (this.syncing || this.unsynced.length === 0) return;
+    this.syncing = true;
+    const covered = this.unsynced;
+    this.unsynced = [];
+    this.syncWal(walPath).then(
+      () => {
+        this.syncing = false;
+        for (const waiter of covered) waiter.resolve();
+        this.startSync(walPath);
+      },
+      (error: unknown) => {
+        this.syncing = false;
+        this.broken = error;
+        this.instance.logger.error(
+          'fsync of the database WAL failed: refusing further audited requests until restart',
+          {},
+          error instanceof Error ? error : undefined,
+        );
+        for (const waiter of [...covered, ...this.unsynced]) waiter.reject(unavailable());
+        this.unsynced = [];
+      },
+    );
+  }
+}
+
+function unavailable(): ServiceUnavailableError {
+  return new ServiceUnavailableError('The audit log cannot be written right now');
+}
+
+const writers = new WeakMap<Instance, AuditWriter>();
+
+/** The one {@link AuditWriter} of an instance (created on first use). */
+export function auditWriterFor(instance: Instance): AuditWriter {
+  let writer = writers.get(instance);
+  if (!writer) {
+    writer = new AuditWriter(instance);
+    writers.set(instance, writer);
+  }
+  return writer;
+}
