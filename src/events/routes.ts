@@ -1,0 +1,77 @@
+/**
+ * `GET /v1/events` (API.md §6): the event log, exactly as webhooks receive it. A key limited to
+ * projects sees the events of those projects only (instance-wide events, such as
+ * `master_key.rotated`, are for keys limited to nothing); outside them it answers a hidden 404.
+ */
+import { Elysia } from 'elysia';
+import { principalOf } from '../access/principal.ts';
+import { hasProjectScope, hideAsNotFound, projectScopeFilter } from '../access/visibility.ts';
+import { NotFoundError } from '../errors.ts';
+import { listResponse, listSchema, readPage } from '../http/pagination.ts';
+import type { Instance } from '../instance.ts';
+import { parseTimestamp } from '../keys/service.ts';
+import { EventListQuery, EventParams, EventSchema } from '../webhooks/schemas.ts';
+import { findEvent, listEvents } from './service.ts';
+import { events } from './tables.ts';
+
+const detail = (summary: string, description: string) => ({
+  summary,
+  description,
+  tags: ['events'],
+});
+
+/** The `/v1/events` routes. */
+export function eventRoutes(instance: Instance) {
+  const { db } = instance;
+  return new Elysia({ name: 'events' })
+    .get(
+      '/v1/events',
+      ({ query, request, set }) => {
+        const key = principalOf(request);
+        const page = readPage(query);
+        if (query.project_id !== undefined && !hasProjectScope(key, query.project_id)) {
+          hideAsNotFound(request, 'Project');
+        }
+        const { data, total } = listEvents(
+          db,
+          {
+            visible: projectScopeFilter(key, events.projectId),
+            type: query.type,
+            sinceMs: query.since === undefined ? undefined : parseTimestamp(query.since, 'since'),
+            projectId: query.project_id,
+          },
+          page.offset,
+          page.limit,
+        );
+        return listResponse(request, set, page, total, data);
+      },
+      {
+        query: EventListQuery,
+        response: { 200: listSchema(EventSchema) },
+        detail: detail(
+          'List events',
+          'Newest first. Filters: type (exact, or `resource.*` for every action on an object), ' +
+            'since (RFC 3339, inclusive), project_id. Kept for events.retention_days.',
+        ),
+      },
+    )
+    .get(
+      '/v1/events/:id',
+      ({ params, request }) => {
+        const found = findEvent(db, params.id);
+        if (!found) throw new NotFoundError('Event');
+        const key = principalOf(request);
+        const visible =
+          found.projectId === null
+            ? key.role === 'admin' || (key.projectIds.length === 0 && key.vaultIds.length === 0)
+            : hasProjectScope(key, found.projectId);
+        if (!visible) hideAsNotFound(request, 'Event');
+        return found.payload;
+      },
+      {
+        params: EventParams,
+        response: { 200: EventSchema },
+        detail: detail('Get an event', 'The payload exactly as webhooks receive it.'),
+      },
+    );
+}

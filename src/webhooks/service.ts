@@ -1,0 +1,476 @@
+/**
+ * Webhook subscriptions and their signing secrets in the database, for the HTTP routes and the
+ * delivery worker. Write functions are synchronous and run inside the caller's write job (with
+ * its audit entry). Who may see or change which webhook is decided by the routes.
+ */
+import { and, asc, desc, eq, isNotNull, isNull, lte, sql, type SQL } from 'drizzle-orm';
+import { Database, type Statement } from 'bun:sqlite';
+import dns from 'node:dns';
+import { typeid } from 'typeid-js';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/client.ts';
+import { toRfc3339 } from '../db/columns.ts';
+import { InvalidRequestError } from '../errors.ts';
+import { events as eventsTable } from '../events/tables.ts';
+import { ALL_EVENTS, isEventType } from '../events/types.ts';
+import type { InstanceKeyring } from '../keyring/live-keyring.ts';
+import {
+  resolveDeliveryTarget,
+  validateWebhookUrl,
+  type LookupAll,
+  type OutboundPolicy,
+} from './outbound-guard.ts';
+import { generateWebhookSecret } from './signing.ts';
+import {
+  webhookDeliveries,
+  webhookDeliveryAttempts,
+  webhooks,
+  webhookSecretColumn,
+  webhookSecrets,
+  type DeliveryRow,
+  type DeliveryStatus,
+  type WebhookRow,
+} from './tables.ts';
+
+/** How long the previous secret keeps signing after a rotation. */
+export const PREVIOUS_SECRET_GRACE_MS = 24 * 3_600_000;
+
+/** A webhook as the API shows it; never its secret. */
+export type WebhookObject = {
+  id: string;
+  url: string;
+  events: string[];
+  project_id: string | null;
+  enabled: boolean;
+  description: string;
+  failing_since: string | null;
+  disabled_reason: string | null;
+  created_at: string;
+  updated_at: string;
+};
+
+/** The API shape of a stored webhook. */
+export function toWebhookObject(row: WebhookRow): WebhookObject {
+  return {
+    id: row.id,
+    url: row.url,
+    events: row.events,
+    project_id: row.projectId,
+    enabled: row.enabled,
+    description: row.description,
+    failing_since: toRfc3339(row.failingSince),
+    disabled_reason: row.disabledReason,
+    created_at: toRfc3339(row.createdAt),
+    updated_at: toRfc3339(row.updatedAt),
+  };
+}
+
+/**
+ * The normalised URL to store (`URL.href`), or a 400 naming `url`. Syntax only: whether the
+ * address is allowed is decided on the resolved address at every delivery, since DNS changes.
+ */
+export function checkWebhookUrl(raw: string): string {
+  const verdict = validateWebhookUrl(raw);
+  if (!verdict.ok) throw new InvalidRequestError('url', verdict.reason);
+  return verdict.url.href;
+}
+
+/** How long saving a webhook waits for DNS before leaving the check to delivery time. */
+const SAVE_LOOKUP_TIMEOUT_MS = 2_000;
+
+/**
+ * Save-time check of the destination, for early feedback: refuses (400 naming `url`) a URL whose
+ * host is, or resolves to, an address the outbound policy forbids (link-local, cloud metadata,
+ * or loopback/private without an allow-list entry). A host that does not resolve now, or not
+ * within 2 s, is accepted: the authoritative check runs on the resolved address at every
+ * delivery, since DNS answers change.
+ */
+export async function checkWebhookTarget(
+  href: string,
+  policy: OutboundPolicy,
+  lookup: LookupAll = dns.promises.lookup,
+): Promise<void> {
+  let lookupFailed = false;
+  const recordingLookup: LookupAll = async (hostname, options) => {
+    try {
+      const answers = await lookup(hostname, options);
+      if (answers.length === 0) lookupFailed = true;
+      return answers;
+    } catch (error) {
+      lookupFailed = true;
+      throw error;
+    }
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const verdict = await Promise.race([
+    resolveDeliveryTarget(new URL(href), policy, recordingLookup),
+    new Promise<null>(
+      (resolve) => (timer = setTimeout(() => resolve(null), SAVE_LOOKUP_TIMEOUT_MS)),
+    ),
+  ]).finally(() => clearTimeout(timer));
+  if (verdict !== null && !verdict.ok && !lookupFailed) {
+    throw new InvalidRequestError('url', verdict.reason);
+  }
+}
+
+/** The subscription list, checked: known types, or `["*"]` alone; duplicates removed. */
+export function checkEventList(list: readonly string[]): string[] {
+  if (list.length === 0)
+    throw new InvalidRequestError('events', 'Must name at least one event type');
+  const distinct = [...new Set(list)];
+  if (distinct.includes(ALL_EVENTS)) {
+    if (distinct.length > 1) {
+      throw new InvalidRequestError('events', '"*" subscribes to everything and must stand alone');
+    }
+    return distinct;
+  }
+  const unknown = distinct.find((type) => !isEventType(type));
+  if (unknown !== undefined) {
+    throw new InvalidRequestError('events', `Unknown event type: ${unknown.slice(0, 64)}`);
+  }
+  return distinct;
+}
+
+/** A new webhook id, `whk_` + a time-ordered TypeID. */
+export function newWebhookId(): string {
+  return typeid('whk').toString();
+}
+
+/** Everything that defines a new webhook. */
+export type NewWebhook = {
+  url: string;
+  events: string[];
+  projectId: string | null;
+  enabled: boolean;
+  description: string;
+};
+
+/** Inserts a webhook with a fresh signing secret; returns the row and the secret (shown once). */
+export function insertWebhook(
+  db: Db,
+  keyring: InstanceKeyring,
+  id: string,
+  hook: NewWebhook,
+  createdBy: string,
+  now: number,
+): { row: WebhookRow; secret: string } {
+  const row = db
+    .insert(webhooks)
+    .values({
+      id,
+      url: hook.url,
+      events: hook.events,
+      projectId: hook.projectId,
+      enabled: hook.enabled,
+      description: hook.description,
+      createdAt: now,
+      updatedAt: now,
+      createdBy,
+    })
+    .returning()
+    .get();
+  const secret = addSecret(db, keyring, id, now);
+  return { row, secret };
+}
+
+/** Fields a PUT may change. */
+export type WebhookChanges = Partial<NewWebhook>;
+
+/**
+ * Applies `changes` and returns the new row. Enabling a webhook clears its failure record, so
+ * the disable clock starts afresh.
+ */
+export function updateWebhook(
+  db: Db,
+  id: string,
+  changes: WebhookChanges,
+  now: number,
+): WebhookRow {
+  const set: Partial<typeof webhooks.$inferInsert> = { updatedAt: now };
+  if (changes.url !== undefined) set.url = changes.url;
+  if (changes.events !== undefined) set.events = changes.events;
+  if (changes.projectId !== undefined) set.projectId = changes.projectId;
+  if (changes.description !== undefined) set.description = changes.description;
+  if (changes.enabled !== undefined) {
+    set.enabled = changes.enabled;
+    if (changes.enabled) {
+      set.failingSince = null;
+      set.disabledReason = null;
+    }
+  }
+  return db.update(webhooks).set(set).where(eq(webhooks.id, id)).returning().get()!;
+}
+
+/** Deletes a webhook; its secrets and deliveries go with it (events stay in the log). */
+export function deleteWebhook(db: Db, id: string): void {
+  db.delete(webhooks).where(eq(webhooks.id, id)).run();
+}
+
+/** The webhook, or undefined. */
+export function findWebhook(db: Db, id: string): WebhookRow | undefined {
+  return db.select().from(webhooks).where(eq(webhooks.id, id)).get();
+}
+
+/** One page of webhooks matching `where`, newest first, and the total. */
+export function listWebhooks(
+  db: Db,
+  where: SQL | undefined,
+  offset: number,
+  limit: number,
+): { rows: WebhookRow[]; total: number } {
+  const rows = db
+    .select()
+    .from(webhooks)
+    .where(where)
+    .orderBy(desc(webhooks.createdAt), desc(webhooks.id))
+    .limit(limit)
+    .offset(offset)
+    .all();
+  const total =
+    db
+      .select({ n: sql<number>`count(*)` })
+      .from(webhooks)
+      .where(where)
+      .get()?.n ?? 0;
+  return { rows, total };
+}
+
+/**
+ * Rotates the signing secret: the current one stays valid (signing alongside the new one) for
+ * {@link PREVIOUS_SECRET_GRACE_MS}, secrets already past their grace are deleted, and the new
+ * secret is returned (shown once) with the time the previous one stops signing.
+ */
+export function rotateWebhookSecret(
+  db: Db,
+  keyring: InstanceKeyring,
+  webhookId: string,
+  now: number,
+): { secret: string; previousExpiresAt: number } {
+  const previousExpiresAt = now + PREVIOUS_SECRET_GRACE_MS;
+  db.delete(webhookSecrets)
+    .where(
+      and(
+        eq(webhookSecrets.webhookId, webhookId),
+        isNotNull(webhookSecrets.expiresAt),
+        lte(webhookSecrets.expiresAt, now),
+      ),
+    )
+    .run();
+  db.update(webhookSecrets)
+    .set({ expiresAt: previousExpiresAt })
+    .where(and(eq(webhookSecrets.webhookId, webhookId), isNull(webhookSecrets.expiresAt)))
+    .run();
+  const secret = addSecret(db, keyring, webhookId, now);
+  return { secret, previousExpiresAt };
+}
+
+function addSecret(db: Db, keyring: InstanceKeyring, webhookId: string, now: number): string {
+  const id = typeid('whs').toString();
+  const secret = generateWebhookSecret();
+  db.insert(webhookSecrets)
+    .values({
+      id,
+      webhookId,
+      secret: Buffer.from(keyring.encrypt(secret, webhookSecretColumn.at(id))),
+      createdAt: now,
+      expiresAt: null,
+    })
+    .run();
+  return secret;
+}
+
+/**
+ * The secrets that sign a delivery at `now`: the current one first, then any previous one
+ * still in its grace period, newest first.
+ */
+export function signingSecrets(
+  db: Db,
+  keyring: InstanceKeyring,
+  webhookId: string,
+  now: number,
+): string[] {
+  const rows = secretsStatement(db).all({ webhookId, now });
+  return rows.map((row) => keyring.decryptString(row.secret, webhookSecretColumn.at(row.id)));
+}
+
+type SecretRow = { id: string; secret: Uint8Array };
+const secretStatements = new WeakMap<
+  Database,
+  Statement<SecretRow, [{ webhookId: string; now: number }]>
+>();
+
+/** Prepared once per connection: every delivery attempt reads its webhook's secrets. */
+function secretsStatement(db: Db): Statement<SecretRow, [{ webhookId: string; now: number }]> {
+  const sqlite = (db as { $client?: unknown }).$client;
+  if (!(sqlite instanceof Database))
+    throw new Error('webhook secrets need a bun:sqlite connection');
+  let statement = secretStatements.get(sqlite);
+  if (!statement) {
+    statement = sqlite.query(
+      `SELECT id, secret FROM webhook_secrets
+       WHERE webhook_id = $webhookId AND (expires_at IS NULL OR expires_at > $now)
+       ORDER BY expires_at IS NOT NULL, created_at DESC`,
+    );
+    secretStatements.set(sqlite, statement);
+  }
+  return statement;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries (read side and manual re-queue; the worker owns the rest, see ./deliveries.ts)
+
+/** A delivery as the API shows it. */
+export type DeliveryObject = {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event_type: string;
+  status: DeliveryStatus;
+  attempt: number;
+  response_status: number | null;
+  duration_ms: number | null;
+  error: string | null;
+  last_attempt_at: string | null;
+  next_attempt_at: string | null;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
+};
+
+type DeliveryWithType = DeliveryRow & { eventType: string };
+
+/** The API shape of a stored delivery. */
+export function toDeliveryObject(row: DeliveryWithType): DeliveryObject {
+  const pending = row.status === 'pending' || row.status === 'in_flight';
+  return {
+    id: row.id,
+    webhook_id: row.webhookId,
+    event_id: row.eventId,
+    event_type: row.eventType,
+    status: row.status,
+    attempt: row.attempts,
+    response_status: row.lastResponseStatus,
+    duration_ms: row.lastDurationMs,
+    error: row.lastError,
+    last_attempt_at: toRfc3339(row.lastAttemptAt),
+    next_attempt_at: pending ? toRfc3339(row.nextAttemptAt) : null,
+    created_at: toRfc3339(row.createdAt),
+    updated_at: toRfc3339(row.updatedAt),
+    completed_at: toRfc3339(row.completedAt),
+  };
+}
+
+function deliveryQuery(db: Db) {
+  return db
+    .select({
+      id: webhookDeliveries.id,
+      webhookId: webhookDeliveries.webhookId,
+      eventId: webhookDeliveries.eventId,
+      status: webhookDeliveries.status,
+      attempts: webhookDeliveries.attempts,
+      attemptBase: webhookDeliveries.attemptBase,
+      nextAttemptAt: webhookDeliveries.nextAttemptAt,
+      leaseOwner: webhookDeliveries.leaseOwner,
+      leaseExpiresAt: webhookDeliveries.leaseExpiresAt,
+      lastAttemptAt: webhookDeliveries.lastAttemptAt,
+      lastResponseStatus: webhookDeliveries.lastResponseStatus,
+      lastDurationMs: webhookDeliveries.lastDurationMs,
+      lastError: webhookDeliveries.lastError,
+      createdAt: webhookDeliveries.createdAt,
+      updatedAt: webhookDeliveries.updatedAt,
+      completedAt: webhookDeliveries.completedAt,
+      eventType: eventsTable.type,
+    })
+    .from(webhookDeliveries)
+    .innerJoin(eventsTable, eq(eventsTable.id, webhookDeliveries.eventId));
+}
+
+/** One page of a webhook's deliveries (optionally of one status), newest first, and the total. */
+export function listDeliveries(
+  db: Db,
+  webhookId: string,
+  status: DeliveryStatus | undefined,
+  offset: number,
+  limit: number,
+): { rows: DeliveryWithType[]; total: number } {
+  const where = and(
+    eq(webhookDeliveries.webhookId, webhookId),
+    status === undefined ? undefined : eq(webhookDeliveries.status, status),
+  );
+  const rows = deliveryQuery(db)
+    .where(where)
+    .orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
+    .limit(limit)
+    .offset(offset)
+    .all();
+  const total =
+    db
+      .select({ n: sql<number>`count(*)` })
+      .from(webhookDeliveries)
+      .where(where)
+      .get()?.n ?? 0;
+  return { rows, total };
+}
+
+/** The delivery of that webhook, or undefined. */
+export function findDelivery(
+  db: Db,
+  webhookId: string,
+  deliveryId: string,
+): DeliveryWithType | undefined {
+  return deliveryQuery(db)
+    .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.webhookId, webhookId)))
+    .get();
+}
+
+/** One attempt as the API shows it. */
+export type AttemptObject = {
+  attempt: number;
+  started_at: string;
+  ok: boolean;
+  response_status: number | null;
+  duration_ms: number;
+  error: string | null;
+};
+
+/** Every attempt of a delivery, oldest first. */
+export function listAttempts(db: Db, deliveryId: string): AttemptObject[] {
+  return db
+    .select()
+    .from(webhookDeliveryAttempts)
+    .where(eq(webhookDeliveryAttempts.deliveryId, deliveryId))
+    .orderBy(asc(webhookDeliveryAttempts.seq))
+    .all()
+    .map((row) => ({
+      attempt: row.attempt,
+      started_at: toRfc3339(row.startedAt),
+      ok: row.ok,
+      response_status: row.responseStatus,
+      duration_ms: row.durationMs,
+      error: row.error,
+    }));
+}
+
+/**
+ * Re-queues a delivery for an attempt now. A finished one (succeeded or failed) gets a fresh
+ * budget of `webhooks.max_attempts` attempts; a pending one is simply moved forward. Returns
+ * false when it is in flight (the caller answers 409).
+ */
+export function requeueDelivery(db: Db, clock: Clock, deliveryId: string): boolean {
+  const now = clock.now();
+  const changed = db
+    .update(webhookDeliveries)
+    .set({
+      status: 'pending',
+      nextAttemptAt: now,
+      completedAt: null,
+      updatedAt: now,
+      attemptBase: sql`CASE WHEN ${webhookDeliveries.status} = 'pending' THEN ${webhookDeliveries.attemptBase} ELSE ${webhookDeliveries.attempts} END`,
+    })
+    .where(
+      and(eq(webhookDeliveries.id, deliveryId), sql`${webhookDeliveries.status} <> 'in_flight'`),
+    )
+    .returning({ id: webhookDeliveries.id })
+    .all();
+  return changed.length > 0;
+}
