@@ -1,0 +1,423 @@
+/**
+ * The resources API under load, with 100 000 secrets in 100 vaults: authenticated secret reads by
+ * id and by vault + name, a vault read returning 50 secrets with values, a list page at page 1 and
+ * page 1 000, and secret updates (each a new version) — each against a bare `Bun.serve` JSON
+ * baseline measured in the same round, with the ratio, p50/p99 and the server's RSS.
+ *
+ * `secryn serve` runs from source (or SECRYN_BINARY) as its own process pinned to one CPU, wrk on
+ * the other. The instance is seeded in this process with the rows the API writes (values sealed
+ * by the real keyring at their real location), then closed before the server opens it. Every
+ * request is authenticated, rate-limited (limits set out of the way) and audited, as in
+ * production.
+ *
+ * Run: `bun bench/resources.ts` (wrk: `apt-get install -y wrk`).
+ * Options (defaults): --duration 5 --warmup 1 --rounds 2 --connections 50 --secrets 100000
+ * --vaults 100. Bounded: seeding (~10–20 s) + (scenarios + 1) × rounds × duration + warm-ups.
+ */
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { validateConfig } from '../src/config/load.ts';
+import { createInstance } from '../src/instance.ts';
+import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
+import { createLogger } from '../src/log/logger.ts';
+import { insertProject, newProjectId } from '../src/projects/service.ts';
+import { newResourceId } from '../src/resources/store.ts';
+import { resourceValueColumn, versionRowId } from '../src/resources/tables.ts';
+import { insertVault, newVaultId } from '../src/vaults/service.ts';
+import {
+  errorCount,
+  findWrk,
+  formatCount,
+  formatMiB,
+  formatMs,
+  formatRatio,
+  freePort,
+  machineSummary,
+  markdownTable,
+  median,
+  planCpuPinning,
+  readRss,
+  runWrk,
+  startBaselineServer,
+  startServerProcess,
+  watchPeakRss,
+  type WrkResult,
+} from './lib/load.ts';
+
+const REPO_ROOT = resolve(import.meta.dir, '..');
+
+const { values: flags } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '50' },
+    secrets: { type: 'string', default: '100000' },
+    vaults: { type: 'string', default: '100' },
+  },
+  strict: true,
+});
+const durationSec = Number(flags.duration);
+const warmupSec = Number(flags.warmup);
+const rounds = Number(flags.rounds);
+const connections = Number(flags.connections);
+const secretCount = Number(flags.secrets);
+const vaultCount = Number(flags.vaults);
+/** The vault read scenario's vault holds exactly this many secrets; the others share the rest. */
+const SMALL_VAULT_SECRETS = 50;
+
+try {
+  findWrk();
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(1);
+}
+
+const binary = process.env.SECRYN_BINARY ? resolve(process.env.SECRYN_BINARY) : undefined;
+const secryn = binary ? [binary] : [process.execPath, join(REPO_ROOT, 'src/main.ts')];
+const cpu = planCpuPinning();
+const work = mkdtempSync(join(tmpdir(), 'secryn-bench-resources-'));
+const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, NO_COLOR: '1', TZ: 'Etc/UTC' };
+
+type Seeded = {
+  config: string;
+  port: number;
+  adminToken: string;
+  accessToken: string;
+  /** Sample secrets: id, vault and name. */
+  sample: { id: string; vaultId: string; name: string }[];
+  smallVault: string;
+  seedSeconds: number;
+};
+
+/** Creates the instance and seeds it through the store functions, in large transactions. */
+async function seed(): Promise<Seeded> {
+  const port = await freePort();
+  const config = join(work, 'secryn.toml');
+  const toml = [
+    '[server]',
+    'host = "127.0.0.1"',
+    `port = ${port}`,
+    '[storage]',
+    `path = "${join(work, 'data/secryn.db')}"`,
+    '[encryption]',
+    `master_key_file = "${join(work, 'data/master.key')}"`,
+    '[rate_limit]',
+    'requests_per_minute = 10000000',
+    'burst = 10000000',
+    '[log]',
+    'level = "warn"',
+    'format = "json"',
+    '',
+  ].join('\n');
+  writeFileSync(config, toml);
+  const parsed = validateConfig(Bun.TOML.parse(toml) as Record<string, unknown>);
+  const logger = createLogger({ level: 'warn', format: 'json', color: false });
+  const started = performance.now();
+  let adminToken = '';
+  let accessToken = '';
+  const instance = createInstance(parsed, logger, (db) => {
+    const key = (role: 'admin' | 'access') =>
+      insertApiKey(
+        db,
+        newApiKeyId(),
+        {
+          name: `bench ${role}`,
+          role,
+          projectIds: [],
+          vaultIds: [],
+          scopes: null,
+          expiresAt: null,
+        },
+        'bench',
+        Date.now(),
+      ).token;
+    adminToken = key('admin');
+    accessToken = key('access');
+  });
+  const { db, keyring, sqlite } = instance;
+  const now = Date.now();
+  const projectId = newProjectId();
+  const vaultIds: string[] = [];
+  sqlite.transaction(() => {
+    insertProject(db, { id: projectId, name: 'bench', description: null, createdBy: 'bench' }, now);
+    for (let v = 0; v < vaultCount; v++) {
+      const id = newVaultId();
+      insertVault(
+        db,
+        {
+          id,
+          projectId,
+          name: `vault-${v}`,
+          description: null,
+          restricted: false,
+          createdBy: 'bench',
+        },
+        now,
+      );
+      vaultIds.push(id);
+    }
+  })();
+  const sample: Seeded['sample'] = [];
+  // Rows as `insertResource` writes them, through prepared statements (the query builder would
+  // make seeding take minutes); values sealed by the real keyring at their real location.
+  const insertRow = sqlite.prepare(
+    `INSERT INTO resources (id, vault_id, project_id, type, name, description, tags, enabled,
+       content_type, current_version, created_at, updated_at, created_by)
+     VALUES (?, ?, ?, 'secret', ?, NULL, ?, 1, 'text/plain', 1, ?, ?, 'bench')`,
+  );
+  const insertVersion = sqlite.prepare(
+    `INSERT INTO resource_versions (id, resource_id, version, value, created_at, created_by)
+     VALUES (?, ?, 1, ?, ?, 'bench')`,
+  );
+  const batch = 10_000;
+  for (let start = 0; start < secretCount; start += batch) {
+    sqlite.transaction(() => {
+      for (let i = start; i < Math.min(start + batch, secretCount); i++) {
+        // Vault 0 gets exactly SMALL_VAULT_SECRETS; the others share the rest evenly.
+        const vaultIndex =
+          i < SMALL_VAULT_SECRETS ? 0 : 1 + ((i - SMALL_VAULT_SECRETS) % (vaultCount - 1));
+        const id = newResourceId();
+        const name = `SECRET_${i}`;
+        const at = now + i; // distinct creation times: a realistic newest-first order
+        insertRow.run(
+          id,
+          vaultIds[vaultIndex]!,
+          projectId,
+          name,
+          i % 10 === 0 ? '["db"]' : '[]',
+          at,
+          at,
+        );
+        // ~60-byte values, like a connection string or an API token.
+        const value = `postgres://app:${crypto.randomUUID()}@db-${i}.internal:5432/app`;
+        const rowId = versionRowId(id, 1);
+        insertVersion.run(rowId, id, keyring.encrypt(value, resourceValueColumn.at(rowId, 1)), at);
+        if (i >= SMALL_VAULT_SECRETS && i % 97 === 0 && sample.length < 1000) {
+          sample.push({ id, vaultId: vaultIds[vaultIndex]!, name });
+        }
+      }
+    })();
+  }
+  sqlite.run('PRAGMA wal_checkpoint(TRUNCATE)');
+  sqlite.run('ANALYZE');
+  await instance.close();
+  return {
+    config,
+    port,
+    adminToken,
+    accessToken,
+    sample,
+    smallVault: vaultIds[0]!,
+    seedSeconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** Lua: cycle through `paths` with GET (headers from -H). */
+function cycleGets(paths: string[]): string {
+  return `
+local paths = { ${paths.map((p) => JSON.stringify(p)).join(', ')} }
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[(n % #paths) + 1])
+end
+`;
+}
+
+/** Lua: PUT a new value to each secret in turn (every request makes a new version). */
+function cyclePuts(ids: string[]): string {
+  return `
+local ids = { ${ids.map((id) => JSON.stringify(id)).join(', ')} }
+local n = 0
+local headers = {}
+init = function()
+  for k, v in pairs(wrk.headers) do headers[k] = v end
+  headers["Content-Type"] = "application/json"
+end
+request = function()
+  n = n + 1
+  local body = '{"value":"rotated-' .. n .. '-' .. math.random(1000000000) .. '"}'
+  return wrk.format("PUT", "/v1/resources/" .. ids[(n % #ids) + 1], headers, body)
+end
+`;
+}
+
+type Scenario = { label: string; token: 'admin' | 'access'; path: string; script?: string };
+
+let logFd: number | undefined;
+try {
+  console.log(`# Resources API — ${new Date().toISOString().slice(0, 10)}`);
+  console.log(`machine: ${machineSummary()}`);
+  console.log(`pinning: ${cpu.description}`);
+  console.log(`secryn: ${binary ? `compiled binary ${binary}` : 'from source (bun src/main.ts)'}`);
+  const seeded = await seed();
+  console.log(
+    `seeded ${formatCount(secretCount)} secrets in ${vaultCount} vaults ` +
+      `(vault 0: ${SMALL_VAULT_SECRETS}) in ${seeded.seedSeconds.toFixed(1)} s`,
+  );
+  console.log(
+    `load: wrk -t1 -c${connections}, ${warmupSec} s warm-up per scenario, ${rounds} rounds × ` +
+      `${durationSec} s, baseline run in every round\n`,
+  );
+
+  const pathsById = seeded.sample.map((s) => `/v1/resources/${s.id}`);
+  const pathsByName = seeded.sample.map((s) => `/v1/vaults/${s.vaultId}/secrets/${s.name}`);
+  const scenarios: Scenario[] = [
+    {
+      label: 'secret by id (with value)',
+      token: 'access',
+      path: pathsById[0]!,
+      script: cycleGets(pathsById),
+    },
+    {
+      label: 'secret by vault + name',
+      token: 'access',
+      path: pathsByName[0]!,
+      script: cycleGets(pathsByName),
+    },
+    {
+      label: 'GET /v1/vaults/:id, 50 secrets',
+      token: 'access',
+      path: `/v1/vaults/${seeded.smallVault}`,
+    },
+    { label: 'list page 1 (limit 50 of 100k)', token: 'admin', path: '/v1/resources?page=1' },
+    { label: 'list page 1000 (limit 50 of 100k)', token: 'admin', path: '/v1/resources?page=1000' },
+    {
+      label: 'secret update (PUT value)',
+      token: 'admin',
+      path: pathsById[0]!,
+      script: cyclePuts(seeded.sample.map((s) => s.id)),
+    },
+  ];
+
+  const baseline = await startBaselineServer({ cpu: cpu.server });
+  const logFile = join(work, 'server.log');
+  logFd = openSync(logFile, 'w');
+  const server = await startServerProcess({
+    cmd: [...secryn, 'serve', '--config', seeded.config],
+    readyUrl: `http://127.0.0.1:${seeded.port}/v1/health`,
+    cwd: work,
+    env,
+    cpu: cpu.server,
+    stderr: logFd,
+    timeoutMs: 60_000,
+  });
+  const idleRss = readRss(server.pid)?.rssBytes ?? Number.NaN;
+  const peak = watchPeakRss(server.pid);
+  const token = { admin: seeded.adminToken, access: seeded.accessToken };
+
+  // Sanity: every scenario answers 2xx before it is measured.
+  for (const scenario of scenarios) {
+    const method = scenario.script?.includes('"PUT"') ? 'PUT' : 'GET';
+    const response = await fetch(`${server.url}${scenario.path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token[scenario.token]}`,
+        'content-type': 'application/json',
+      },
+      body: method === 'PUT' ? JSON.stringify({ value: 'sanity' }) : undefined,
+    });
+    const text = await response.text();
+    if (!response.ok)
+      throw new Error(`${scenario.label}: ${response.status} ${text.slice(0, 200)}`);
+  }
+
+  const wrk = (url: string, seconds: number, headers?: Record<string, string>, script?: string) =>
+    runWrk({ url, durationSec: seconds, connections, threads: 1, cpu: cpu.load, headers, script });
+
+  const results = new Map<string, { runs: WrkResult[]; ratios: number[]; rss: number }>();
+  const baselineRuns: WrkResult[] = [];
+  for (const scenario of scenarios) {
+    if (warmupSec > 0) {
+      await wrk(
+        `${server.url}${scenario.path}`,
+        warmupSec,
+        { authorization: `Bearer ${token[scenario.token]}` },
+        scenario.script,
+      );
+    }
+  }
+  if (warmupSec > 0) await wrk(`${baseline.url}/`, warmupSec);
+  for (let round = 0; round < rounds; round++) {
+    const base = await wrk(`${baseline.url}/`, durationSec);
+    baselineRuns.push(base);
+    for (const scenario of scenarios) {
+      const run = await wrk(
+        `${server.url}${scenario.path}`,
+        durationSec,
+        { authorization: `Bearer ${token[scenario.token]}` },
+        scenario.script,
+      );
+      const entry = results.get(scenario.label) ?? { runs: [], ratios: [], rss: 0 };
+      entry.runs.push(run);
+      entry.ratios.push(run.requestsPerSec / base.requestsPerSec);
+      entry.rss = readRss(server.pid)?.rssBytes ?? Number.NaN;
+      results.set(scenario.label, entry);
+    }
+  }
+  const peakRss = peak.stop();
+  const baselinePeak = readRss(baseline.pid)?.peakBytes ?? Number.NaN;
+  await server.stop();
+  await baseline.stop();
+
+  const rows: string[][] = [
+    [
+      'bare Bun.serve JSON (baseline)',
+      formatCount(median(baselineRuns.map((r) => r.requestsPerSec))),
+      '1.00×',
+      formatMs(median(baselineRuns.map((r) => r.p50Ms))),
+      formatMs(median(baselineRuns.map((r) => r.p99Ms))),
+      formatMiB(baselinePeak),
+      formatCount(baselineRuns.reduce((sum, r) => sum + errorCount(r), 0)),
+      `${Math.round(median(baselineRuns.map((r) => r.generatorBusy)) * 100)} %`,
+    ],
+  ];
+  for (const scenario of scenarios) {
+    const entry = results.get(scenario.label)!;
+    rows.push([
+      scenario.label,
+      formatCount(median(entry.runs.map((r) => r.requestsPerSec))),
+      `${median(entry.ratios).toFixed(2)}×`,
+      formatMs(median(entry.runs.map((r) => r.p50Ms))),
+      formatMs(median(entry.runs.map((r) => r.p99Ms))),
+      formatMiB(entry.rss),
+      formatCount(entry.runs.reduce((sum, r) => sum + errorCount(r), 0)),
+      `${Math.round(median(entry.runs.map((r) => r.generatorBusy)) * 100)} %`,
+    ]);
+  }
+  console.log(
+    markdownTable(
+      ['scenario', 'req/s', 'vs bare', 'p50', 'p99', 'RSS after', 'errors', 'wrk CPU'],
+      rows,
+    ),
+  );
+  console.log(
+    `\nsecryn RSS: idle ${formatMiB(idleRss)} after start, peak ${formatMiB(peakRss)} (VmHWM over ` +
+      'the whole run). Medians over the rounds; "vs bare" is each run divided by the baseline run ' +
+      'of the same round. Every Secryn request is authenticated (SHA-256 token check), ' +
+      'rate-limited and audited (one hash-chained audit row, group-committed with ' +
+      'synchronous=FULL); updates also seal and write a new version and an event. ' +
+      `Ratio of the update row to the by-id read: ${formatRatio(
+        median(results.get(scenarios.at(-1)!.label)!.runs.map((r) => r.requestsPerSec)),
+        median(results.get(scenarios[0]!.label)!.runs.map((r) => r.requestsPerSec)),
+      )}.`,
+  );
+} catch (error) {
+  const log = join(work, 'server.log');
+  if (existsSync(log)) console.error(readFileSync(log, 'utf8').slice(-2000));
+  throw error;
+} finally {
+  if (logFd !== undefined) closeSync(logFd);
+  rmSync(work, { recursive: true, force: true });
+}
