@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';
 import { instance as instanceTable } from './db/tables.ts';
+import { clientIp } from './access/client-ip.ts';
 import { docsPlugin } from './http/docs.ts';
 import { createApp, type App, type AppOptions } from './http/app.ts';
 import type { Instance } from './instance.ts';
@@ -15,6 +16,11 @@ export type ServerOptions = {
   /** Further readiness conditions (e.g. "the keyring is loaded"). */
   readiness?: (() => boolean)[];
   clientIp?: (request: Request, socketIp: string | undefined) => string;
+  /**
+   * Runs on stop after the listener has drained (no request in flight) and before the database
+   * closes: background workers stop here, so in-flight requests never outlive them.
+   */
+  afterDrain?: () => Promise<void>;
   /** See {@link AppOptions.recordOutcome}: the audit log's hook. */
   recordOutcome?: AppOptions['recordOutcome'];
   /** Override the configured port (tests use 0 for an ephemeral port). */
@@ -25,7 +31,10 @@ export type RunningServer = {
   app: App;
   server: Server<undefined>;
   url: URL;
-  /** Stops accepting connections, lets in-flight requests finish, then flushes writes. */
+  /**
+   * Stops accepting connections, lets in-flight requests finish, runs `afterDrain`, then flushes
+   * writes and closes the database.
+   */
   stop(): Promise<void>;
 };
 
@@ -75,8 +84,16 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
     config: instance.config,
     logger: instance.logger,
     version: VERSION,
-    isHealthy: writabilityProbe(instance, options.readiness),
-    clientIp: options.clientIp,
+    // Unhealthy (503) whenever the keyring is not loaded, whatever else the caller checks.
+    isHealthy: writabilityProbe(instance, [
+      () => instance.keyring.isReady(),
+      ...(options.readiness ?? []),
+    ]),
+    // The client address for rate limits and the audit log: X-Forwarded-For only when the
+    // operator said a proxy sits in front (server.trust_proxy).
+    clientIp:
+      options.clientIp ??
+      ((request, socketIp) => clientIp(request, socketIp, instance.config.server.trust_proxy)),
     recordOutcome: options.recordOutcome,
     plugins: [docsPlugin({ version: VERSION }), ...(options.plugins ?? [])],
     features: options.features,
@@ -124,6 +141,7 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
           }, timeout).unref(),
         );
         await Promise.race([graceful, forced]);
+        await options.afterDrain?.();
         await instance.close();
       })();
       return stopping;

@@ -10,8 +10,18 @@ export const ExitCode = {
   USAGE: 2,
   /** There is no instance here yet (`secryn init` has not run). */
   NOT_INITIALIZED: 3,
-  /** `init` found an instance already there and left it alone. */
+  /** `init` found an instance (database or master key file) already there and left it alone. */
   ALREADY_INITIALIZED: 4,
+  /** No master key: no systemd credential, no SECRYN_MASTER_KEY, no key file. */
+  MASTER_KEY_MISSING: 10,
+  /** The master key file is accessible to group or others (fix: chmod 600). */
+  MASTER_KEY_PERMISSIONS: 11,
+  /** The master key is truncated, not base64 of 32 bytes, or cannot be read. */
+  MASTER_KEY_INVALID: 12,
+  /** The master key is not the one the instance's keyring is sealed with. */
+  MASTER_KEY_MISMATCH: 13,
+  /** The keyring in the database is absent or altered (the master key itself is right). */
+  KEYRING_UNUSABLE: 14,
   /** sysexits EX_CONFIG: the configuration file is unusable. */
   CONFIG: 78,
 } as const;

@@ -1,12 +1,19 @@
 import { defineCommand } from 'citty';
 import { existsSync } from 'node:fs';
 import { createInstance } from '../instance.ts';
+import { configuredKeyPath } from '../keyring/key-files.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
+// First admin API key (access layer): created and audited inside init's own transaction.
+import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
+import { systemClock } from '../clock.ts';
+import { localActor } from '../instance.ts';
+import { INITIAL_ADMIN_KEY, insertApiKey, newApiKeyId } from '../keys/service.ts';
 
 /**
- * `secryn init`: creates a new instance — the data directory (0700) and the database with its
- * schema. Refuses to touch an existing instance. `--if-missing` turns "already exists" into a
- * no-op success, for the quick start script.
+ * `secryn init`: creates a new instance — the data directory (0700), the master key file (0600;
+ * unless the key comes from SECRYN_MASTER_KEY or a systemd credential), the database with its
+ * schema and the keyring. Refuses to touch an existing database or key file. `--if-missing`
+ * turns "already exists" into a no-op success, for the quick start script.
  */
 export const initCommand = defineCommand({
   meta: {
@@ -30,12 +37,42 @@ export const initCommand = defineCommand({
       return;
     }
     const logger = cliLogger(config);
-    const instance = createInstance(config, logger);
+    // --- first admin API key: same transaction as the instance, audited as the local user ---
+    let adminKey: { id: string; token: string } | undefined;
+    const instance = createInstance(config, logger, (db) => {
+      const id = newApiKeyId();
+      const now = systemClock.now();
+      const { token } = insertApiKey(db, id, INITIAL_ADMIN_KEY, `local_user:${localActor()}`, now);
+      appendAuditEntry(db, systemClock, localAuditEntry('api_key.create', { type: 'api_key', id }));
+      adminKey = { id, token };
+    });
+    // --- end first admin API key ---
+    const { source, fingerprint } = instance.keyring;
     await instance.close();
+    const keyFile = source === 'file' ? configuredKeyPath(config) : null;
     if (args.json) {
-      print(JSON.stringify({ created: true, database: config.storage.path }));
+      print(
+        JSON.stringify({
+          created: true,
+          database: config.storage.path,
+          master_key: { source, file: keyFile, fingerprint },
+          admin_key: adminKey, // { id, token }: the token is shown only this once
+        }),
+      );
     } else {
       print(`created a new Secryn instance at ${config.storage.path}`);
+      print(
+        keyFile
+          ? `master key written to ${keyFile} (mode 0600, fingerprint ${fingerprint}); ` +
+              'back it up apart from the database: without it no value can be read'
+          : `master key taken from the ${source === 'env' ? 'SECRYN_MASTER_KEY environment variable' : 'systemd credential'} ` +
+              `(fingerprint ${fingerprint}); no key file was written`,
+      );
+    }
+    // --- first admin API key: printed once, never logged ---
+    if (!args.json && adminKey) {
+      print(`first admin API key ${adminKey.id}: ${adminKey.token}`);
+      print('Store this token now (e.g. in a password manager): it is shown only once.');
     }
   },
 });

@@ -1,7 +1,9 @@
 import { renderUsage, runCommand, type ArgsDef, type CommandDef } from 'citty';
 import { ConfigError } from '../config/load.ts';
 import { AppError } from '../errors.ts';
+import { MasterKeyError, type MasterKeyFailure } from '../crypto/errors.ts';
 import { AlreadyInitializedError, NotInitializedError } from '../instance.ts';
+import { KeyringError, MasterKeyMismatchError, type KeyringFailure } from '../keyring/errors.ts';
 import { CliFailure, ExitCode } from './exit.ts';
 
 type AnyCommand = CommandDef<ArgsDef>;
@@ -55,6 +57,21 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<never
 
 class UsageError extends Error {}
 
+const MASTER_KEY_EXIT_CODES: Record<MasterKeyFailure, number> = {
+  missing: ExitCode.MASTER_KEY_MISSING,
+  bad_permissions: ExitCode.MASTER_KEY_PERMISSIONS,
+  invalid: ExitCode.MASTER_KEY_INVALID,
+  unreadable: ExitCode.MASTER_KEY_INVALID,
+  exists: ExitCode.ALREADY_INITIALIZED,
+};
+
+const KEYRING_EXIT_CODES: Record<KeyringFailure, number> = {
+  not_initialized: ExitCode.KEYRING_UNUSABLE,
+  damaged: ExitCode.KEYRING_UNUSABLE,
+  conflict: ExitCode.FAILURE,
+  usage: ExitCode.USAGE,
+};
+
 function report(error: unknown): number {
   const line = (text: string) => process.stderr.write(`secryn: ${text}\n`);
   if (error instanceof ConfigError) {
@@ -80,6 +97,18 @@ function report(error: unknown): number {
   if (error instanceof AlreadyInitializedError) {
     line(error.message);
     return ExitCode.ALREADY_INITIALIZED;
+  }
+  if (error instanceof MasterKeyError) {
+    line(error.message);
+    return MASTER_KEY_EXIT_CODES[error.reason];
+  }
+  if (error instanceof MasterKeyMismatchError) {
+    line(error.message);
+    return ExitCode.MASTER_KEY_MISMATCH;
+  }
+  if (error instanceof KeyringError) {
+    line(error.message);
+    return KEYRING_EXIT_CODES[error.reason];
   }
   if (error instanceof AppError) {
     line(

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import { parseCidrList } from '../webhooks/outbound-guard.ts';
 import { ConfigSchema, type Config } from './schema.ts';
 
 /** sysexits.h EX_CONFIG: the process was given a configuration it cannot use. */
@@ -110,6 +111,8 @@ function crossFieldErrors(config: Config): string[] {
       } is set`,
     );
   }
+  const cidrs = parseCidrList(config.webhooks.allowed_cidrs);
+  if (!cidrs.ok) lines.push(`webhooks.allowed_cidrs.${cidrs.index}: ${cidrs.reason}`);
   return lines;
 }
 

@@ -43,6 +43,8 @@ export const ConfigSchema = Type.Object(
       disable_after_hours: Type.Integer({ minimum: 1, maximum: 8760, default: 72 }),
       allowed_hosts: Type.Array(NonEmpty, { default: [] }),
       allowed_cidrs: Type.Array(NonEmpty, { default: [] }),
+      per_endpoint_concurrency: Type.Integer({ minimum: 1, maximum: 256, default: 2 }),
+      poll_interval_ms: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000 }),
     }),
     log: Section({
       level: Type.Union(
