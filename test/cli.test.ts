@@ -116,6 +116,11 @@ describe('secryn CLI', () => {
       }
       expect(health?.status).toBe(200);
       expect(await health!.json()).toMatchObject({ status: 'ok' });
+      if (signal === 'SIGTERM') {
+        const second = await runCli(['serve', '--config', config]);
+        expect(second.exitCode).toBe(1);
+        expect(second.stderr).toContain('another secryn serve');
+      }
       proc.kill(signal);
       const exitCode = await Promise.race([proc.exited, Bun.sleep(5000).then(() => 'timeout')]);
       expect(exitCode).toBe(0);

@@ -1,7 +1,12 @@
 import { defineCommand } from 'citty';
 import { VERSION } from '../version.ts';
+import { auditCommand } from './audit.ts';
+import { backupCommand } from './backup.ts';
 import { initCommand } from './init.ts';
+import { keysCommand } from './keys.ts';
+import { masterKeyCommand } from './master-key.ts';
 import { migrateCommand } from './migrate.ts';
+import { restoreCommand } from './restore.ts';
 import { serveCommand } from './serve.ts';
 import { versionCommand } from './version.ts';
 
@@ -15,7 +20,12 @@ export const rootCommand = defineCommand({
   subCommands: {
     init: initCommand,
     serve: serveCommand,
+    keys: keysCommand,
     migrate: migrateCommand,
+    'master-key': masterKeyCommand,
+    audit: auditCommand,
+    backup: backupCommand,
+    restore: restoreCommand,
     version: versionCommand,
   },
 });

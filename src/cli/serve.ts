@@ -1,9 +1,11 @@
 import { defineCommand } from 'citty';
 import { buildFeatures } from '../features.ts';
+import { claimServeMarker } from '../backup/serve-marker.ts';
 import { openInstance } from '../instance.ts';
 import { startServer } from '../server.ts';
 import { VERSION } from '../version.ts';
 import { cliLogger, commonArgs, loadCliConfig } from './common.ts';
+import { CliFailure } from './exit.ts';
 
 /**
  * `secryn serve`: runs the API (and the background workers) until SIGTERM or SIGINT, then
@@ -17,8 +19,15 @@ export const serveCommand = defineCommand({
     const { config, source } = loadCliConfig(args);
     const logger = cliLogger(config);
     const instance = openInstance(config, logger);
-    const { features, start, stop } = buildFeatures(instance);
-    const running = startServer(instance, { features });
+    let releaseMarker: () => void;
+    try {
+      releaseMarker = claimServeMarker(config.storage.path);
+    } catch (error) {
+      await instance.close();
+      throw new CliFailure(error instanceof Error ? error.message : String(error));
+    }
+    const { features, start, stop, recordOutcome } = buildFeatures(instance);
+    const running = startServer(instance, { features, recordOutcome, afterDrain: stop });
     await start();
     logger.info('secryn listening', {
       url: running.url.href.replace(/\/$/, ''),
@@ -34,8 +43,8 @@ export const serveCommand = defineCommand({
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
     });
-    await stop();
     await running.stop();
+    releaseMarker();
     logger.info('stopped');
   },
 });

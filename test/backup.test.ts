@@ -1,0 +1,155 @@
+/**
+ * `secryn backup` and `secryn restore` through the real CLI: a consistent, encrypted, 0600 copy
+ * that a restore brings back (moving the replaced database aside), refused while a server runs,
+ * for a backup sealed with another master key, or for a file that is not a Secryn database.
+ */
+import { describe, expect, test } from 'bun:test';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config/load.ts';
+import { buildFeatures } from '../src/features.ts';
+import { openInstance } from '../src/instance.ts';
+import { serveMarkerPath } from '../src/backup/serve-marker.ts';
+import { buildApp } from '../src/server.ts';
+import { call, memoryLogger, runCli, tempDir, writeConfig } from './harness.ts';
+
+const MARKER = 'BACKUP-MARKER-9d41-plaintext-never-on-disk';
+
+/** Runs `body` against the instance of `configPath` through the real app, then closes it. */
+async function withApp<T>(
+  configPath: string,
+  body: (
+    send: (
+      method: string,
+      path: string,
+      payload?: unknown,
+    ) => Promise<{ status: number; json: any }>,
+  ) => Promise<T>,
+  token: string,
+): Promise<T> {
+  const { config } = loadConfig({ path: configPath, env: {} });
+  const instance = openInstance(config, memoryLogger(), { env: {} });
+  const features = buildFeatures(instance);
+  const app = buildApp(instance, {
+    features: features.features,
+    recordOutcome: features.recordOutcome,
+  });
+  try {
+    return await body(async (method, path, payload) => {
+      const response = await call(app, method, path, {
+        body: payload,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const text = await response.text();
+      return { status: response.status, json: text ? JSON.parse(text) : undefined };
+    });
+  } finally {
+    await features.stop();
+    await instance.close();
+  }
+}
+
+async function initInstance(dir: string): Promise<{ configPath: string; token: string }> {
+  const configPath = writeConfig(dir);
+  const init = await runCli(['init', '--json', '--config', configPath]);
+  expect(init.exitCode).toBe(0);
+  return { configPath, token: JSON.parse(init.stdout).admin_key.token };
+}
+
+describe('backup and restore', () => {
+  test('backup is encrypted and 0600; restore brings it back and keeps the replaced database', async () => {
+    using dir = tempDir();
+    const { configPath, token } = await initInstance(dir.path);
+    const secretId = await withApp(
+      configPath,
+      async (send) => {
+        const project = await send('POST', '/v1/projects', { name: 'p' });
+        const vault = await send('POST', '/v1/vaults', { project_id: project.json.id, name: 'v' });
+        const secret = await send('POST', '/v1/resources', {
+          type: 'secret',
+          vault_id: vault.json.id,
+          name: 'db',
+          value: MARKER,
+        });
+        expect(secret.status).toBe(201);
+        return secret.json.id as string;
+      },
+      token,
+    );
+
+    const backupFile = join(dir.path, 'snapshot.db');
+    const backup = await runCli(['backup', backupFile, '--json', '--config', configPath]);
+    expect(backup.exitCode).toBe(0);
+    expect(JSON.parse(backup.stdout)).toMatchObject({
+      file: backupFile,
+      master_key_fingerprint: expect.any(String),
+    });
+    expect(statSync(backupFile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(backupFile).includes(Buffer.from(MARKER))).toBe(false);
+    const again = await runCli(['backup', backupFile, '--config', configPath]);
+    expect(again.exitCode).toBe(1);
+    expect(again.stderr).toContain('already exists');
+
+    // A change after the backup, which the restore must undo.
+    await withApp(
+      configPath,
+      async (send) => {
+        expect((await send('DELETE', `/v1/resources/${secretId}`)).status).toBe(200);
+      },
+      token,
+    );
+
+    // Refused while a server runs on the database (this test process stands in for it).
+    const dbPath = join(dir.path, 'data/secryn.db');
+    writeFileSync(serveMarkerPath(dbPath), `${process.pid}\n`);
+    const refused = await runCli(['restore', backupFile, '--config', configPath]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toContain('stop it before restoring');
+    writeFileSync(serveMarkerPath(dbPath), '999999999\n'); // stale: no such process
+
+    const restore = await runCli(['restore', backupFile, '--json', '--config', configPath]);
+    expect(restore.exitCode).toBe(0);
+    const { previous } = JSON.parse(restore.stdout) as { previous: string };
+    expect(existsSync(previous)).toBe(true);
+    expect(statSync(dbPath).mode & 0o777).toBe(0o600);
+
+    await withApp(
+      configPath,
+      async (send) => {
+        const secret = await send('GET', `/v1/resources/${secretId}`);
+        expect(secret.status).toBe(200);
+        expect(secret.json.value).toBe(MARKER);
+        const restoredEntries = await send('GET', '/v1/audit-logs?action=instance.restore');
+        expect(restoredEntries.json.data).toHaveLength(1);
+        expect(restoredEntries.json.data[0].actor.type).toBe('local_user');
+      },
+      token,
+    );
+    expect((await runCli(['audit', 'verify', '--config', configPath])).exitCode).toBe(0);
+  });
+
+  test('a backup sealed with another master key, or a non-Secryn file, is refused and nothing changes', async () => {
+    using dir = tempDir();
+    using other = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    const { configPath: otherConfig } = await initInstance(other.path);
+    const foreign = join(other.path, 'foreign.db');
+    expect((await runCli(['backup', foreign, '--config', otherConfig])).exitCode).toBe(0);
+    const dbPath = join(dir.path, 'data/secryn.db');
+    const before = readFileSync(dbPath);
+
+    const wrongKey = await runCli(['restore', foreign, '--config', configPath]);
+    expect(wrongKey.exitCode).toBe(1);
+    expect(wrongKey.stderr).toMatch(
+      /sealed with master key [0-9a-f]+, but the configured key is [0-9a-f]+/,
+    );
+
+    const garbage = join(dir.path, 'garbage.db');
+    writeFileSync(garbage, 'not a database at all '.repeat(100));
+    const notSecryn = await runCli(['restore', garbage, '--config', configPath]);
+    expect(notSecryn.exitCode).toBe(1);
+    expect(notSecryn.stderr).toContain('not a SQLite database');
+
+    expect(readFileSync(dbPath).equals(before)).toBe(true);
+  });
+});
