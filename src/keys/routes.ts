@@ -129,6 +129,7 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
       },
       {
         body: CreateApiKeyBody,
+        parse: 'json',
         response: { 201: CreatedApiKeySchema },
         detail: detail(
           'Create an API key',
@@ -170,6 +171,7 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
       {
         params: ApiKeyParams,
         body: UpdateApiKeyBody,
+        parse: 'json',
         response: { 200: ApiKeySchema },
         detail: detail(
           'Update an API key',

@@ -2,21 +2,9 @@
  * The TypeBox schemas of `/v1/api-keys`: the single source of truth for validation, the
  * OpenAPI document and the TypeScript types (`typeof X.static`).
  */
-import type { TProperties } from '@sinclair/typebox';
 import { t } from 'elysia';
 import { PERMISSIONS, ROLES } from '../access/permissions.ts';
-
-/**
- * An object schema that rejects unknown fields with a 400 naming the field. (Elysia's
- * `normalize` silently strips them under `additionalProperties: false`; a `Never` schema for
- * additional properties is checked instead of stripped.)
- */
-export function strictObject<T extends TProperties>(properties: T, description?: string) {
-  return t.Object(properties, {
-    additionalProperties: t.Never({ error: 'Unknown field' }),
-    ...(description ? { description } : {}),
-  });
-}
+import { ProjectId, Timestamp, VaultId, strictObject } from '../http/schemas.ts';
 
 /**
  * One of the five roles (API.md §5). `default: undefined` matters: `t.UnionEnum` otherwise
@@ -33,32 +21,6 @@ export const RoleSchema = t.UnionEnum(ROLES, {
 export const PermissionSchema = t.UnionEnum(PERMISSIONS, {
   default: undefined, // see RoleSchema
   error: `Must be one of: ${PERMISSIONS.join(', ')}`,
-});
-
-const TYPEID_SUFFIX = '[0-7][0-9a-hjkmnp-tv-z]{25}';
-
-/** A project id: `prj_` + a TypeID suffix. */
-export const PROJECT_ID_PATTERN = new RegExp(`^prj_${TYPEID_SUFFIX}$`);
-/** A vault id: `vlt_` + a TypeID suffix. */
-export const VAULT_ID_PATTERN = new RegExp(`^vlt_${TYPEID_SUFFIX}$`);
-
-/** A project id in a request body. */
-export const ProjectIdSchema = t.String({
-  pattern: PROJECT_ID_PATTERN.source,
-  error: 'Must be a project id (prj_...)',
-});
-
-/** A vault id in a request body. */
-export const VaultIdSchema = t.String({
-  pattern: VAULT_ID_PATTERN.source,
-  error: 'Must be a vault id (vlt_...)',
-});
-
-/** An RFC 3339 timestamp with a time zone (`Z` or an offset). */
-export const TimestampSchema = t.String({
-  pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$',
-  error: 'Must be an RFC 3339 timestamp such as 2030-01-15T10:30:00Z',
-  examples: ['2030-01-15T10:30:00Z'],
 });
 
 const NameSchema = t.String({
@@ -105,20 +67,20 @@ export const CreateApiKeyBody = strictObject({
   name: NameSchema,
   role: RoleSchema,
   project_ids: t.Optional(
-    t.Array(ProjectIdSchema, { maxItems: 100, uniqueItems: true, error: 'Must be distinct ids' }),
+    t.Array(ProjectId, { maxItems: 100, uniqueItems: true, error: 'Must be distinct ids' }),
   ),
   vault_ids: t.Optional(
-    t.Array(VaultIdSchema, { maxItems: 100, uniqueItems: true, error: 'Must be distinct ids' }),
+    t.Array(VaultId, { maxItems: 100, uniqueItems: true, error: 'Must be distinct ids' }),
   ),
   scopes: t.Optional(t.Nullable(ScopesSchema)),
-  expires_at: t.Optional(t.Nullable(TimestampSchema)),
+  expires_at: t.Optional(t.Nullable(Timestamp)),
 });
 
 /** `PUT /v1/api-keys/:id`: name, scopes and expiry only (role and reach are fixed). */
 export const UpdateApiKeyBody = strictObject({
   name: t.Optional(NameSchema),
   scopes: t.Optional(t.Nullable(ScopesSchema)),
-  expires_at: t.Optional(t.Nullable(TimestampSchema)),
+  expires_at: t.Optional(t.Nullable(Timestamp)),
 });
 
 /** Path parameters of `/v1/api-keys/:id`. */

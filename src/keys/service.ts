@@ -16,7 +16,8 @@ import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError, InvalidRequestError } from '../errors.ts';
 import { findProject } from '../projects/service.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
-import { PROJECT_ID_PATTERN, VAULT_ID_PATTERN, type ApiKeyObject } from './schemas.ts';
+import { PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
+import type { ApiKeyObject } from './schemas.ts';
 import { apiKeys, type ApiKeyRow } from './tables.ts';
 
 /** Everything that defines a new key. */
@@ -114,7 +115,7 @@ export function checkExpiry(expiresAt: number | null, now: number): void {
   }
 }
 
-/** Epoch ms of an RFC 3339 timestamp validated by `TimestampSchema`. */
+/** Epoch ms of an RFC 3339 timestamp validated by `Timestamp` (src/http/schemas.ts). */
 export function parseTimestamp(text: string, field = 'expires_at'): number {
   const ms = Date.parse(text);
   if (!Number.isFinite(ms)) throw new InvalidRequestError(field, 'Must be a valid date and time');

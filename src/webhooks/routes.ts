@@ -191,6 +191,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
       },
       {
         body: CreateWebhookBody,
+        parse: 'json',
         response: { 201: CreatedWebhookSchema },
         detail: detail(
           'Create a webhook',
@@ -229,6 +230,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
       {
         params: WebhookParams,
         body: UpdateWebhookBody,
+        parse: 'json',
         response: { 200: WebhookSchema },
         detail: detail(
           'Update a webhook',

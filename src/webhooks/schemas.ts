@@ -2,7 +2,7 @@
  * The TypeBox schemas of `/v1/webhooks` and `/v1/events`: validation, OpenAPI and types.
  */
 import { t } from 'elysia';
-import { ProjectIdSchema, strictObject, TimestampSchema } from '../keys/schemas.ts';
+import { ProjectId, QueryBoolean, strictObject, Timestamp } from '../http/schemas.ts';
 import { paginationQuery } from '../http/pagination.ts';
 import { EVENT_TYPES } from '../events/types.ts';
 
@@ -74,7 +74,7 @@ export const CreatedWebhookSchema = t.Composite([
 export const CreateWebhookBody = strictObject({
   url: UrlSchema,
   events: EventListSchema,
-  project_id: t.Optional(t.Nullable(ProjectIdSchema)),
+  project_id: t.Optional(t.Nullable(ProjectId)),
   enabled: t.Optional(t.Boolean({ default: true })),
   description: t.Optional(DescriptionSchema),
 });
@@ -82,7 +82,7 @@ export const CreateWebhookBody = strictObject({
 export const UpdateWebhookBody = strictObject({
   url: t.Optional(UrlSchema),
   events: t.Optional(EventListSchema),
-  project_id: t.Optional(t.Nullable(ProjectIdSchema)),
+  project_id: t.Optional(t.Nullable(ProjectId)),
   enabled: t.Optional(t.Boolean()),
   description: t.Optional(DescriptionSchema),
 });
@@ -95,10 +95,10 @@ export const DeliveryParams = t.Object({
 
 export const WebhookListQuery = t.Object({
   ...paginationQuery,
-  project_id: t.Optional(ProjectIdSchema),
+  project_id: t.Optional(ProjectId),
   // Patterns rather than UnionEnum: Elysia fills an optional UnionEnum query field with its
   // first member when absent, which would silently filter the list.
-  enabled: t.Optional(t.String({ pattern: '^(true|false)$', error: 'Must be true or false' })),
+  enabled: t.Optional(QueryBoolean),
 });
 
 export const RotatedSecretSchema = t.Object({
@@ -168,8 +168,8 @@ export const EventSchema = t.Object({
 export const EventListQuery = t.Object({
   ...paginationQuery,
   type: t.Optional(EventTypeSchema),
-  since: t.Optional(TimestampSchema),
-  project_id: t.Optional(ProjectIdSchema),
+  since: t.Optional(Timestamp),
+  project_id: t.Optional(ProjectId),
 });
 
 export const EventParams = t.Object({ id: t.String({ maxLength: 64 }) });
