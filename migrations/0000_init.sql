@@ -195,6 +195,7 @@ CREATE UNIQUE INDEX `resources_live_name_unique` ON `resources` (`vault_id`,`typ
 CREATE INDEX `resources_created_idx` ON `resources` (`deleted_at`,`created_at`,`id`,`vault_id`);--> statement-breakpoint
 CREATE INDEX `resources_vault_created_idx` ON `resources` (`vault_id`,`deleted_at`,`created_at`,`id`);--> statement-breakpoint
 CREATE INDEX `resources_project_created_idx` ON `resources` (`project_id`,`deleted_at`,`created_at`,`id`,`vault_id`);--> statement-breakpoint
+CREATE INDEX `resources_expiry_idx` ON `resources` (`deleted_at`,`expires_at`);--> statement-breakpoint
 CREATE TABLE `vaults` (
 	`id` text PRIMARY KEY NOT NULL,
 	`project_id` text NOT NULL,

@@ -11,5 +11,6 @@ export function toRfc3339(ms: number): string;
 export function toRfc3339(ms: number | null | undefined): string | null;
 export function toRfc3339(ms: number | null | undefined): string | null {
   if (ms === null || ms === undefined) return null;
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // toISOString is `YYYY-MM-DDTHH:MM:SS.sssZ` for years 0–9999: drop the milliseconds.
+  return new Date(ms).toISOString().slice(0, 19) + 'Z';
 }

@@ -87,6 +87,8 @@ export const resources = sqliteTable(
       table.id,
       table.vaultId,
     ),
+    // The expiry scheduler's scan (src/events/expiry.ts): live resources with an expiry, soonest first.
+    index('resources_expiry_idx').on(table.deletedAt, table.expiresAt),
     check('resources_type_check', sql`${table.type} IN ('secret', 'key', 'certificate')`),
     check('resources_version_check', sql`${table.currentVersion} >= 1`),
   ],
