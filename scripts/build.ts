@@ -5,7 +5,7 @@
  *
  * Usage: `bun scripts/build.ts [--outfile PATH] [--target bun-<os>-<arch>[-…]]`
  */
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -53,18 +53,25 @@ export function currentTarget(): Bun.Build.CompileTarget {
  * `main.ts`). The executable does not read `.env` or `bunfig.toml` from the directory it is
  * started in: a secrets manager takes configuration only from `--config`, `SECRYN_CONFIG` or
  * its defaults, and a stray `bunfig.toml` could otherwise preload arbitrary code into it.
- * Then runs {@link smokeTest}; a binary that fails it is deleted.
+ * Then runs {@link smokeTest}; a binary that fails it is deleted (and so is the previous one).
  * @throws Error with Bun's build log or the failing command's output.
  */
 export async function buildBinary(options: BuildOptions = {}): Promise<BuildResult> {
   const outfile = resolve(options.outfile ?? DEFAULT_OUTFILE);
   const target = options.target ?? currentTarget();
-  // A failed build must not leave yesterday's binary behind for a later step to ship.
-  rmSync(outfile, { force: true });
+  // Built beside the destination and renamed over it only once it passes the smoke test: a
+  // process running or starting the old binary meanwhile is not disturbed, and a failed build
+  // removes the old one too, so that no later step ships a binary older than the source.
+  const staging = `${outfile}.building-${process.pid}`;
+  const fail = (error: Error): never => {
+    rmSync(staging, { force: true });
+    rmSync(outfile, { force: true });
+    throw error;
+  };
   const started = performance.now();
   const result = await Bun.build({
     entrypoints: [join(repoRoot, 'src', 'main.ts')],
-    compile: { target, outfile, autoloadDotenv: false, autoloadBunfig: false },
+    compile: { target, outfile: staging, autoloadDotenv: false, autoloadBunfig: false },
     minify: true,
     bytecode: true,
     format: 'esm',
@@ -72,16 +79,16 @@ export async function buildBinary(options: BuildOptions = {}): Promise<BuildResu
   });
   const buildMs = performance.now() - started;
   if (!result.success) {
-    rmSync(outfile, { force: true });
-    throw new Error(`bun build failed:\n${result.logs.map(String).join('\n')}`);
+    return fail(new Error(`bun build failed:\n${result.logs.map(String).join('\n')}`));
   }
+  let versionLine: string;
   try {
-    const versionLine = await smokeTest(outfile);
-    return { outfile, target, bytes: statSync(outfile).size, buildMs, versionLine };
+    versionLine = await smokeTest(staging);
   } catch (error) {
-    rmSync(outfile, { force: true });
-    throw error;
+    return fail(error instanceof Error ? error : new Error(String(error)));
   }
+  renameSync(staging, outfile);
+  return { outfile, target, bytes: statSync(outfile).size, buildMs, versionLine };
 }
 
 /**
@@ -130,6 +137,12 @@ export async function smokeTest(binary: string): Promise<string> {
   }
 }
 
+/** `dist/secryn` inside the working directory, the absolute path elsewhere. */
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     options: { outfile: { type: 'string' }, target: { type: 'string' } },
@@ -142,7 +155,7 @@ if (import.meta.main) {
     });
     const mib = (built.bytes / 1024 / 1024).toFixed(1);
     console.log(
-      `built ${relative(process.cwd(), built.outfile) || built.outfile} ` +
+      `built ${displayPath(built.outfile)} ` +
         `(${built.target}, minify + bytecode + esm) in ${(built.buildMs / 1000).toFixed(1)} s\n` +
         `size: ${mib} MiB (${built.bytes} bytes)\n` +
         `smoke test passed: ${built.versionLine}`,

@@ -355,7 +355,10 @@ export type StartOptions = {
   cwd?: string;
   env?: Record<string, string>;
   cpu?: number;
-  /** Where the server's stderr goes: ignored, or a file descriptor (e.g. a log file). */
+  /**
+   * Where the server's stderr goes: `'ignore'`, a file descriptor (e.g. a log file), or by
+   * default a pipe whose last 4 KiB are kept and quoted if the server fails to start.
+   */
   stderr?: 'ignore' | number;
   timeoutMs?: number;
 };
@@ -371,11 +374,12 @@ export async function startServerProcess(options: StartOptions): Promise<ServerP
     env: options.env,
     stdin: 'ignore',
     stdout: 'ignore',
-    stderr: options.stderr ?? 'ignore',
+    stderr: options.stderr ?? 'pipe',
   });
+  const stderr = keepTail(proc.stderr);
   const server = asServerProcess(proc, new URL(options.readyUrl).origin);
   try {
-    await waitForOk(options.readyUrl, proc, options.timeoutMs ?? 15_000, 5);
+    await waitForOk(options.readyUrl, proc, options.timeoutMs ?? 15_000, 5, stderr);
   } catch (error) {
     await server.stop();
     throw error;
@@ -398,12 +402,33 @@ function asServerProcess(proc: Subprocess, url: string): ServerProcess {
   };
 }
 
+/**
+ * Reads a child's output stream to its end (so the child never blocks on a full pipe) and
+ * keeps the last `maxChars` characters; a file descriptor or nothing gives an empty tail.
+ */
+function keepTail(stream: unknown, maxChars = 4096): () => Promise<string> {
+  if (!(stream instanceof ReadableStream)) return async () => '';
+  let tail = '';
+  const decoder = new TextDecoder();
+  const done = (async () => {
+    for await (const chunk of stream as ReadableStream<Uint8Array>) {
+      tail = (tail + decoder.decode(chunk, { stream: true })).slice(-maxChars);
+    }
+  })().catch(() => {});
+  // After the child exits, wait briefly for the last bytes in the pipe.
+  return async () => {
+    await Promise.race([done, Bun.sleep(200)]);
+    return tail.trimEnd();
+  };
+}
+
 /** Polls `url` every `pollMs` until it answers 200; returns the milliseconds waited. */
 async function waitForOk(
   url: string,
   proc: Subprocess,
   timeoutMs: number,
   pollMs: number,
+  stderrTail: () => Promise<string>,
 ): Promise<number> {
   const started = performance.now();
   for (;;) {
@@ -415,10 +440,17 @@ async function waitForOk(
       // Not listening yet.
     }
     if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(`${url}: the server exited (${proc.exitCode ?? proc.signalCode}) first`);
+      const said = await stderrTail();
+      throw new Error(
+        `${url}: the server exited (${proc.exitCode ?? proc.signalCode}) first` +
+          (said ? `; its stderr ended with:\n${said}` : ''),
+      );
     }
     if (performance.now() - started > timeoutMs) {
-      throw new Error(`${url}: not ready within ${timeoutMs} ms`);
+      const said = await stderrTail();
+      throw new Error(
+        `${url}: not ready within ${timeoutMs} ms` + (said ? `; its stderr:\n${said}` : ''),
+      );
     }
     await Bun.sleep(pollMs);
   }
@@ -470,11 +502,12 @@ export async function measureStartup(options: {
       env: options.env,
       stdin: 'ignore',
       stdout: 'ignore',
-      stderr: 'ignore',
+      stderr: 'pipe',
     });
+    const stderr = keepTail(proc.stderr);
     const server = asServerProcess(proc, new URL(options.readyUrl).origin);
     try {
-      await waitForOk(options.readyUrl, proc, 15_000, options.pollMs ?? 1);
+      await waitForOk(options.readyUrl, proc, 15_000, options.pollMs ?? 1, stderr);
       times.push(performance.now() - started);
     } finally {
       await server.stop();
