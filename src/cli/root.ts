@@ -1,16 +1,11 @@
 import { defineCommand } from 'citty';
 import { VERSION } from '../version.ts';
-import { auditCommand } from './audit.ts';
-import { backupCommand } from './backup.ts';
-import { initCommand } from './init.ts';
-import { keysCommand } from './keys.ts';
-import { masterKeyCommand } from './master-key.ts';
-import { migrateCommand } from './migrate.ts';
-import { restoreCommand } from './restore.ts';
-import { serveCommand } from './serve.ts';
-import { versionCommand } from './version.ts';
 
-/** The `secryn` command tree. Every command lives in its own file in `src/cli/`. */
+/**
+ * The `secryn` command tree. Every command lives in its own file in `src/cli/` and is imported
+ * only when it runs (or when `--help` lists it), so `secryn serve` does not pay for loading the
+ * code of every other command at start.
+ */
 export const rootCommand = defineCommand({
   meta: {
     name: 'secryn',
@@ -18,14 +13,14 @@ export const rootCommand = defineCommand({
     description: 'Self-hosted secrets manager in one executable',
   },
   subCommands: {
-    init: initCommand,
-    serve: serveCommand,
-    keys: keysCommand,
-    migrate: migrateCommand,
-    'master-key': masterKeyCommand,
-    audit: auditCommand,
-    backup: backupCommand,
-    restore: restoreCommand,
-    version: versionCommand,
+    init: () => import('./init.ts').then((m) => m.initCommand),
+    serve: () => import('./serve.ts').then((m) => m.serveCommand),
+    keys: () => import('./keys.ts').then((m) => m.keysCommand),
+    migrate: () => import('./migrate.ts').then((m) => m.migrateCommand),
+    'master-key': () => import('./master-key.ts').then((m) => m.masterKeyCommand),
+    audit: () => import('./audit.ts').then((m) => m.auditCommand),
+    backup: () => import('./backup.ts').then((m) => m.backupCommand),
+    restore: () => import('./restore.ts').then((m) => m.restoreCommand),
+    version: () => import('./version.ts').then((m) => m.versionCommand),
   },
 });
