@@ -49,6 +49,7 @@ import {
   type NewApiKey,
 } from './service.ts';
 import type { ApiKeyRow } from './tables.ts';
+import { respondCreated } from '../http/created.ts';
 
 const detail = (summary: string, description: string) => ({
   summary,
@@ -123,9 +124,7 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
           saveIdempotentResponseInJob(instance, request, 201, body, location);
           return body;
         });
-        set.status = 201;
-        set.headers['location'] = location;
-        return created;
+        return respondCreated(set, location, created);
       },
       {
         body: CreateApiKeyBody,

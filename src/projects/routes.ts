@@ -35,6 +35,7 @@ import {
   updateProject,
 } from './service.ts';
 import { projects, type ProjectRow } from './tables.ts';
+import { respondCreated } from '../http/created.ts';
 
 const detail = (summary: string, description: string) => ({
   summary,
@@ -104,9 +105,7 @@ export function projectRoutes(instance: Instance) {
             event: { type: 'project.created', projectId: id, object },
           };
         });
-        set.status = 201;
-        set.headers['location'] = location;
-        return object;
+        return respondCreated(set, location, object);
       },
       {
         body: CreateProjectBody,

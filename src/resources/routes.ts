@@ -48,6 +48,7 @@ import {
   undeleteResource,
   updateResource,
 } from './store.ts';
+import { respondCreated } from '../http/created.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -133,9 +134,7 @@ export function resourceRoutes(instance: Instance) {
             event: { type: 'resource.created', projectId: row.projectId, object },
           };
         });
-        set.status = 201;
-        set.headers['location'] = location;
-        return object;
+        return respondCreated(set, location, object);
       },
       {
         body: CreateResourceBody,

@@ -63,6 +63,7 @@ import {
   vaultRefOf,
 } from './service.ts';
 import { vaults, type VaultRow } from './tables.ts';
+import { respondCreated } from '../http/created.ts';
 
 /** Media type of the download routes. */
 export const PEM_MEDIA_TYPE = 'application/x-pem-file';
@@ -199,9 +200,7 @@ export function vaultRoutes(instance: Instance) {
             event: { type: 'vault.created', projectId: project.id, object },
           };
         });
-        set.status = 201;
-        set.headers['location'] = location;
-        return object;
+        return respondCreated(set, location, object);
       },
       {
         body: CreateVaultBody,

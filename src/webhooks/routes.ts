@@ -55,6 +55,7 @@ import {
 } from './service.ts';
 import type { LookupAll, OutboundPolicy } from './outbound-guard.ts';
 import { webhookDeliveries, webhooks, type DeliveryStatus, type WebhookRow } from './tables.ts';
+import { respondCreated } from '../http/created.ts';
 
 const detail = (summary: string, description: string) => ({
   summary,
@@ -185,9 +186,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
           saveIdempotentResponseInJob(instance, request, 201, response, location);
           return response;
         });
-        set.status = 201;
-        set.headers['location'] = location;
-        return created;
+        return respondCreated(set, location, created);
       },
       {
         body: CreateWebhookBody,
@@ -304,9 +303,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
           saveIdempotentResponseInJob(instance, request, 201, response, deliveryPath(created.id));
           return response;
         });
-        set.status = 201;
-        set.headers['location'] = deliveryPath(delivery.id);
-        return delivery;
+        return respondCreated(set, deliveryPath(delivery.id), delivery);
       },
       {
         params: WebhookParams,
