@@ -30,7 +30,6 @@ import { RequestRateLimiter } from '../src/access/rate-limit.ts';
 import { openDatabase } from '../src/db/client.ts';
 import {
   errorCount,
-  findWrk,
   formatCount,
   formatMiB,
   formatMs,
@@ -46,6 +45,8 @@ import {
   startServerProcess,
   type ServerProcess,
   type WrkResult,
+  requireWrk,
+  benchEnv,
 } from './lib/load.ts';
 
 const REPO_ROOT = resolve(import.meta.dir, '..');
@@ -96,16 +97,11 @@ const connections = Number(flags.connections);
 const threads = Number(flags.threads);
 const flood = Number(flags.flood);
 
-try {
-  findWrk();
-} catch (error) {
-  console.error((error as Error).message);
-  process.exit(1);
-}
+requireWrk();
 
 const cpu = planCpuPinning();
 const work = mkdtempSync(join(tmpdir(), 'secryn-bench-auth-'));
-const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, NO_COLOR: '1', TZ: 'Etc/UTC' };
+const env = benchEnv(work);
 const secryn = [process.execPath, join(REPO_ROOT, 'src/main.ts')];
 
 type Target = {

@@ -30,7 +30,6 @@ import {
   backgroundLoad,
   BASELINE_SERVER_SOURCE,
   errorCount,
-  findWrk,
   formatCount,
   formatMiB,
   formatMs,
@@ -53,9 +52,11 @@ import {
   type RssWatch,
   type ServerProcess,
   type WrkResult,
+  requireWrk,
+  benchEnv,
+  secrynCommand,
 } from './lib/load.ts';
 
-const REPO_ROOT = resolve(import.meta.dir, '..');
 /** Largest share of a run the server may wait for its core for the round to count as clean. */
 const CLEAN_WAIT = 0.05;
 
@@ -93,18 +94,13 @@ if (!(warmupSec >= 0)) {
   process.exit(2);
 }
 
-try {
-  findWrk();
-} catch (error) {
-  console.error((error as Error).message);
-  process.exit(1);
-}
+requireWrk();
 
 const binary = process.env.SECRYN_BINARY ? resolve(process.env.SECRYN_BINARY) : undefined;
-const secryn = binary ? [binary] : [process.execPath, join(REPO_ROOT, 'src/main.ts')];
+const secryn = secrynCommand();
 const cpu = planCpuPinning();
 const work = mkdtempSync(join(tmpdir(), 'secryn-bench-'));
-const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, NO_COLOR: '1', TZ: 'Etc/UTC' };
+const env = benchEnv(work);
 
 type Target = {
   label: string;

@@ -36,7 +36,6 @@ import { resourceValueColumn, versionRowId } from '../src/resources/tables.ts';
 import { insertVault, newVaultId } from '../src/vaults/service.ts';
 import {
   errorCount,
-  findWrk,
   formatCount,
   formatMiB,
   formatMs,
@@ -52,9 +51,10 @@ import {
   startServerProcess,
   watchPeakRss,
   type WrkResult,
+  requireWrk,
+  benchEnv,
+  secrynCommand,
 } from './lib/load.ts';
-
-const REPO_ROOT = resolve(import.meta.dir, '..');
 
 const { values: flags } = parseArgs({
   options: {
@@ -76,18 +76,13 @@ const vaultCount = Number(flags.vaults);
 /** The vault read scenario's vault holds exactly this many secrets; the others share the rest. */
 const SMALL_VAULT_SECRETS = 50;
 
-try {
-  findWrk();
-} catch (error) {
-  console.error((error as Error).message);
-  process.exit(1);
-}
+requireWrk();
 
 const binary = process.env.SECRYN_BINARY ? resolve(process.env.SECRYN_BINARY) : undefined;
-const secryn = binary ? [binary] : [process.execPath, join(REPO_ROOT, 'src/main.ts')];
+const secryn = secrynCommand();
 const cpu = planCpuPinning();
 const work = mkdtempSync(join(tmpdir(), 'secryn-bench-resources-'));
-const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, NO_COLOR: '1', TZ: 'Etc/UTC' };
+const env = benchEnv(work);
 
 type Seeded = {
   config: string;

@@ -7,7 +7,7 @@ import type { Subprocess } from 'bun';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** How to get wrk when it is missing (Debian/Ubuntu; Homebrew has `brew install wrk`). */
 export const WRK_INSTALL_HINT = 'apt-get install -y wrk';
@@ -24,6 +24,29 @@ export function findWrk(): string {
     );
   }
   return wrk;
+}
+
+/** {@link findWrk} for a bench's start: prints how to install wrk and exits 1 without it. */
+export function requireWrk(): string {
+  try {
+    return findWrk();
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(1);
+  }
+}
+
+/** How a bench starts Secryn: the binary in `SECRYN_BINARY` when set, else `bun src/main.ts`. */
+export function secrynCommand(): string[] {
+  const binary = process.env.SECRYN_BINARY;
+  return binary
+    ? [resolve(binary)]
+    : [process.execPath, join(import.meta.dir, '..', '..', 'src/main.ts')];
+}
+
+/** The environment of a bench's server processes: PATH, a private HOME, no colours, UTC. */
+export function benchEnv(home: string): Record<string, string> {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, NO_COLOR: '1', TZ: 'Etc/UTC' };
 }
 
 /** Which CPU the server and the load generator run on, and a sentence saying so. */
