@@ -20,6 +20,7 @@ import { insertApiKey, newApiKeyId, revokeApiKey } from '../src/keys/service.ts'
 import { buildApp } from '../src/server.ts';
 import { call, memoryLogger, tempDir, testConfig } from './harness.ts';
 import { makeTestPki } from './pki.ts';
+import { generateApiToken } from '../src/crypto/api-token.ts';
 
 /** Fresh names for objects made per request (names are unique). */
 let serial = 0;
@@ -454,8 +455,13 @@ describe('permission matrix', () => {
     const headers: Record<string, string>[] = [
       {},
       { authorization: 'Bearer not-a-token' },
-      { authorization: `Bearer ${tokens.admin.slice(0, -1)}x` }, // bad checksum
-      { authorization: `Bearer ${keyFor({}).token.replace(/^scr_./, 'scr_Z')}` },
+      // bad checksum: a last character that differs from the real one
+      {
+        authorization: `Bearer ${tokens.admin.slice(0, -1)}${tokens.admin.endsWith('x') ? 'y' : 'x'}`,
+      },
+      // Well-formed, valid checksum, never stored: an unknown key. (Editing a character of a real
+      // token instead left it unchanged whenever that character already was the replacement.)
+      { authorization: `Bearer ${generateApiToken().token}` },
       { authorization: `Bearer ${tokens.expired}` },
       { authorization: `Bearer ${tokens.revoked}` },
       { authorization: `Basic ${tokens.admin}` },
