@@ -4,6 +4,8 @@
  * authentication everywhere but the health check.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
+import type { TSchema } from '@sinclair/typebox';
+import { hasTransform } from 'elysia/schema';
 import { buildFeatures } from '../src/features.ts';
 import { createInstance } from '../src/instance.ts';
 import { buildApp } from '../src/server.ts';
@@ -56,5 +58,25 @@ describe('OpenAPI document', () => {
       }
     }
     expect(doc.paths['/v1/health']?.get?.security).toEqual([]);
+  });
+
+  // A transform in a response schema (e.g. Elysia's t.Integer) makes Elysia Encode every
+  // response of the route instead of running its compiled Check: keep them out (ResponseInteger).
+  test('no response schema carries a transform', () => {
+    const withTransform: string[] = [];
+    for (const route of app.routes) {
+      const response = (route.hooks as { response?: unknown } | undefined)?.response;
+      if (response === undefined) continue;
+      const schemas: Record<string, unknown> =
+        typeof response === 'object' && response !== null && !('type' in response)
+          ? (response as Record<string, unknown>)
+          : { 200: response };
+      for (const [status, schema] of Object.entries(schemas)) {
+        if (typeof schema === 'object' && schema !== null && hasTransform(schema as TSchema)) {
+          withTransform.push(`${route.method} ${route.path} ${status}`);
+        }
+      }
+    }
+    expect(withTransform).toEqual([]);
   });
 });

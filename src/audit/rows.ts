@@ -1,5 +1,6 @@
 import { t, type TSchema } from 'elysia';
 import { toRfc3339 } from '../db/columns.ts';
+import { ResponseInteger } from '../http/schemas.ts';
 import type { AuditActor } from '../http/request-meta.ts';
 import type { ChainFields } from './chain.ts';
 
@@ -30,7 +31,7 @@ export const AuditEntrySchema = t.Object({
   action: t.String({ description: 'e.g. resource.reveal' }),
   target: t.Object({ type: Nullable(t.String()), id: Nullable(t.String()) }),
   outcome: t.Union([t.Literal('success'), t.Literal('denied'), t.Literal('error')]),
-  status: Nullable(t.Integer()),
+  status: Nullable(ResponseInteger()),
   ip: Nullable(t.String()),
   user_agent: Nullable(t.String()),
   request_id: Nullable(t.String()),

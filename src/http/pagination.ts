@@ -13,6 +13,7 @@
  * ```
  */
 import { t, type TSchema } from 'elysia';
+import { ResponseInteger } from './schemas.ts';
 
 /** Page size when `limit` is absent. */
 export const DEFAULT_LIMIT = 50;
@@ -54,9 +55,9 @@ export function readPage(query: { page?: string; limit?: string }): PageRequest 
 
 /** The `pagination` object of a list body. */
 export const PaginationSchema = t.Object({
-  total: t.Integer({ minimum: 0, description: 'Items in the whole list' }),
-  page: t.Integer({ minimum: 1 }),
-  limit: t.Integer({ minimum: 1, maximum: MAX_LIMIT }),
+  total: ResponseInteger({ minimum: 0, description: 'Items in the whole list' }),
+  page: ResponseInteger({ minimum: 1 }),
+  limit: ResponseInteger({ minimum: 1, maximum: MAX_LIMIT }),
 });
 
 /** The response schema of a list of `item`. */

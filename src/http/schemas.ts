@@ -2,7 +2,14 @@
  * TypeBox building blocks shared by every feature's request schemas, so that the same field is
  * validated (and explained in the 400) the same way everywhere.
  */
-import type { TLiteral, TProperties, TUnion } from '@sinclair/typebox';
+import {
+  Type,
+  type IntegerOptions,
+  type TInteger,
+  type TLiteral,
+  type TProperties,
+  type TUnion,
+} from '@sinclair/typebox';
 import { t } from 'elysia';
 
 /**
@@ -71,3 +78,13 @@ type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLitera
 
 /** `true`/`false` in a query string. */
 export const QueryBoolean = queryEnum(['true', 'false'], 'Must be true or false');
+
+/**
+ * An integer field of a response. TypeBox's own `Integer`, not Elysia's `t.Integer` (a
+ * string-or-number transform made for query strings): one transform anywhere in a response
+ * schema makes Elysia run TypeBox's `Encode` on every response of the route instead of its
+ * compiled `Check`, a few microseconds per request on the hottest reads.
+ */
+export function ResponseInteger(options?: IntegerOptions): TInteger {
+  return Type.Integer(options);
+}

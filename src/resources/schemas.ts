@@ -7,6 +7,7 @@
  */
 import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';
+import { ResponseInteger } from '../http/schemas.ts';
 import { KEY_ALGORITHMS } from './material.ts';
 import { ResourceName, Tag, Tags } from './names.ts';
 import {
@@ -69,7 +70,7 @@ export const ResourceSchema = t.Object(
     updated_at: t.String(),
     created_by: t.String({ description: 'The API key that created it' }),
     content_type: t.Optional(t.String({ description: 'secret' })),
-    version: t.Optional(t.Integer({ minimum: 1, description: 'secret: current version' })),
+    version: t.Optional(ResponseInteger({ minimum: 1, description: 'secret: current version' })),
     algorithm: t.Optional(KeyAlgorithmSchema),
     public_key: t.Optional(
       t.Nullable(t.String({ description: 'key: SPKI PEM (null for aes-256)' })),
@@ -158,7 +159,7 @@ export const ResourceListQuery = strictObject({
 export const VersionSchema = t.Object(
   {
     resource_id: t.String(),
-    version: t.Integer({ minimum: 1 }),
+    version: ResponseInteger({ minimum: 1 }),
     created_at: t.String(),
     created_by: t.String(),
     value: t.Optional(t.String()),

@@ -2,7 +2,13 @@
  * The TypeBox schemas of `/v1/webhooks` and `/v1/events`: validation, OpenAPI and types.
  */
 import { t } from 'elysia';
-import { ProjectId, QueryBoolean, strictObject, Timestamp } from '../http/schemas.ts';
+import {
+  ProjectId,
+  QueryBoolean,
+  ResponseInteger,
+  strictObject,
+  Timestamp,
+} from '../http/schemas.ts';
 import { paginationQuery } from '../http/pagination.ts';
 import { EVENT_TYPES } from '../events/types.ts';
 
@@ -118,9 +124,11 @@ export const DeliverySchema = t.Object({
   event_id: t.String(),
   event_type: t.String(),
   status: t.UnionEnum(DELIVERY_STATUSES),
-  attempt: t.Integer({ description: 'Attempts made so far' }),
-  response_status: t.Nullable(t.Integer({ description: 'HTTP status of the latest attempt' })),
-  duration_ms: t.Nullable(t.Integer()),
+  attempt: ResponseInteger({ description: 'Attempts made so far' }),
+  response_status: t.Nullable(
+    ResponseInteger({ description: 'HTTP status of the latest attempt' }),
+  ),
+  duration_ms: t.Nullable(ResponseInteger()),
   error: t.Nullable(t.String({ description: 'Why the latest attempt failed' })),
   last_attempt_at: t.Nullable(t.String()),
   next_attempt_at: t.Nullable(t.String({ description: 'When it is tried next, while pending' })),
@@ -134,11 +142,11 @@ export const DeliveryDetailSchema = t.Composite([
   t.Object({
     attempts: t.Array(
       t.Object({
-        attempt: t.Integer(),
+        attempt: ResponseInteger(),
         started_at: t.String(),
         ok: t.Boolean(),
-        response_status: t.Nullable(t.Integer()),
-        duration_ms: t.Integer(),
+        response_status: t.Nullable(ResponseInteger()),
+        duration_ms: ResponseInteger(),
         error: t.Nullable(t.String()),
       }),
     ),
