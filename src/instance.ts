@@ -40,6 +40,8 @@ export type Instance = {
   keyring: LiveKeyring;
   /** Flushes pending writes, forgets the data keys and closes the database. */
   close(): Promise<void>;
+  /** Runs `hook` when the instance closes, before the database does (e.g. to close files). */
+  onClose(hook: () => void): void;
 };
 
 /** The instance has not been created yet (`secryn init` has not run). */
@@ -254,6 +256,7 @@ function assemble(
       logger.error('database commit failed', error instanceof Error ? error : undefined),
   });
   let closed = false;
+  const closeHooks: (() => void)[] = [];
   return {
     config,
     logger,
@@ -267,12 +270,24 @@ function assemble(
       closed = true;
       await writes.close();
       keyring.close();
+      for (const hook of closeHooks.splice(0)) {
+        try {
+          hook();
+        } catch (error) {
+          logger.warn('a close hook failed', {
+            error: error instanceof Error ? error.message : String(error),
+          });
+        }
+      }
       try {
         sqlite.run('PRAGMA optimize');
       } catch {
         // Best effort; the database may be read-only.
       }
       closeNow(sqlite);
+    },
+    onClose(hook) {
+      closeHooks.push(hook);
     },
   };
 }

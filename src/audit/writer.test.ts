@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../config/load.ts';
@@ -8,7 +8,7 @@ import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
 import { localAuditEntry } from './record.ts';
 import { verifyChain } from './verify.ts';
-import { AuditWriter, fsyncFile } from './writer.ts';
+import { AuditWriter } from './writer.ts';
 
 describe('AuditWriter', () => {
   let dir: string;
@@ -70,11 +70,25 @@ describe('AuditWriter', () => {
     expect(verifyChain(instance.sqlite)).toMatchObject({ intact: true, verified: 101 });
   });
 
-  test('the real fsync works on the WAL file', async () => {
+  test('the real WAL sync: one descriptor for every sync, closed with the instance', async () => {
     open('full');
-    const writer = new AuditWriter(instance, fsyncFile);
+    const wal = `${instance.config.storage.path}-wal`;
+    const walDescriptors = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === wal;
+        } catch {
+          return false; // closed while listing
+        }
+      }).length;
+    const sqliteOwn = walDescriptors();
+    const writer = new AuditWriter(instance);
     await Promise.all([1, 2, 3].map((i) => writer.append(localAuditEntry(`x.${i}`, null))));
-    expect(count()).toBe(3);
+    await writer.append(localAuditEntry('y', null));
+    expect(count()).toBe(4);
+    expect(walDescriptors()).toBe(sqliteOwn + 1);
+    await instance.close();
+    expect(walDescriptors()).toBe(0);
   });
 
   test('under NORMAL there is no fsync: entries resolve after COMMIT', async () => {
