@@ -4,10 +4,15 @@ import { eq } from 'drizzle-orm';
 import { manualClock } from '../clock.ts';
 import { generateApiToken, hashApiToken } from '../crypto/api-token.ts';
 import { createInstance, type Instance } from '../instance.ts';
-import { insertApiKey, newApiKeyId, revokeApiKey } from '../keys/service.ts';
+import { insertApiKey, newApiKeyId, revokeApiKey, updateApiKey } from '../keys/service.ts';
 import { apiKeys } from '../keys/tables.ts';
 import { memoryLogger, tempDir, testConfig } from '../../test/harness.ts';
-import { Authenticator, bearerToken, LastUsedTracker } from './authenticate.ts';
+import {
+  Authenticator,
+  bearerToken,
+  CROSS_PROCESS_CHECK_MS,
+  LastUsedTracker,
+} from './authenticate.ts';
 import type { KeyGrant } from './principal.ts';
 
 const grant: KeyGrant = {
@@ -89,6 +94,32 @@ describe('API key authentication', () => {
     revokeApiKey(instance.db, row.id, clock.now());
     expect(auth.authenticate(`Bearer ${token}`)).toBeUndefined(); // the very next request
     expect(used.map(([id]) => id)).toEqual([expiring.row.id, row.id]);
+  });
+
+  test('a change by this process reaches a cached key on the very next request', () => {
+    const { row, token } = create({ scopes: ['resources:read', 'resources:reveal'] });
+    expect([...auth.authenticate(`Bearer ${token}`)!.permissions]).toContain('resources:reveal');
+    updateApiKey(instance.db, row.id, { scopes: ['resources:read'] });
+    expect([...auth.authenticate(`Bearer ${token}`)!.permissions]).toEqual(['resources:read']);
+    revokeApiKey(instance.db, row.id, clock.now());
+    expect(auth.authenticate(`Bearer ${token}`)).toBeUndefined();
+  });
+
+  test('a change by another process reaches a cached key within CROSS_PROCESS_CHECK_MS', () => {
+    let monotonic = 0;
+    const cached = new Authenticator(instance.sqlite, () => clock.now(), undefined, {
+      monotonicNow: () => monotonic,
+    });
+    const { row, token } = create();
+    expect(cached.authenticate(`Bearer ${token}`)?.keyId).toBe(row.id);
+    // The CLI writes through its own connection: this process is not told.
+    const cli = new Database(instance.config.storage.path);
+    cli.run('UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2', [clock.now(), row.id]);
+    cli.close();
+    monotonic += CROSS_PROCESS_CHECK_MS - 1;
+    expect(cached.authenticate(`Bearer ${token}`)?.keyId).toBe(row.id); // still trusted
+    monotonic += 1;
+    expect(cached.authenticate(`Bearer ${token}`)).toBeUndefined();
   });
 
   test('bearerToken', () => {

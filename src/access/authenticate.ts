@@ -1,9 +1,18 @@
 /**
  * Bearer-token authentication: the token is checked offline first (shape and checksum, no I/O),
- * then one prepared point read by its lookup id, a constant-time hash comparison, and the
- * revoked/expired checks. Nothing is cached between requests, so a revocation takes effect on
- * the very next request. `last_used_at` is coalesced in memory and written in one batch every
+ * then its key is found by lookup id, its hash compared in constant time, and the revoked and
+ * expired checks applied. `last_used_at` is coalesced in memory and written in one batch every
  * few seconds (and on shutdown) instead of once per request.
+ *
+ * Keys are cached per lookup id (the hash comparison still runs on every request), because a
+ * point read outside a transaction costs more than everything else here together. The cache is
+ * dropped
+ * - at once when this process changes a key ({@link noteApiKeyChange}, called by the keys
+ *   service), so `DELETE /v1/api-keys/:id` refuses the very next request;
+ * - when another process (the CLI) has committed anything, seen through SQLite's
+ *   `PRAGMA data_version`, which is read at most every {@link CROSS_PROCESS_CHECK_MS}. `secryn
+ *   keys revoke` waits {@link KEY_CHANGE_VISIBLE_AFTER_MS} before it reports success, so a
+ *   request made after it has said so is refused.
  */
 import type { Database, Statement } from 'bun:sqlite';
 import { apiTokenHashMatches, parseApiToken } from '../crypto/api-token.ts';
@@ -43,9 +52,55 @@ export function bearerToken(header: string | null): string | undefined {
 /** Compared against when the lookup id is unknown, so that a miss costs what a hit costs. */
 const NO_SUCH_HASH = new Uint8Array(32);
 
+/** Longest a cached key is trusted without asking SQLite whether another process wrote. */
+export const CROSS_PROCESS_CHECK_MS = 50;
+
+/**
+ * How long a process that changed a key must wait before it can say that a running server has
+ * seen the change: longer than {@link CROSS_PROCESS_CHECK_MS}, so every request the server takes
+ * after that moment follows a `data_version` read made after the change committed.
+ */
+export const KEY_CHANGE_VISIBLE_AFTER_MS = 2 * CROSS_PROCESS_CHECK_MS;
+
+/** Most keys cached; past it the cache starts over (there are rarely this many live keys). */
+const MAX_CACHED_KEYS = 10_000;
+
+let keyChanges = 0;
+
+/**
+ * Tells every Authenticator of this process that a key was created, changed or revoked: their
+ * caches are dropped before the next request. Call it whenever `api_keys` is written (a rolled
+ * back write only costs a refill).
+ */
+export function noteApiKeyChange(): void {
+  keyChanges++;
+}
+
+/** A key as cached: what every request needs, with the principal built once. */
+type CachedKey = {
+  id: string;
+  tokenHash: Uint8Array;
+  revoked: boolean;
+  expiresAt: number | null;
+  /** Undefined when the stored role is unknown (unreachable: a CHECK constraint). */
+  principal: Principal | undefined;
+};
+
+/** Options of {@link Authenticator}, for tests. */
+export type AuthenticatorOptions = {
+  /** Monotonic clock (ms) that paces the cross-process check; default `performance.now`. */
+  monotonicNow?: () => number;
+};
+
 /** Turns bearer tokens into principals against the `api_keys` table. */
 export class Authenticator {
   private readonly lookup: Statement<KeyRecord, [string]>;
+  private readonly dataVersion: Statement<{ data_version: number }, []>;
+  private readonly monotonicNow: () => number;
+  private readonly cache = new Map<string, CachedKey>();
+  private seenKeyChanges = keyChanges;
+  private seenDataVersion = -1;
+  private checkedAt = Number.NEGATIVE_INFINITY;
 
   /**
    * @param now the clock (epoch ms) that decides expiry.
@@ -55,7 +110,10 @@ export class Authenticator {
     sqlite: Database,
     private readonly now: () => number,
     private readonly onUsed: (keyId: string, at: number) => void = () => {},
+    options: AuthenticatorOptions = {},
   ) {
+    this.monotonicNow = options.monotonicNow ?? (() => performance.now());
+    this.dataVersion = sqlite.prepare<{ data_version: number }, []>('PRAGMA data_version');
     this.lookup = sqlite.prepare<KeyRecord, [string]>(
       `SELECT id, name, role, token_hash, project_ids, vault_ids, scopes, expires_at, revoked_at,
               rate_limit_per_minute, rate_limit_burst
@@ -73,18 +131,52 @@ export class Authenticator {
     if (token === undefined) return undefined;
     const parsed = parseApiToken(token);
     if (parsed === null) return undefined;
-    const record = this.lookup.get(parsed.lookupId);
-    if (record === null) {
+    const key = this.findKey(parsed.lookupId);
+    if (key === undefined) {
       apiTokenHashMatches(token, NO_SUCH_HASH);
       return undefined;
     }
-    if (!apiTokenHashMatches(token, record.token_hash)) return undefined;
+    if (!apiTokenHashMatches(token, key.tokenHash)) return undefined;
     const now = this.now();
-    if (record.revoked_at !== null) return undefined;
-    if (record.expires_at !== null && record.expires_at <= now) return undefined;
-    const principal = toPrincipal(record);
-    if (principal) this.onUsed(record.id, now);
-    return principal;
+    if (key.revoked) return undefined;
+    if (key.expiresAt !== null && key.expiresAt <= now) return undefined;
+    if (key.principal) this.onUsed(key.id, now);
+    return key.principal;
+  }
+
+  /** The key with this lookup id, from the cache when it is still current. */
+  private findKey(lookupId: string): CachedKey | undefined {
+    this.dropCacheIfStale();
+    const cached = this.cache.get(lookupId);
+    if (cached) return cached;
+    const record = this.lookup.get(lookupId);
+    // Unknown ids are not cached: anyone can send those, the cache would be theirs to fill.
+    if (record === null) return undefined;
+    if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
+    const key: CachedKey = {
+      id: record.id,
+      tokenHash: record.token_hash,
+      revoked: record.revoked_at !== null,
+      expiresAt: record.expires_at,
+      principal: toPrincipal(record),
+    };
+    this.cache.set(lookupId, key);
+    return key;
+  }
+
+  private dropCacheIfStale(): void {
+    if (this.seenKeyChanges !== keyChanges) {
+      this.seenKeyChanges = keyChanges;
+      this.cache.clear();
+    }
+    const now = this.monotonicNow();
+    if (now - this.checkedAt < CROSS_PROCESS_CHECK_MS) return;
+    this.checkedAt = now;
+    const version = this.dataVersion.get()?.data_version ?? -1;
+    if (version !== this.seenDataVersion) {
+      this.seenDataVersion = version;
+      this.cache.clear();
+    }
   }
 }
 

@@ -1,4 +1,5 @@
 import { defineCommand } from 'citty';
+import { KEY_CHANGE_VISIBLE_AFTER_MS } from '../access/authenticate.ts';
 import { isPermission, isRole, type Permission } from '../access/permissions.ts';
 import { recordLocalAction } from '../audit/record.ts';
 import { toRfc3339 } from '../db/columns.ts';
@@ -257,6 +258,9 @@ const revokeCommand = defineCommand({
       });
       return { row: row ?? before, already: false };
     });
+    // A running server trusts its cached keys for a bounded time; say "revoked" only once it
+    // must have looked again, so the key is refused from the next request on.
+    if (!outcome.already) await Bun.sleep(KEY_CHANGE_VISIBLE_AFTER_MS);
     if (args.json) {
       print(JSON.stringify({ id, deleted: true, revoked_at: toRfc3339(outcome.row.revokedAt) }));
     } else if (outcome.already) {

@@ -8,6 +8,7 @@ import { emitEvent } from '../events/emit.ts';
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import { typeid } from 'typeid-js';
 import { ROLE_PERMISSIONS, type Permission, type Role } from '../access/permissions.ts';
+import { noteApiKeyChange } from '../access/authenticate.ts';
 import type { VaultResolver } from '../access/grants.ts';
 import type { KeyGrant, KeyRateLimit } from '../access/principal.ts';
 import { generateApiToken, hashApiToken } from '../crypto/api-token.ts';
@@ -149,6 +150,7 @@ export function insertApiKey(
   createdBy: string,
   now: number,
 ): { row: ApiKeyRow; token: string } {
+  noteApiKeyChange();
   for (let attempt = 1; ; attempt++) {
     const generated = generateApiToken();
     try {
@@ -224,6 +226,7 @@ export function listApiKeys(db: Db): ApiKeyRow[] {
 
 /** Revokes a key (keeping the first revocation time) and returns it; undefined if absent. */
 export function revokeApiKey(db: Db, id: string, now: number): ApiKeyRow | undefined {
+  noteApiKeyChange();
   db.update(apiKeys)
     .set({ revokedAt: now })
     .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
@@ -267,6 +270,7 @@ export type ApiKeyChanges = {
  * @throws ConflictError when the key is revoked (or absent) by the time it is written.
  */
 export function updateApiKey(db: Db, id: string, changes: ApiKeyChanges): ApiKeyRow {
+  noteApiKeyChange();
   const row = db
     .update(apiKeys)
     .set(changes)
