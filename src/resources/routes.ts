@@ -19,6 +19,7 @@ import { parseIfMatch, prepareNewResource, prepareUpdate } from './input.ts';
 import { toResourceObject, toVersionObject } from './objects.ts';
 import {
   assertNotExpired,
+  canReveal,
   assertResourceVisible,
   markReveal,
   revealsValue,
@@ -41,8 +42,8 @@ import {
   listResources,
   listVersions,
   newResourceId,
+  openCurrentValue,
   openValue,
-  readValue,
   restoreVersion,
   softDeleteResource,
   undeleteResource,
@@ -154,15 +155,12 @@ export function resourceRoutes(instance: Instance) {
     .get(
       '/v1/resources/:id',
       ({ params, request }) => {
-        const record = visibleLiveResource(sqlite, request, params.id);
+        const record = visibleLiveResource(sqlite, request, params.id, canReveal(request));
         const now = clock.now();
         assertNotExpired(record, now);
         if (!revealsValue(request, record, now)) return toResourceObject(record);
         markReveal(request);
-        return toResourceObject(
-          record,
-          readValue(sqlite, keyring, record.id, record.currentVersion),
-        );
+        return toResourceObject(record, openCurrentValue(sqlite, keyring, record));
       },
       {
         params: ResourceParams,

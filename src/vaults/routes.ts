@@ -39,6 +39,7 @@ import {
   findSecretByName,
   listActiveSecrets,
   listResources,
+  openCurrentValue,
   openValue,
   readValue,
 } from '../resources/store.ts';
@@ -312,13 +313,14 @@ export function vaultRoutes(instance: Instance) {
       '/v1/vaults/:id/secrets/:name',
       ({ params, request }) => {
         const vault = visibleVault(request, params.id);
-        const record = findSecretByName(sqlite, vault.id, params.name);
+        const reveal = canReveal(request);
+        const record = findSecretByName(sqlite, vault.id, params.name, reveal);
         if (!record) throw new NotFoundError('Secret');
         const now = clock.now();
         assertServable(record, now);
-        if (!canReveal(request)) return toVaultSecret(record);
+        if (!reveal) return toVaultSecret(record);
         markReveal(request);
-        return toVaultSecret(record, readValue(sqlite, keyring, record.id, record.currentVersion));
+        return toVaultSecret(record, openCurrentValue(sqlite, keyring, record));
       },
       {
         params: VaultSecretParams,
@@ -370,13 +372,13 @@ export function vaultRoutes(instance: Instance) {
 
   /** `GET /v1/vaults/:id?resource=…`: one resource of the vault, with its value. */
   function readVaultResource(request: Request, vault: VaultRow, id: string) {
-    const record = visibleLiveResource(sqlite, request, id);
+    const record = visibleLiveResource(sqlite, request, id, canReveal(request));
     if (record.vaultId !== vault.id) throw new NotFoundError('Resource');
     const now = clock.now();
     assertServable(record, now);
     if (!revealsValue(request, record, now)) return toResourceObject(record);
     markReveal(request);
-    return toResourceObject(record, readValue(sqlite, keyring, record.id, record.currentVersion));
+    return toResourceObject(record, openCurrentValue(sqlite, keyring, record));
   }
 }
 
