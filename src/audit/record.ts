@@ -94,16 +94,39 @@ export function appendAuditEntry(
   clock: Clock,
   entry: AuditEntryInput,
 ): { id: string; hash: string } {
+  const statements = chainStatements(db);
+  return appendAfter(statements, readHead(statements), Math.trunc(clock.now()), entry);
+}
+
+/**
+ * Appends entries in order, reading the chain head once (the group commit's path): the same
+ * rules as {@link appendAuditEntry}.
+ */
+export function appendAuditEntries(db: Db, clock: Clock, entries: AuditEntryInput[]): void {
+  const statements = chainStatements(db);
+  const at = Math.trunc(clock.now());
+  let head = readHead(statements);
+  for (const entry of entries) head = appendAfter(statements, head, at, entry);
+}
+
+function chainStatements(db: Db): Statements {
   const sqlite = connectionOf(db);
   if (!sqlite.inTransaction) {
     throw new Error('appendAuditEntry must run inside a write transaction');
   }
-  const statements = statementsFor(sqlite);
-  const head = readHead(statements);
+  return statementsFor(sqlite);
+}
+
+function appendAfter(
+  statements: Statements,
+  head: Head,
+  at: number,
+  entry: AuditEntryInput,
+): Head & { id: string } {
   const fields: ChainFields = {
     seq: head.seq + 1,
     id: typeid('aud').toString(),
-    at: Math.trunc(clock.now()),
+    at,
     actorType: entry.actor.type,
     actorId: clip(entry.actor.id, MAX_FIELD),
     actorName: clip(entry.actor.name, MAX_FIELD),
@@ -119,7 +142,7 @@ export function appendAuditEntry(
   };
   const hash = entryHash(fields);
   statements.insert.run({ ...fields, hash });
-  return { id: fields.id, hash };
+  return { seq: fields.seq, hash, id: fields.id };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { closeSync, fdatasync, openSync } from 'node:fs';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { Instance } from '../instance.ts';
-import { appendAuditEntry, type AuditEntryInput } from './record.ts';
+import { appendAuditEntries, type AuditEntryInput } from './record.ts';
 
 /** Makes the WAL file durable; injectable so tests can make the disk fail or stall. */
 export type SyncWal = (walPath: string) => Promise<void>;
@@ -112,11 +112,7 @@ export class AuditWriter {
     const deferSync = this.walPath !== null;
     if (deferSync) sqlite.run('PRAGMA synchronous = NORMAL');
     try {
-      sqlite
-        .transaction(() => {
-          for (const entry of entries) appendAuditEntry(db, clock, entry);
-        })
-        .immediate();
+      sqlite.transaction(() => appendAuditEntries(db, clock, entries)).immediate();
     } finally {
       // The connection is shared: every other commit on it stays FULL.
       if (deferSync) sqlite.run('PRAGMA synchronous = FULL');
