@@ -1,3 +1,4 @@
+import { LogLevels } from 'consola';
 import type { Logger } from '../log/logger.ts';
 import type { RequestMeta } from './request-meta.ts';
 
@@ -12,6 +13,8 @@ export function logAccess(
   status: number,
   meta: RequestMeta,
 ): void {
+  // Checked here: consola would build and then drop the line, on every request.
+  if (logger.level < LogLevels.info) return;
   const url = request.url;
   const start = url.indexOf('/', url.indexOf('//') + 2);
   const end = url.indexOf('?', start);
