@@ -55,19 +55,24 @@ describe('AuditWriter', () => {
     // The shared connection is back at FULL for every other commit.
     expect(instance.sqlite.query('PRAGMA synchronous').get()).toEqual({ synchronous: 2 });
 
-    // A batch committed while the fsync is running waits for the next fsync.
-    const second = writer.append(localAuditEntry('b', null)).then(() => void settled++);
+    // Entries that arrive while the sync runs wait for it, then commit together and get a
+    // sync of their own.
+    const second = Array.from({ length: 3 }, (_, i) =>
+      writer.append(localAuditEntry(`b.${i}`, null)).then(() => void settled++),
+    );
     await Bun.sleep(10);
+    expect(count()).toBe(100);
     expect(gate.calls).toHaveLength(1);
     gate.calls[0]!.release();
     await Promise.all(first);
     expect(settled).toBe(100);
     await Bun.sleep(10);
+    expect(count()).toBe(103);
     expect(gate.calls).toHaveLength(2);
     gate.calls[1]!.release();
-    await second;
-    expect(settled).toBe(101);
-    expect(verifyChain(instance.sqlite)).toMatchObject({ intact: true, verified: 101 });
+    await Promise.all(second);
+    expect(settled).toBe(103);
+    expect(verifyChain(instance.sqlite)).toMatchObject({ intact: true, verified: 103 });
   });
 
   test('the real WAL sync: one descriptor for every sync, closed with the instance', async () => {

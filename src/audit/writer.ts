@@ -37,38 +37,44 @@ type Waiter = { resolve: () => void; reject: (error: unknown) => void };
  * Group commit for the audit entries of requests that change nothing (reads, denials, errors),
  * durable before their responses but without stalling the event loop on the disk.
  *
- * Entries queued during one event-loop turn are appended in one `BEGIN IMMEDIATE … COMMIT` on
- * the instance's connection (so they join the same chain, in the same lock order, as every
- * other writer). With `storage.synchronous = "full"` that COMMIT runs at `synchronous=NORMAL`
- * (it writes the WAL frames without fsync) and the WAL file is then fsynced on the thread pool;
- * the batch's promises settle only after that fsync. This is exactly the fsync FULL performs
- * inside COMMIT, so an answered request's entry is as durable as under FULL — but the event loop
- * serves other requests (and commits the next batch) while the disk works. One fsync runs at a
- * time and covers every batch committed before it started. With `synchronous = "normal"` the
- * batch settles right after COMMIT, as the operator chose.
+ * Queued entries are appended in one `BEGIN IMMEDIATE … COMMIT` on the instance's connection
+ * (so they join the same chain, in the same lock order, as every other writer). With
+ * `storage.synchronous = "full"` that COMMIT runs at `synchronous=NORMAL` (it writes the WAL
+ * frames without fsync) and the WAL file is then synced on the thread pool; the batch's
+ * promises settle only after that sync. This is exactly the sync FULL performs inside COMMIT,
+ * so an answered request's entry is as durable as under FULL — but the event loop serves other
+ * requests while the disk works. One sync runs at a time; entries that arrive meanwhile wait
+ * and are committed together as soon as it ends (they could not be acknowledged before the
+ * next sync anyway, and one commit of many entries costs much less than many small ones). With
+ * `synchronous = "normal"` a batch is committed once per event-loop turn and settles right
+ * after COMMIT, as the operator chose.
  *
  * Writes keep using the instance's WriteQueue (commitAudited): their entry must share the
  * change's transaction. Both queues run their transactions synchronously on one connection, so
  * they never interleave.
  *
- * Fail closed: when a batch cannot be committed its requests fail (503). When an fsync fails the
+ * Fail closed: when a batch cannot be committed its requests fail (503). When a sync fails the
  * kernel may already have dropped the unwritten pages, so nothing later can be trusted: every
  * later entry fails too, until the server is restarted.
  */
 export class AuditWriter {
   private queued: { entry: AuditEntryInput; waiter: Waiter }[] = [];
   private scheduled = false;
-  private unsynced: Waiter[] = [];
   private syncing = false;
   private broken: unknown = null;
   private readonly walPath: string | null;
+  private readonly appendBatch: { immediate(entries: AuditEntryInput[]): void };
 
   constructor(
     private readonly instance: Instance,
     private readonly syncWal: SyncWal = walSyncer(instance),
   ) {
-    const { path, synchronous } = instance.config.storage;
+    const { sqlite, db, clock, config } = instance;
+    const { path, synchronous } = config.storage;
     this.walPath = synchronous === 'full' && path !== ':memory:' ? `${path}-wal` : null;
+    this.appendBatch = sqlite.transaction((entries: AuditEntryInput[]) =>
+      appendAuditEntries(db, clock, entries),
+    );
   }
 
   /** Appends `entry` with the next group commit; resolves once it is durable. */
@@ -76,7 +82,7 @@ export class AuditWriter {
     if (this.broken !== null) return Promise.reject(unavailable());
     return new Promise<void>((resolve, reject) => {
       this.queued.push({ entry, waiter: { resolve, reject } });
-      if (!this.scheduled) {
+      if (!this.scheduled && !this.syncing) {
         this.scheduled = true;
         setImmediate(() => this.flush());
       }
@@ -85,6 +91,7 @@ export class AuditWriter {
 
   private flush(): void {
     this.scheduled = false;
+    if (this.syncing) return; // the end of the running sync flushes
     const batch = this.queued;
     this.queued = [];
     if (batch.length === 0) return;
@@ -103,32 +110,32 @@ export class AuditWriter {
       for (const job of batch) job.waiter.resolve();
       return;
     }
-    for (const job of batch) this.unsynced.push(job.waiter);
-    this.startSync(this.walPath);
+    this.sync(
+      this.walPath,
+      batch.map((job) => job.waiter),
+    );
   }
 
   private commit(entries: AuditEntryInput[]): void {
-    const { sqlite, db, clock } = this.instance;
+    const { sqlite } = this.instance;
     const deferSync = this.walPath !== null;
+    // Not prepared statements: SQLite applies this pragma when it compiles it.
     if (deferSync) sqlite.run('PRAGMA synchronous = NORMAL');
     try {
-      sqlite.transaction(() => appendAuditEntries(db, clock, entries)).immediate();
+      this.appendBatch.immediate(entries);
     } finally {
       // The connection is shared: every other commit on it stays FULL.
       if (deferSync) sqlite.run('PRAGMA synchronous = FULL');
     }
   }
 
-  private startSync(walPath: string): void {
-    if (this.syncing || this.unsynced.length === 0) return;
+  private sync(walPath: string, covered: Waiter[]): void {
     this.syncing = true;
-    const covered = this.unsynced;
-    this.unsynced = [];
     this.syncWal(walPath).then(
       () => {
         this.syncing = false;
         for (const waiter of covered) waiter.resolve();
-        this.startSync(walPath);
+        this.flush();
       },
       (error: unknown) => {
         this.syncing = false;
@@ -138,8 +145,11 @@ export class AuditWriter {
           {},
           error instanceof Error ? error : undefined,
         );
-        for (const waiter of [...covered, ...this.unsynced]) waiter.reject(unavailable());
-        this.unsynced = [];
+        const waiting = this.queued;
+        this.queued = [];
+        for (const waiter of [...covered, ...waiting.map((job) => job.waiter)]) {
+          waiter.reject(unavailable());
+        }
       },
     );
   }
