@@ -99,6 +99,11 @@ describe('API key authentication', () => {
   test('a change by this process reaches a cached key on the very next request', () => {
     const { row, token } = create({ scopes: ['resources:read', 'resources:reveal'] });
     expect([...auth.authenticate(`Bearer ${token}`)!.permissions]).toContain('resources:reveal');
+    // Cached now: a wrong checksum or another secret behind the same lookup id still fails.
+    const flipped = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
+    const otherSecret = token.slice(0, 20) + (token[20] === 'x' ? 'y' : 'x') + token.slice(21);
+    expect(auth.authenticate(`Bearer ${flipped}`)).toBeUndefined();
+    expect(auth.authenticate(`Bearer ${otherSecret}`)).toBeUndefined();
     updateApiKey(instance.db, row.id, { scopes: ['resources:read'] });
     expect([...auth.authenticate(`Bearer ${token}`)!.permissions]).toEqual(['resources:read']);
     revokeApiKey(instance.db, row.id, clock.now());

@@ -15,7 +15,11 @@
  *   request made after it has said so is refused.
  */
 import type { Database, Statement } from 'bun:sqlite';
-import { apiTokenHashMatches, parseApiToken } from '../crypto/api-token.ts';
+import {
+  apiTokenChecksumMatches,
+  apiTokenHashMatches,
+  apiTokenLookupId,
+} from '../crypto/api-token.ts';
 import type { WriteQueue } from '../db/write-queue.ts';
 import type { Logger } from '../log/logger.ts';
 import { isPermission, isRole, type Permission } from './permissions.ts';
@@ -129,9 +133,9 @@ export class Authenticator {
   authenticate(authorization: string | null): Principal | undefined {
     const token = bearerToken(authorization);
     if (token === undefined) return undefined;
-    const parsed = parseApiToken(token);
-    if (parsed === null) return undefined;
-    const key = this.findKey(parsed.lookupId);
+    const lookupId = apiTokenLookupId(token);
+    if (lookupId === null) return undefined;
+    const key = this.findKey(lookupId, token);
     if (key === undefined) {
       apiTokenHashMatches(token, NO_SUCH_HASH);
       return undefined;
@@ -144,11 +148,15 @@ export class Authenticator {
     return key.principal;
   }
 
-  /** The key with this lookup id, from the cache when it is still current. */
-  private findKey(lookupId: string): CachedKey | undefined {
+  /**
+   * The key with this lookup id, from the cache when it is still current. The token's checksum
+   * is checked before the database is asked (on a cache hit the hash comparison decides).
+   */
+  private findKey(lookupId: string, token: string): CachedKey | undefined {
     this.dropCacheIfStale();
     const cached = this.cache.get(lookupId);
     if (cached) return cached;
+    if (!apiTokenChecksumMatches(token)) return undefined;
     const record = this.lookup.get(lookupId);
     // Unknown ids are not cached: anyone can send those, the cache would be theirs to fill.
     if (record === null) return undefined;

