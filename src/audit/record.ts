@@ -1,6 +1,5 @@
 import { Database, type Statement } from 'bun:sqlite';
 import { hostname } from 'node:os';
-import { typeid } from 'typeid-js';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { ServiceUnavailableError } from '../errors.ts';
@@ -8,6 +7,7 @@ import { requestMeta, type AuditActor, type AuditTarget } from '../http/request-
 import { localActor, type Instance } from '../instance.ts';
 import { entryHash, GENESIS_HASH, type ChainFields } from './chain.ts';
 import { auditWriterFor, type AuditWriter } from './writer.ts';
+import { newTypeId } from '../ids.ts';
 
 export type { AuditActor, AuditTarget };
 
@@ -125,7 +125,7 @@ function appendAfter(
 ): Head & { id: string } {
   const fields: ChainFields = {
     seq: head.seq + 1,
-    id: typeid('aud').toString(),
+    id: newTypeId('aud'),
     at,
     actorType: entry.actor.type,
     actorId: clip(entry.actor.id, MAX_FIELD),
@@ -140,9 +140,10 @@ function appendAfter(
     requestId: clip(entry.requestId, MAX_FIELD),
     prevHash: head.hash,
   };
-  const hash = entryHash(fields);
-  statements.insert.run({ ...fields, hash });
-  return { seq: fields.seq, hash, id: fields.id };
+  const row = fields as ChainFields & { hash: string };
+  row.hash = entryHash(fields);
+  statements.insert.run(row);
+  return { seq: row.seq, hash: row.hash, id: row.id };
 }
 
 /**

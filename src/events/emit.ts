@@ -3,11 +3,11 @@
  * write transaction.
  */
 import { Database, type Statement } from 'bun:sqlite';
-import { typeid } from 'typeid-js';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { signalOutboxWrite } from './outbox-signal.ts';
+import { newTypeId } from '../ids.ts';
 
 /** What a feature hands to {@link emitEvent}. `object` is metadata only, never a value. */
 export type EventInput = {
@@ -112,7 +112,7 @@ export function emitEvent(
   }
   const statements = statementsFor(sqlite);
   const now = Math.trunc(clock.now());
-  const id = typeid('evt').toString();
+  const id = newTypeId('evt');
   const payload: EventPayload = {
     id,
     type: event.type,
@@ -135,7 +135,7 @@ export function emitEvent(
           .filter((row) => subscribes(row.events, event.type))
           .map((row) => row.id);
   for (const webhookId of targets) {
-    statements.insertDelivery.run({ id: typeid('dlv').toString(), webhookId, eventId: id, now });
+    statements.insertDelivery.run({ id: newTypeId('dlv'), webhookId, eventId: id, now });
   }
   if (targets.length > 0) signalOutboxWrite();
   return id;

@@ -6,7 +6,6 @@
  */
 import { emitEvent } from '../events/emit.ts';
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
-import { typeid } from 'typeid-js';
 import { ROLE_PERMISSIONS, type Permission, type Role } from '../access/permissions.ts';
 import { noteApiKeyChange } from '../access/authenticate.ts';
 import type { VaultResolver } from '../access/grants.ts';
@@ -20,6 +19,7 @@ import { findVault, vaultRefOf } from '../vaults/service.ts';
 import { PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
 import type { ApiKeyObject } from './schemas.ts';
 import { apiKeys, type ApiKeyRow } from './tables.ts';
+import { newTypeId } from '../ids.ts';
 
 /** Everything that defines a new key. */
 export type NewApiKey = KeyGrant & {
@@ -29,7 +29,7 @@ export type NewApiKey = KeyGrant & {
 
 /** A new key id, `key_` + a time-ordered TypeID. */
 export function newApiKeyId(): string {
-  return typeid('key').toString();
+  return newTypeId('key');
 }
 
 /** The grant (role, reach, scopes, expiry) of a stored key. */

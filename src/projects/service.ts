@@ -4,7 +4,6 @@
  * the caller's, through `src/access/visibility.ts`.
  */
 import { and, count, desc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm';
-import { typeid } from 'typeid-js';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError } from '../errors.ts';
@@ -12,10 +11,11 @@ import type { PageRequest } from '../http/pagination.ts';
 import { vaults } from '../vaults/tables.ts';
 import type { ProjectObject } from './schemas.ts';
 import { projects, type ProjectRow } from './tables.ts';
+import { newTypeId } from '../ids.ts';
 
 /** A new project id, `prj_` + a time-ordered TypeID. */
 export function newProjectId(): string {
-  return typeid('prj').toString();
+  return newTypeId('prj');
 }
 
 function prepareFindProject(db: Db) {

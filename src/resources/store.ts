@@ -19,7 +19,6 @@ import {
   type SQL,
 } from 'drizzle-orm';
 import { SQLiteSyncDialect } from 'drizzle-orm/sqlite-core';
-import { typeid } from 'typeid-js';
 import type { KeyGrant } from '../access/principal.ts';
 import { visibleVaultFilter } from '../access/visibility.ts';
 import type { Db } from '../db/client.ts';
@@ -37,10 +36,11 @@ import {
   type ResourceType,
   type ResourceVersionRow,
 } from './tables.ts';
+import { newTypeId } from '../ids.ts';
 
 /** A new resource id, `res_` + a time-ordered TypeID. */
 export function newResourceId(): string {
-  return typeid('res').toString();
+  return newTypeId('res');
 }
 
 /**

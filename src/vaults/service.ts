@@ -3,7 +3,6 @@
  * job; authorization is the caller's, through `src/access/visibility.ts`.
  */
 import { and, count, desc, eq, isNotNull, isNull, ne, sql, type SQL } from 'drizzle-orm';
-import { typeid } from 'typeid-js';
 import type { VaultRef } from '../access/visibility.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
@@ -13,10 +12,11 @@ import { resourcesChanged } from '../resources/store.ts';
 import { resources } from '../resources/tables.ts';
 import type { VaultObject } from './schemas.ts';
 import { vaults, type VaultRow } from './tables.ts';
+import { newTypeId } from '../ids.ts';
 
 /** A new vault id, `vlt_` + a time-ordered TypeID. */
 export function newVaultId(): string {
-  return typeid('vlt').toString();
+  return newTypeId('vlt');
 }
 
 function prepareFindVault(db: Db) {

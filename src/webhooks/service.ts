@@ -6,7 +6,6 @@
 import { and, asc, desc, eq, isNotNull, isNull, lte, sql, type SQL } from 'drizzle-orm';
 import { Database, type Statement } from 'bun:sqlite';
 import dns from 'node:dns';
-import { typeid } from 'typeid-js';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
@@ -31,6 +30,7 @@ import {
   type DeliveryStatus,
   type WebhookRow,
 } from './tables.ts';
+import { newTypeId } from '../ids.ts';
 
 /** How long the previous secret keeps signing after a rotation. */
 export const PREVIOUS_SECRET_GRACE_MS = 24 * 3_600_000;
@@ -133,7 +133,7 @@ export function checkEventList(list: readonly string[]): string[] {
 
 /** A new webhook id, `whk_` + a time-ordered TypeID. */
 export function newWebhookId(): string {
-  return typeid('whk').toString();
+  return newTypeId('whk');
 }
 
 /** Everything that defines a new webhook. */
@@ -265,7 +265,7 @@ export function rotateWebhookSecret(
 }
 
 function addSecret(db: Db, keyring: InstanceKeyring, webhookId: string, now: number): string {
-  const id = typeid('whs').toString();
+  const id = newTypeId('whs');
   const secret = generateWebhookSecret();
   db.insert(webhookSecrets)
     .values({
