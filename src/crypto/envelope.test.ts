@@ -198,6 +198,14 @@ describe('sealValue / openValue', () => {
     }
   });
 
+  test('the data-key version is read back as an unsigned 32-bit number', () => {
+    for (const version of [1, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff]) {
+      const sealed = sealValue({ version, key: dataKey.key }, plaintext, where);
+      expect(readDataKeyVersion(sealed)).toBe(version);
+      expect(openValue({ version, key: dataKey.key }, sealed, where)).toEqual(plaintext);
+    }
+  });
+
   test('bad key, version or location are programming errors, not DecryptionError', () => {
     expect(() => sealValue({ version: 1, key: new Uint8Array(16) }, plaintext, where)).toThrow(
       RangeError,
