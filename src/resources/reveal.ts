@@ -89,17 +89,13 @@ export function assertResourceVisible(request: Request, record: ResourceRecord):
   });
 }
 
-/**
- * A live (not deleted) resource that the caller reaches; else 404. With `withValue`, read with
- * the sealed value of its current version (see `openCurrentValue`).
- */
+/** A live (not deleted) resource that the caller reaches; else 404. */
 export function visibleLiveResource(
   sqlite: Database,
   request: Request,
   id: string,
-  withValue = false,
 ): ResourceRecord {
-  const record = findResource(sqlite, id, withValue);
+  const record = findResource(sqlite, id);
   if (!record || record.deletedAt !== null) throw new NotFoundError('Resource');
   assertResourceVisible(request, record);
   return record;

@@ -19,7 +19,6 @@ import { parseIfMatch, prepareNewResource, prepareUpdate } from './input.ts';
 import { toResourceObject, toVersionObject } from './objects.ts';
 import {
   assertNotExpired,
-  canReveal,
   assertResourceVisible,
   markReveal,
   revealsValue,
@@ -155,12 +154,12 @@ export function resourceRoutes(instance: Instance) {
     .get(
       '/v1/resources/:id',
       ({ params, request }) => {
-        const record = visibleLiveResource(sqlite, request, params.id, canReveal(request));
+        const record = visibleLiveResource(sqlite, request, params.id);
         const now = clock.now();
         assertNotExpired(record, now);
         if (!revealsValue(request, record, now)) return toResourceObject(record);
         markReveal(request);
-        return toResourceObject(record, openCurrentValue(sqlite, keyring, record));
+        return toResourceObject(record, openCurrentValue(keyring, record));
       },
       {
         params: ResourceParams,

@@ -37,6 +37,7 @@ import {
   type ResourceVersionRow,
 } from './tables.ts';
 import { newTypeId } from '../ids.ts';
+import { RecordCache } from './record-cache.ts';
 
 /** A new resource id, `res_` + a time-ordered TypeID. */
 export function newResourceId(): string {
@@ -44,12 +45,12 @@ export function newResourceId(): string {
 }
 
 /**
- * A resource row with what the visibility rules need of its vault, and, when the read asked for
- * it, the sealed value of its current version (`null`: that version has no value row).
+ * A resource row with what the visibility rules need of its vault, and the sealed value of its
+ * current version (`null`: that version has no value row).
  */
 export type ResourceRecord = ResourceRow & {
   vaultRestricted: boolean;
-  sealedValue?: Uint8Array | null;
+  sealedValue: Uint8Array | null;
 };
 
 /** What a read may hand out right now. `expired` wins over the others. */
@@ -78,7 +79,7 @@ type RawResource = Omit<ResourceRow, 'tags' | 'enabled' | 'hasPrivateKey'> & {
   enabled: number;
   hasPrivateKey: number | null;
 };
-type RawRecord = RawResource & { vaultRestricted: number; sealedValue?: Uint8Array | null };
+type RawRecord = RawResource & { vaultRestricted: number; sealedValue: Uint8Array | null };
 
 /** One active secret of a vault, as the vault read API lists it. */
 export type ActiveSecret = {
@@ -96,9 +97,7 @@ type RawActiveSecret = Omit<ActiveSecret, 'tags'> & { tags: string };
 
 type Reads = {
   byId: Statement<RawRecord, [string]>;
-  byIdWithValue: Statement<RawRecord, [string]>;
   secretByName: Statement<RawRecord, [string, string]>;
-  secretByNameWithValue: Statement<RawRecord, [string, string]>;
   sealedValue: Statement<{ value: Uint8Array }, [string]>;
   activeSecrets: Statement<RawActiveSecret, [string, number, number]>;
   activeSecretsWithValues: Statement<RawActiveSecret, [string, number, number]>;
@@ -118,10 +117,9 @@ function readsFor(sqlite: Database): Reads {
     // A correlated subquery rather than a JOIN: same plan, a third of the cost in bun:sqlite.
     const restricted =
       '(SELECT v.restricted FROM vaults v WHERE v.id = r.vault_id) AS vaultRestricted';
-    const record = `SELECT ${RESOURCE_COLUMNS}, ${restricted} FROM resources r`;
     // The value in the same statement: every statement outside a transaction opens its own
     // read transaction (~2 µs of locking in WAL mode), more than the point read itself.
-    const recordWithValue = `SELECT ${RESOURCE_COLUMNS}, ${restricted},
+    const record = `SELECT ${RESOURCE_COLUMNS}, ${restricted},
         (SELECT rv.value FROM resource_versions rv WHERE rv.id = r.id || ':' || r.current_version)
           AS sealedValue
       FROM resources r`;
@@ -130,9 +128,7 @@ function readsFor(sqlite: Database): Reads {
       r.tags AS tags, r.updated_at AS updatedAt, r.current_version AS version`;
     reads = {
       byId: sqlite.prepare(`${record} WHERE r.id = ?`),
-      byIdWithValue: sqlite.prepare(`${recordWithValue} WHERE r.id = ?`),
       secretByName: sqlite.prepare(`${record} ${byName}`),
-      secretByNameWithValue: sqlite.prepare(`${recordWithValue} ${byName}`),
       sealedValue: sqlite.prepare('SELECT value FROM resource_versions WHERE id = ?'),
       activeSecrets: sqlite.prepare(`SELECT ${secretColumns} ${ACTIVE_SECRETS}`),
       activeSecretsWithValues: sqlite.prepare(
@@ -167,30 +163,73 @@ function fromRaw(raw: RawRecord): ResourceRecord {
   };
 }
 
-/**
- * One resource by id (deleted ones included: check `deletedAt`), with its vault's fields; with
- * `withValue`, also the sealed value of its current version (open it with {@link openCurrentValue}).
- */
-export function findResource(
-  sqlite: Database,
-  id: string,
-  withValue = false,
-): ResourceRecord | undefined {
-  const reads = readsFor(sqlite);
-  const raw = (withValue ? reads.byIdWithValue : reads.byId).get(id);
-  return raw ? fromRaw(raw) : undefined;
+/** Records cached for single reads (see record-cache.ts); sealed values count by size. */
+const MAX_CACHED_RECORDS = 20_000;
+const MAX_CACHED_BYTES = 32 * 1024 * 1024;
+/** What a cached record costs besides its sealed value (a generous estimate). */
+const RECORD_OVERHEAD_BYTES = 1024;
+
+const recordCaches = new WeakMap<Database, RecordCache<ResourceRecord>>();
+
+function recordCacheOf(sqlite: Database): RecordCache<ResourceRecord> {
+  let cache = recordCaches.get(sqlite);
+  if (!cache) {
+    cache = new RecordCache(MAX_CACHED_RECORDS, MAX_CACHED_BYTES);
+    recordCaches.set(sqlite, cache);
+  }
+  return cache;
 }
 
-/** The live secret of a vault with this name; `withValue` as in {@link findResource}. */
+/** A record as every read returns it: frozen, cached or not, so no caller can rely on changing it. */
+function frozenRecord(raw: RawRecord | null): ResourceRecord | undefined {
+  if (!raw) return undefined;
+  const record = fromRaw(raw);
+  Object.freeze(record.tags);
+  return Object.freeze(record);
+}
+
+/**
+ * A record read for the cache (see {@link frozenRecord}). Only reads outside a transaction are
+ * cached (what a write job reads may still roll back), and absent rows are not: anyone can ask
+ * for ids that do not exist.
+ */
+function cacheRecord(
+  sqlite: Database,
+  key: string,
+  raw: RawRecord | null,
+): ResourceRecord | undefined {
+  const record = frozenRecord(raw);
+  if (!record) return undefined;
+  recordCacheOf(sqlite).set(
+    key,
+    record,
+    RECORD_OVERHEAD_BYTES + (record.sealedValue?.byteLength ?? 0),
+  );
+  return record;
+}
+
+/**
+ * One resource by id (deleted ones included: check `deletedAt`), with its vault's fields and
+ * the sealed value of its current version (open it with {@link openCurrentValue}). Outside a
+ * transaction it is served from the record cache when it can be; the result is frozen.
+ */
+export function findResource(sqlite: Database, id: string): ResourceRecord | undefined {
+  const raw = () => readsFor(sqlite).byId.get(id);
+  if (sqlite.inTransaction) return frozenRecord(raw());
+  return recordCacheOf(sqlite).get(id) ?? cacheRecord(sqlite, id, raw());
+}
+
+/** The live secret of a vault with this name, as {@link findResource} gives it. */
 export function findSecretByName(
   sqlite: Database,
   vaultId: string,
   name: string,
-  withValue = false,
 ): ResourceRecord | undefined {
-  const reads = readsFor(sqlite);
-  const raw = (withValue ? reads.secretByNameWithValue : reads.secretByName).get(vaultId, name);
-  return raw ? fromRaw(raw) : undefined;
+  const raw = () => readsFor(sqlite).secretByName.get(vaultId, name);
+  if (sqlite.inTransaction) return frozenRecord(raw());
+  // Names never contain "/" (names.ts), so the key is unambiguous.
+  const key = `${vaultId}/${name}`;
+  return recordCacheOf(sqlite).get(key) ?? cacheRecord(sqlite, key, raw());
 }
 
 /**
@@ -224,18 +263,8 @@ export function openValue(
   );
 }
 
-/**
- * Opens the value of a record's current version: the sealed value read with it when the read
- * asked for one, else read now.
- */
-export function openCurrentValue(
-  sqlite: Database,
-  keyring: InstanceKeyring,
-  record: ResourceRecord,
-): string {
-  if (record.sealedValue === undefined) {
-    return readValue(sqlite, keyring, record.id, record.currentVersion);
-  }
+/** Opens the value of a record's current version (read with the record). */
+export function openCurrentValue(keyring: InstanceKeyring, record: ResourceRecord): string {
   if (record.sealedValue === null) throw new NotFoundError('Version');
   return openValue(keyring, record.id, record.currentVersion, record.sealedValue);
 }
@@ -290,11 +319,14 @@ export function connectionOf(db: Db): Database {
 }
 
 /**
- * Forgets every remembered list total and bookmark of this connection. Call inside the write
- * job of any change to `resources` rows or to a vault's `restricted` flag.
+ * Forgets every remembered list total and bookmark, and every cached record, of this
+ * connection. Call inside the write job of any change to `resources` rows or to a vault's
+ * `restricted` flag.
  */
 export function resourcesChanged(db: Db): void {
-  memosOf(connectionOf(db)).clear();
+  const sqlite = connectionOf(db);
+  memosOf(sqlite).clear();
+  recordCacheOf(sqlite).clear();
 }
 
 function rememberQuery(sqlite: Database, key: string, count: () => number): QueryMemo {
@@ -550,6 +582,8 @@ function currentLive(sqlite: Database, id: string): ResourceRecord {
 
 /** Writes `changes` (and `updated_at`) to a resource and returns the row as stored. */
 function writeChanges(sqlite: Database, id: string, changes: Partial<ResourceRow>): ResourceRecord {
+  // Every UPDATE of a resource comes through here: no cached record may outlive it.
+  recordCacheOf(sqlite).clear();
   const properties = Object.keys(changes) as (keyof ResourceRow)[];
   sqlite
     .query(

@@ -313,14 +313,13 @@ export function vaultRoutes(instance: Instance) {
       '/v1/vaults/:id/secrets/:name',
       ({ params, request }) => {
         const vault = visibleVault(request, params.id);
-        const reveal = canReveal(request);
-        const record = findSecretByName(sqlite, vault.id, params.name, reveal);
+        const record = findSecretByName(sqlite, vault.id, params.name);
         if (!record) throw new NotFoundError('Secret');
         const now = clock.now();
         assertServable(record, now);
-        if (!reveal) return toVaultSecret(record);
+        if (!canReveal(request)) return toVaultSecret(record);
         markReveal(request);
-        return toVaultSecret(record, openCurrentValue(sqlite, keyring, record));
+        return toVaultSecret(record, openCurrentValue(keyring, record));
       },
       {
         params: VaultSecretParams,
@@ -372,13 +371,13 @@ export function vaultRoutes(instance: Instance) {
 
   /** `GET /v1/vaults/:id?resource=…`: one resource of the vault, with its value. */
   function readVaultResource(request: Request, vault: VaultRow, id: string) {
-    const record = visibleLiveResource(sqlite, request, id, canReveal(request));
+    const record = visibleLiveResource(sqlite, request, id);
     if (record.vaultId !== vault.id) throw new NotFoundError('Resource');
     const now = clock.now();
     assertServable(record, now);
     if (!revealsValue(request, record, now)) return toResourceObject(record);
     markReveal(request);
-    return toResourceObject(record, openCurrentValue(sqlite, keyring, record));
+    return toResourceObject(record, openCurrentValue(keyring, record));
   }
 }
 

@@ -1,0 +1,95 @@
+/**
+ * Single reads come from a record cache (src/resources/record-cache.ts): these tests change what
+ * it holds in every way a record can change and check that the very next read sees it — and that
+ * a change rolled back leaves no trace.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { findResource, updateResource } from '../src/resources/store.ts';
+import { openWorld, type World } from './resources-harness.ts';
+
+describe('single reads after changes (record cache)', () => {
+  let w: World;
+  let vault: string;
+  let secret: string;
+  let reader: string;
+
+  beforeAll(async () => {
+    w = openWorld();
+    const project = (await w.send(w.admin, 'POST', '/v1/projects', { name: 'p' })).json.id;
+    vault = (await w.send(w.admin, 'POST', '/v1/vaults', { project_id: project, name: 'v' })).json
+      .id;
+    secret = (
+      await w.send(w.admin, 'POST', '/v1/resources', {
+        type: 'secret',
+        vault_id: vault,
+        name: 'db-password',
+        value: 'first',
+      })
+    ).json.id;
+    reader = w.key({ role: 'reader', scopes: null }).token;
+  });
+  afterAll(() => w.close());
+
+  const value = async () => (await w.send(w.admin, 'GET', `/v1/resources/${secret}`)).json.value;
+  const byName = async () =>
+    (await w.send(w.admin, 'GET', `/v1/vaults/${vault}/secrets/db-password`)).json.value;
+
+  test('a new value, a restored version, a rename and a disable are seen at once', async () => {
+    expect([await value(), await byName()]).toEqual(['first', 'first']);
+    await w.send(w.admin, 'PUT', `/v1/resources/${secret}`, { value: 'second' });
+    expect([await value(), await byName()]).toEqual(['second', 'second']);
+    await w.send(w.admin, 'POST', `/v1/resources/${secret}/versions/1/restore`);
+    expect([await value(), await byName()]).toEqual(['first', 'first']);
+    await w.send(w.admin, 'PUT', `/v1/resources/${secret}`, { name: 'renamed' });
+    const old = await w.send(w.admin, 'GET', `/v1/vaults/${vault}/secrets/db-password`);
+    expect(old.status).toBe(404);
+    await w.send(w.admin, 'PUT', `/v1/resources/${secret}`, { name: 'db-password' });
+    await w.send(w.admin, 'PUT', `/v1/resources/${secret}`, { enabled: false });
+    expect(await value()).toBeUndefined();
+    await w.send(w.admin, 'PUT', `/v1/resources/${secret}`, { enabled: true });
+    expect(await value()).toBe('first');
+  });
+
+  test('a vault becoming restricted hides its resources from the next read', async () => {
+    expect((await w.send(reader, 'GET', `/v1/resources/${secret}`)).status).toBe(200);
+    await w.send(w.admin, 'PUT', `/v1/vaults/${vault}`, { restricted: true });
+    expect((await w.send(reader, 'GET', `/v1/resources/${secret}`)).status).toBe(404);
+    await w.send(w.admin, 'PUT', `/v1/vaults/${vault}`, { restricted: false });
+    expect((await w.send(reader, 'GET', `/v1/resources/${secret}`)).status).toBe(200);
+  });
+
+  test('a delete and a restore are seen at once', async () => {
+    await w.send(w.admin, 'DELETE', `/v1/resources/${secret}`);
+    expect((await w.send(w.admin, 'GET', `/v1/resources/${secret}`)).status).toBe(404);
+    await w.send(w.admin, 'POST', `/v1/resources/${secret}/restore`);
+    expect(await value()).toBe('first');
+  });
+
+  test('a change that rolls back leaves the cached read as it was', async () => {
+    expect(await value()).toBe('first');
+    const { instance } = w;
+    const attempt = instance.writes.run(() => {
+      updateResource(
+        instance.db,
+        instance.keyring,
+        secret,
+        { metadata: {}, value: 'never-committed' },
+        undefined,
+        'test',
+        instance.clock.now(),
+      );
+      // Inside the job the change is visible, and read past the cache.
+      expect(findResource(instance.sqlite, secret)?.currentVersion).toBeGreaterThan(1);
+      throw new Error('roll it back');
+    });
+    await expect(attempt).rejects.toThrow('roll it back');
+    expect(await value()).toBe('first');
+    expect(await byName()).toBe('first');
+  });
+
+  test('records are frozen: a caller cannot change what later reads get', () => {
+    const record = findResource(w.instance.sqlite, secret)!;
+    expect(Object.isFrozen(record)).toBe(true);
+    expect(() => (record.tags as string[]).push('x')).toThrow();
+  });
+});
