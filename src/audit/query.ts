@@ -85,6 +85,7 @@ export function listAuditEntries(
   page: { page: number; limit: number },
 ): { rows: AuditRow[]; total: number } {
   const where = whereClause(filters);
+  if (where.sql === '') return listWholeLog(sqlite, page);
   // One snapshot for the page and its total, even while the server appends.
   return sqlite.transaction(() => {
     const total =
@@ -100,6 +101,35 @@ export function listAuditEntries(
         SQLQueryBindings[]
       >(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`)
       .all(...where.params, page.limit, (page.page - 1) * page.limit);
+    return { rows, total };
+  })();
+}
+
+/**
+ * The unfiltered list without counting or skipping rows: `seq` runs without gaps from the
+ * retention checkpoint to the head (a gap is tampering, which `audit verify` reports), so the
+ * total is a subtraction and a page starts at a computed `seq` — constant time however long the
+ * log, where `count(*)` and `OFFSET` would walk it on the event loop.
+ */
+function listWholeLog(
+  sqlite: Database,
+  page: { page: number; limit: number },
+): { rows: AuditRow[]; total: number } {
+  return sqlite.transaction(() => {
+    const bounds = sqlite
+      .query<{ head: number | null; start: number | null }, []>(
+        `SELECT (SELECT max(seq) FROM audit_log) AS head,
+                (SELECT through_seq FROM audit_checkpoint WHERE id = 1) AS start`,
+      )
+      .get();
+    const head = bounds?.head ?? 0;
+    const total = Math.max(0, head - (bounds?.start ?? 0));
+    const rows = sqlite
+      .query<
+        AuditRow,
+        [number, number]
+      >(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log WHERE seq <= ? ORDER BY seq DESC LIMIT ?`)
+      .all(head - (page.page - 1) * page.limit, page.limit);
     return { rows, total };
   })();
 }

@@ -1,0 +1,70 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { manualClock } from '../clock.ts';
+import { validateConfig } from '../config/load.ts';
+import { createInstance, type Instance } from '../instance.ts';
+import { createLogger } from '../log/logger.ts';
+import { listAuditEntries } from './query.ts';
+import { appendAuditEntry, localAuditEntry } from './record.ts';
+import { pruneAuditLog, RETENTION_ACTOR } from './retention.ts';
+
+const DAY = 86_400_000;
+
+describe('listAuditEntries without filters (computed totals and pages)', () => {
+  let dir: string;
+  let instance: Instance;
+  const clock = manualClock(Date.UTC(2026, 0, 1));
+  afterEach(async () => {
+    await instance.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('match count(*) and OFFSET paging, before and after a prune', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'secryn-'));
+    instance = createInstance(
+      validateConfig({
+        storage: { path: join(dir, 'secryn.db') },
+        encryption: { master_key_file: join(dir, 'master.key') },
+      }),
+      createLogger({ level: 'silent', format: 'json' }),
+      undefined,
+      { clock },
+    );
+    const append = (count: number) =>
+      instance.sqlite.transaction(() => {
+        for (let i = 0; i < count; i++) {
+          appendAuditEntry(instance.db, clock, localAuditEntry(`thing.${i}`, null));
+        }
+      })();
+    const expectMatchesScan = () => {
+      const { n } = instance.sqlite
+        .query<{ n: number }, []>('SELECT count(*) AS n FROM audit_log')
+        .get()!;
+      for (const limit of [1, 7, 50]) {
+        for (let page = 1; page <= Math.ceil(n / limit) + 1; page++) {
+          const listed = listAuditEntries(instance.sqlite, {}, { page, limit });
+          const scanned = instance.sqlite
+            .query<
+              { id: string },
+              [number, number]
+            >('SELECT id FROM audit_log ORDER BY seq DESC LIMIT ? OFFSET ?')
+            .all(limit, (page - 1) * limit);
+          expect(listed.total).toBe(n);
+          expect(listed.rows.map((row) => row.id)).toEqual(scanned.map((row) => row.id));
+        }
+      }
+    };
+    expect(listAuditEntries(instance.sqlite, {}, { page: 1, limit: 10 })).toEqual({
+      rows: [],
+      total: 0,
+    });
+    append(40);
+    expectMatchesScan();
+    clock.advance(10 * DAY);
+    append(23);
+    await pruneAuditLog(instance, { retentionDays: 5, actor: RETENTION_ACTOR });
+    expectMatchesScan();
+  });
+});
