@@ -61,7 +61,30 @@ export function parseTimestamp(value: string): number | undefined {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-function whereClause(filters: AuditFilters): { sql: string; params: SQLQueryBindings[] } {
+/**
+ * The `seq` range holding every entry of a time range, found through the `at` index. A page is
+ * read newest first by `seq`, so without these bounds a filter on another field (say a target
+ * that appears once) would walk the whole log even with `since` set. Exact whatever the clock
+ * did: the bounds only narrow the scan, the `at` conditions still decide.
+ */
+function seqBounds(
+  sqlite: Database,
+  filters: Pick<AuditFilters, 'since' | 'until'>,
+): { from: number; to: number } | undefined {
+  if (filters.since === undefined && filters.until === undefined) return undefined;
+  const range = sqlite
+    .query<
+      { from: number | null; to: number | null },
+      [number, number]
+    >('SELECT min(seq) AS "from", max(seq) AS "to" FROM audit_log WHERE at >= ? AND at < ?')
+    .get(filters.since ?? Number.MIN_SAFE_INTEGER, filters.until ?? Number.MAX_SAFE_INTEGER);
+  return { from: range?.from ?? 1, to: range?.to ?? 0 };
+}
+
+function whereClause(
+  filters: AuditFilters,
+  bounds?: { from: number; to: number },
+): { sql: string; params: SQLQueryBindings[] } {
   const conditions: string[] = [];
   const params: SQLQueryBindings[] = [];
   const add = (condition: string, value: SQLQueryBindings | undefined) => {
@@ -75,6 +98,8 @@ function whereClause(filters: AuditFilters): { sql: string; params: SQLQueryBind
   add('outcome = ?', filters.outcome);
   add('at >= ?', filters.since);
   add('at < ?', filters.until);
+  add('seq >= ?', bounds?.from);
+  add('seq <= ?', bounds?.to);
   return { sql: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }
 
@@ -84,10 +109,12 @@ export function listAuditEntries(
   filters: AuditFilters,
   page: { page: number; limit: number },
 ): { rows: AuditRow[]; total: number } {
-  const where = whereClause(filters);
-  if (where.sql === '') return listWholeLog(sqlite, page);
-  // One snapshot for the page and its total, even while the server appends.
+  if (Object.values(filters).every((value) => value === undefined)) {
+    return listWholeLog(sqlite, page);
+  }
+  // One snapshot for the bounds, the page and its total, even while the server appends.
   return sqlite.transaction(() => {
+    const where = whereClause(filters, seqBounds(sqlite, filters));
     const total =
       sqlite
         .query<
@@ -149,9 +176,9 @@ export function* streamAuditEntries(
   sqlite: Database,
   range: { since?: number; until?: number } = {},
 ): Generator<AuditRow> {
-  const where = whereClause({ since: range.since, until: range.until });
   sqlite.run('BEGIN');
   try {
+    const where = whereClause(range, seqBounds(sqlite, range));
     yield* sqlite
       .query<
         AuditRow,
