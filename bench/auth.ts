@@ -315,7 +315,10 @@ try {
           'limiter: per-address decision, IPv6 compressed (2001:db8:1::1) → /64',
           ip6ShortNs.toFixed(0),
         ],
-        ['authenticate(): valid key (cached after the first request: shape, SHA-256, compare)', authNs.toFixed(0)],
+        [
+          'authenticate(): valid key (cached after the first request: shape, SHA-256, compare)',
+          authNs.toFixed(0),
+        ],
         ['authenticate(): unknown key (point read miss, dummy compare)', unknownNs.toFixed(0)],
         ['authenticate(): bad checksum (no I/O)', rejectNs.toFixed(0)],
       ],
