@@ -3,9 +3,6 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite';
 
-/** How much of the database file reads may map (the file is mapped as it grows, up to this). */
-const MMAP_BYTES = 256 * 1024 * 1024;
-
 /** The drizzle handle every service uses; built on one `bun:sqlite` connection. */
 export type Db = BunSQLiteDatabase;
 
@@ -39,11 +36,6 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): Databa
   sqlite.run(`PRAGMA synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   // Freed pages are zeroed so that deleted (encrypted) values do not linger in the file.
   sqlite.run('PRAGMA secure_delete = ON');
-  // Reads map the database file instead of copying each page out with pread(): ~7 % more
-  // authenticated reads per second (bench/audit.ts). Writes still go through the WAL; SQLite
-  // maps read-only. The cost is that an I/O error on the file kills the process (SIGBUS)
-  // instead of failing one statement — it stops, it does not serve wrong data.
-  sqlite.run(`PRAGMA mmap_size = ${MMAP_BYTES}`);
   return sqlite;
 }
 
