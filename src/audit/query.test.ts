@@ -67,4 +67,50 @@ describe('listAuditEntries without filters (computed totals and pages)', () => {
     await pruneAuditLog(instance, { retentionDays: 5, actor: RETENTION_ACTOR });
     expectMatchesScan();
   });
+
+  test('since/until match a plain scan even when the clock stepped back', () => {
+    dir = mkdtempSync(join(tmpdir(), 'secryn-'));
+    const stepping = manualClock(Date.UTC(2026, 5, 1));
+    instance = createInstance(
+      validateConfig({
+        storage: { path: join(dir, 'secryn.db') },
+        encryption: { master_key_file: join(dir, 'master.key') },
+      }),
+      createLogger({ level: 'silent', format: 'json' }),
+      undefined,
+      { clock: stepping },
+    );
+    // Times go 0..59 s, then back to 20 s and on: entries of one time range sit apart in seq.
+    instance.sqlite.transaction(() => {
+      for (let i = 0; i < 120; i++) {
+        if (i === 60) stepping.set(Date.UTC(2026, 5, 1) + 20_000);
+        appendAuditEntry(instance.db, stepping, localAuditEntry(`thing.${i % 3}`, null));
+        stepping.advance(1_000);
+      }
+    })();
+    const t = (seconds: number) => Date.UTC(2026, 5, 1) + seconds * 1_000;
+    for (const [since, until] of [
+      [t(30), undefined],
+      [undefined, t(25)],
+      [t(25), t(35)],
+      [t(70), t(90)],
+      [t(200), undefined],
+    ] as const) {
+      for (const action of [undefined, 'thing.1']) {
+        const listed = listAuditEntries(
+          instance.sqlite,
+          { since, until, action },
+          { page: 1, limit: 500 },
+        );
+        const scanned = instance.sqlite
+          .query<{ id: string }, [number, number, string | null]>(
+            `SELECT id FROM audit_log WHERE at >= ? AND at < ? AND (?3 IS NULL OR action = ?3)
+             ORDER BY seq DESC`,
+          )
+          .all(since ?? 0, until ?? Number.MAX_SAFE_INTEGER, action ?? null);
+        expect(listed.rows.map((row) => row.id)).toEqual(scanned.map((row) => row.id));
+        expect(listed.total).toBe(scanned.length);
+      }
+    }
+  });
 });
