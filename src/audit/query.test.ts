@@ -80,21 +80,22 @@ describe('listAuditEntries without filters (computed totals and pages)', () => {
       undefined,
       { clock: stepping },
     );
-    // Times go 0..59 s, then back to 20 s and on: entries of one time range sit apart in seq.
+    // Times go 0, 2, …, 118 s, then back to 21 s and on in odd seconds: a time range's entries
+    // sit apart in seq, and its earliest time can belong to a later seq than others in it.
     instance.sqlite.transaction(() => {
       for (let i = 0; i < 120; i++) {
-        if (i === 60) stepping.set(Date.UTC(2026, 5, 1) + 20_000);
+        if (i === 60) stepping.set(Date.UTC(2026, 5, 1) + 21_000);
         appendAuditEntry(instance.db, stepping, localAuditEntry(`thing.${i % 3}`, null));
-        stepping.advance(1_000);
+        stepping.advance(2_000);
       }
     })();
     const t = (seconds: number) => Date.UTC(2026, 5, 1) + seconds * 1_000;
     for (const [since, until] of [
-      [t(30), undefined],
-      [undefined, t(25)],
-      [t(25), t(35)],
-      [t(70), t(90)],
-      [t(200), undefined],
+      [t(21), undefined],
+      [t(21), t(61)],
+      [undefined, t(50)],
+      [t(100), t(130)],
+      [t(500), undefined],
     ] as const) {
       for (const action of [undefined, 'thing.1']) {
         const listed = listAuditEntries(
