@@ -12,7 +12,7 @@ import { pruneAuditLog, RETENTION_ACTOR } from './retention.ts';
 
 const DAY = 86_400_000;
 
-describe('listAuditEntries without filters (computed totals and pages)', () => {
+describe('listAuditEntries', () => {
   let dir: string;
   let instance: Instance;
   const clock = manualClock(Date.UTC(2026, 0, 1));
@@ -21,7 +21,7 @@ describe('listAuditEntries without filters (computed totals and pages)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('match count(*) and OFFSET paging, before and after a prune', async () => {
+  test('unfiltered: computed totals and pages match count(*) and OFFSET, also after a prune', async () => {
     dir = mkdtempSync(join(tmpdir(), 'secryn-'));
     instance = createInstance(
       validateConfig({
