@@ -22,13 +22,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Authenticator } from '../src/access/authenticate.ts';
 import { generateApiToken } from '../src/crypto/api-token.ts';
 import { principalFor } from '../src/access/principal.ts';
 import { RequestRateLimiter } from '../src/access/rate-limit.ts';
 import { openDatabase } from '../src/db/client.ts';
 import {
+  benchOptions,
   errorCount,
   formatCount,
   formatMiB,
@@ -79,23 +79,18 @@ if (memoryPhase !== undefined) {
   process.exit(0);
 }
 
-const { values: flags } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '8' },
-    warmup: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '2' },
-    connections: { type: 'string', default: '50' },
-    threads: { type: 'string', default: '1' },
-    flood: { type: 'string', default: '1000000' },
-  },
-  strict: true,
-});
-const durationSec = Number(flags.duration);
-const warmupSec = Number(flags.warmup);
-const rounds = Number(flags.rounds);
-const connections = Number(flags.connections);
-const threads = Number(flags.threads);
-const flood = Number(flags.flood);
+const {
+  duration: durationSec,
+  warmup: warmupSec,
+  rounds,
+  connections,
+  threads,
+  flood,
+} = benchOptions(
+  'bench/auth.ts',
+  { duration: 8, warmup: 2, rounds: 2, connections: 50, threads: 1, flood: 1_000_000 },
+  ['warmup'],
+);
 
 requireWrk();
 
@@ -231,7 +226,7 @@ try {
       headers: target.headers,
       cpu: cpu.load,
     });
-  for (const target of targets) await load(target, warmupSec);
+  if (warmupSec > 0) for (const target of targets) await load(target, warmupSec);
   for (let round = 0; round < rounds; round++)
     for (const target of targets) target.runs.push(await load(target, durationSec));
 

@@ -25,8 +25,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
+  benchOptions,
   backgroundLoad,
   BASELINE_SERVER_SOURCE,
   errorCount,
@@ -60,39 +60,18 @@ import {
 /** Largest share of a run the server may wait for its core for the round to count as clean. */
 const CLEAN_WAIT = 0.05;
 
-const { values: flags } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '2' },
-    connections: { type: 'string', default: '50' },
-    threads: { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '6' },
-    runs: { type: 'string', default: '5' },
-  },
-  strict: true,
-});
-const durationSec = Number(flags.duration);
-const warmupSec = Number(flags.warmup);
-const connections = Number(flags.connections);
-const threads = Number(flags.threads);
-const rounds = Number(flags.rounds);
-const startupRuns = Number(flags.runs);
-for (const [name, value] of Object.entries({
+const {
   duration: durationSec,
+  warmup: warmupSec,
   connections,
   threads,
   rounds,
   runs: startupRuns,
-})) {
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`bench/health.ts: --${name} must be a whole number ≥ 1`);
-    process.exit(2);
-  }
-}
-if (!(warmupSec >= 0)) {
-  console.error('bench/health.ts: --warmup must be ≥ 0');
-  process.exit(2);
-}
+} = benchOptions(
+  'bench/health.ts',
+  { duration: 5, warmup: 2, connections: 50, threads: 1, rounds: 6, runs: 5 },
+  ['warmup'],
+);
 
 requireWrk();
 

@@ -25,7 +25,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { validateConfig } from '../src/config/load.ts';
 import { createInstance } from '../src/instance.ts';
 import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
@@ -35,6 +34,7 @@ import { newResourceId } from '../src/resources/store.ts';
 import { resourceValueColumn, versionRowId } from '../src/resources/tables.ts';
 import { insertVault, newVaultId } from '../src/vaults/service.ts';
 import {
+  benchOptions,
   errorCount,
   formatCount,
   formatMiB,
@@ -56,23 +56,18 @@ import {
   secrynCommand,
 } from './lib/load.ts';
 
-const { values: flags } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '2' },
-    connections: { type: 'string', default: '50' },
-    secrets: { type: 'string', default: '100000' },
-    vaults: { type: 'string', default: '100' },
-  },
-  strict: true,
-});
-const durationSec = Number(flags.duration);
-const warmupSec = Number(flags.warmup);
-const rounds = Number(flags.rounds);
-const connections = Number(flags.connections);
-const secretCount = Number(flags.secrets);
-const vaultCount = Number(flags.vaults);
+const {
+  duration: durationSec,
+  warmup: warmupSec,
+  rounds,
+  connections,
+  secrets: secretCount,
+  vaults: vaultCount,
+} = benchOptions(
+  'bench/resources.ts',
+  { duration: 5, warmup: 1, rounds: 2, connections: 50, secrets: 100_000, vaults: 100 },
+  ['warmup'],
+);
 /** The vault read scenario's vault holds exactly this many secrets; the others share the rest. */
 const SMALL_VAULT_SECRETS = 50;
 

@@ -8,6 +8,37 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+/**
+ * A bench's numeric options, `--name N` for every key of `defaults`, parsed strictly (an unknown
+ * option is an error). Each must be a whole number ≥ 1, or ≥ 0 for the names in `zeroAllowed`
+ * (a warm-up may be skipped); otherwise this prints which option is wrong and exits 2.
+ */
+export function benchOptions<const K extends string>(
+  script: string,
+  defaults: Record<K, number>,
+  zeroAllowed: readonly NoInfer<K>[] = [],
+): Record<K, number> {
+  const names = Object.keys(defaults) as K[];
+  const { values } = parseArgs({
+    options: Object.fromEntries(
+      names.map((name) => [name, { type: 'string' as const, default: String(defaults[name]) }]),
+    ),
+    strict: true,
+  });
+  const parsed = {} as Record<K, number>;
+  for (const name of names) {
+    const value = Number(values[name]);
+    const least = zeroAllowed.includes(name) ? 0 : 1;
+    if (!Number.isInteger(value) || value < least) {
+      console.error(`${script}: --${name} must be a whole number ≥ ${least}`);
+      process.exit(2);
+    }
+    parsed[name] = value;
+  }
+  return parsed;
+}
 
 /** How to get wrk when it is missing (Debian/Ubuntu; Homebrew has `brew install wrk`). */
 export const WRK_INSTALL_HINT = 'apt-get install -y wrk';
