@@ -8,6 +8,7 @@ import { localActor, type Instance } from '../instance.ts';
 import { entryHash, GENESIS_HASH, type ChainFields } from './chain.ts';
 import { auditWriterFor, type AuditWriter } from './writer.ts';
 import { newTypeId } from '../ids.ts';
+import { perConnection } from '../db/per-connection.ts';
 
 export type { AuditActor, AuditTarget };
 
@@ -50,28 +51,21 @@ type Statements = {
   insert: Statement<unknown, [ChainFields & { hash: string }]>;
 };
 
-const statementsByConnection = new WeakMap<Database, Statements>();
-
 /** Prepared once per connection: the append path runs for every request. */
-function statementsFor(sqlite: Database): Statements {
-  let statements = statementsByConnection.get(sqlite);
-  if (!statements) {
-    statements = {
-      head: sqlite.query<Head, []>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1'),
-      checkpoint: sqlite.query<Head, []>(
-        'SELECT through_seq AS seq, through_hash AS hash FROM audit_checkpoint WHERE id = 1',
-      ),
-      insert: sqlite.query(
-        `INSERT INTO audit_log (seq, id, at, actor_type, actor_id, actor_name, action, target_type,
-           target_id, outcome, status, ip, user_agent, request_id, prev_hash, hash)
-         VALUES ($seq, $id, $at, $actorType, $actorId, $actorName, $action, $targetType,
-           $targetId, $outcome, $status, $ip, $userAgent, $requestId, $prevHash, $hash)`,
-      ),
-    };
-    statementsByConnection.set(sqlite, statements);
-  }
-  return statements;
-}
+const statementsFor = perConnection(
+  (sqlite): Statements => ({
+    head: sqlite.query<Head, []>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1'),
+    checkpoint: sqlite.query<Head, []>(
+      'SELECT through_seq AS seq, through_hash AS hash FROM audit_checkpoint WHERE id = 1',
+    ),
+    insert: sqlite.query(
+      `INSERT INTO audit_log (seq, id, at, actor_type, actor_id, actor_name, action, target_type,
+         target_id, outcome, status, ip, user_agent, request_id, prev_hash, hash)
+       VALUES ($seq, $id, $at, $actorType, $actorId, $actorName, $action, $targetType,
+         $targetId, $outcome, $status, $ip, $userAgent, $requestId, $prevHash, $hash)`,
+    ),
+  }),
+);
 
 /**
  * The current end of the chain: the newest entry, else the retention checkpoint, else genesis.

@@ -8,6 +8,7 @@ import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { signalOutboxWrite } from './outbox-signal.ts';
 import { newTypeId } from '../ids.ts';
+import { perConnection } from '../db/per-connection.ts';
 
 /** What a feature hands to {@link emitEvent}. `object` is metadata only, never a value. */
 export type EventInput = {
@@ -60,31 +61,24 @@ type Statements = {
   >;
 };
 
-const statementsByConnection = new WeakMap<Database, Statements>();
-
 /** Prepared once per connection: this runs inside every audited write that emits an event. */
-function statementsFor(sqlite: Database): Statements {
-  let statements = statementsByConnection.get(sqlite);
-  if (!statements) {
-    statements = {
-      insertEvent: sqlite.query(
-        `INSERT INTO events (id, type, project_id, payload, created_at)
-         VALUES ($id, $type, $projectId, $payload, $createdAt)`,
-      ),
-      matching: sqlite.query(
-        `SELECT id, events FROM webhooks
-         WHERE enabled = 1 AND (project_id IS NULL OR project_id = $projectId)`,
-      ),
-      insertDelivery: sqlite.query(
-        `INSERT INTO webhook_deliveries (id, webhook_id, event_id, status, attempts, attempt_base,
-           next_attempt_at, created_at, updated_at)
-         VALUES ($id, $webhookId, $eventId, 'pending', 0, 0, $now, $now, $now)`,
-      ),
-    };
-    statementsByConnection.set(sqlite, statements);
-  }
-  return statements;
-}
+const statementsFor = perConnection(
+  (sqlite): Statements => ({
+    insertEvent: sqlite.query(
+      `INSERT INTO events (id, type, project_id, payload, created_at)
+       VALUES ($id, $type, $projectId, $payload, $createdAt)`,
+    ),
+    matching: sqlite.query(
+      `SELECT id, events FROM webhooks
+       WHERE enabled = 1 AND (project_id IS NULL OR project_id = $projectId)`,
+    ),
+    insertDelivery: sqlite.query(
+      `INSERT INTO webhook_deliveries (id, webhook_id, event_id, status, attempts, attempt_base,
+         next_attempt_at, created_at, updated_at)
+       VALUES ($id, $webhookId, $eventId, 'pending', 0, 0, $now, $now, $now)`,
+    ),
+  }),
+);
 
 /**
  * Records an event and one pending delivery per matching enabled webhook, returning the new

@@ -14,6 +14,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { emitEvent } from './emit.ts';
+import { perConnection } from '../db/per-connection.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -41,12 +42,8 @@ type Statements = {
   >;
 };
 
-const statementsByConnection = new WeakMap<Database, Statements>();
-
-function statementsFor(sqlite: Database): Statements {
-  let s = statementsByConnection.get(sqlite);
-  if (s) return s;
-  s = {
+const statementsFor = perConnection(
+  (sqlite): Statements => ({
     // Live resources expiring within the widest threshold that have not had their final
     // (expired) notice yet.
     candidates: sqlite.query(
@@ -65,10 +62,8 @@ function statementsFor(sqlite: Database): Statements {
       `INSERT OR IGNORE INTO expiry_notices (resource_id, expires_at, threshold, event_id, emitted_at)
        VALUES ($id, $expiresAt, $threshold, $eventId, $now)`,
     ),
-  };
-  statementsByConnection.set(sqlite, s);
-  return s;
-}
+  }),
+);
 
 /**
  * Emits the expiry notices due at `clock.now()` for up to `limit` resources and returns how many

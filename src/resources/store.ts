@@ -38,6 +38,7 @@ import {
 } from './tables.ts';
 import { newTypeId } from '../ids.ts';
 import { RecordCache } from './record-cache.ts';
+import { perConnection } from '../db/per-connection.ts';
 
 /** A new resource id, `res_` + a time-ordered TypeID. */
 export function newResourceId(): string {
@@ -103,45 +104,38 @@ type Reads = {
   activeSecretsWithValues: Statement<RawActiveSecret, [string, number, number]>;
 };
 
-const readsByConnection = new WeakMap<Database, Reads>();
-
 const ACTIVE_SECRETS = `FROM resources r
   WHERE r.vault_id = ?1 AND r.type = 'secret' AND r.deleted_at IS NULL AND r.enabled = 1
     AND (r.activates_at IS NULL OR r.activates_at <= ?2)
     AND (r.expires_at IS NULL OR r.expires_at > ?3)
   ORDER BY r.name`;
 
-function readsFor(sqlite: Database): Reads {
-  let reads = readsByConnection.get(sqlite);
-  if (!reads) {
-    // A correlated subquery rather than a JOIN: same plan, a third of the cost in bun:sqlite.
-    const restricted =
-      '(SELECT v.restricted FROM vaults v WHERE v.id = r.vault_id) AS vaultRestricted';
-    // The value in the same statement: every statement outside a transaction opens its own
-    // read transaction (~2 µs of locking in WAL mode), more than the point read itself.
-    const record = `SELECT ${RESOURCE_COLUMNS}, ${restricted},
-        (SELECT rv.value FROM resource_versions rv WHERE rv.id = r.id || ':' || r.current_version)
-          AS sealedValue
-      FROM resources r`;
-    const byName = `WHERE r.vault_id = ? AND r.type = 'secret' AND r.name = ? AND r.deleted_at IS NULL`;
-    const secretColumns = `r.id AS id, r.name AS name, r.content_type AS contentType,
-      r.tags AS tags, r.updated_at AS updatedAt, r.current_version AS version`;
-    reads = {
-      byId: sqlite.prepare(`${record} WHERE r.id = ?`),
-      secretByName: sqlite.prepare(`${record} ${byName}`),
-      sealedValue: sqlite.prepare('SELECT value FROM resource_versions WHERE id = ?'),
-      activeSecrets: sqlite.prepare(`SELECT ${secretColumns} ${ACTIVE_SECRETS}`),
-      activeSecretsWithValues: sqlite.prepare(
-        `SELECT ${secretColumns},
-           (SELECT value FROM resource_versions rv WHERE rv.id = r.id || ':' || r.current_version)
-             AS sealed
-         ${ACTIVE_SECRETS}`,
-      ),
-    };
-    readsByConnection.set(sqlite, reads);
-  }
-  return reads;
-}
+const readsFor = perConnection((sqlite): Reads => {
+  // A correlated subquery rather than a JOIN: same plan, a third of the cost in bun:sqlite.
+  const restricted =
+    '(SELECT v.restricted FROM vaults v WHERE v.id = r.vault_id) AS vaultRestricted';
+  // The value in the same statement: every statement outside a transaction opens its own
+  // read transaction (~2 µs of locking in WAL mode), more than the point read itself.
+  const record = `SELECT ${RESOURCE_COLUMNS}, ${restricted},
+      (SELECT rv.value FROM resource_versions rv WHERE rv.id = r.id || ':' || r.current_version)
+        AS sealedValue
+    FROM resources r`;
+  const byName = `WHERE r.vault_id = ? AND r.type = 'secret' AND r.name = ? AND r.deleted_at IS NULL`;
+  const secretColumns = `r.id AS id, r.name AS name, r.content_type AS contentType,
+    r.tags AS tags, r.updated_at AS updatedAt, r.current_version AS version`;
+  return {
+    byId: sqlite.prepare(`${record} WHERE r.id = ?`),
+    secretByName: sqlite.prepare(`${record} ${byName}`),
+    sealedValue: sqlite.prepare('SELECT value FROM resource_versions WHERE id = ?'),
+    activeSecrets: sqlite.prepare(`SELECT ${secretColumns} ${ACTIVE_SECRETS}`),
+    activeSecretsWithValues: sqlite.prepare(
+      `SELECT ${secretColumns},
+         (SELECT value FROM resource_versions rv WHERE rv.id = r.id || ':' || r.current_version)
+           AS sealed
+       ${ACTIVE_SECRETS}`,
+    ),
+  };
+});
 
 function rowFromRaw(raw: RawResource): ResourceRow {
   return {
@@ -153,13 +147,10 @@ function rowFromRaw(raw: RawResource): ResourceRow {
 }
 
 function fromRaw(raw: RawRecord): ResourceRecord {
-  // One copy (this runs on every single read): the raw fields, the converted ones over them.
   return {
-    ...raw,
-    tags: JSON.parse(raw.tags) as string[],
-    enabled: raw.enabled === 1,
-    hasPrivateKey: raw.hasPrivateKey === null ? null : raw.hasPrivateKey === 1,
+    ...rowFromRaw(raw),
     vaultRestricted: raw.vaultRestricted === 1,
+    sealedValue: raw.sealedValue,
   };
 }
 
@@ -169,16 +160,9 @@ const MAX_CACHED_BYTES = 32 * 1024 * 1024;
 /** What a cached record costs besides its sealed value (a generous estimate). */
 const RECORD_OVERHEAD_BYTES = 1024;
 
-const recordCaches = new WeakMap<Database, RecordCache<ResourceRecord>>();
-
-function recordCacheOf(sqlite: Database): RecordCache<ResourceRecord> {
-  let cache = recordCaches.get(sqlite);
-  if (!cache) {
-    cache = new RecordCache(MAX_CACHED_RECORDS, MAX_CACHED_BYTES);
-    recordCaches.set(sqlite, cache);
-  }
-  return cache;
-}
+const recordCacheOf = perConnection(
+  (): RecordCache<ResourceRecord> => new RecordCache(MAX_CACHED_RECORDS, MAX_CACHED_BYTES),
+);
 
 /** A record as every read returns it: frozen, cached or not, so no caller can rely on changing it. */
 function frozenRecord(raw: RawRecord | null): ResourceRecord | undefined {
@@ -189,22 +173,23 @@ function frozenRecord(raw: RawRecord | null): ResourceRecord | undefined {
 }
 
 /**
- * A record read for the cache (see {@link frozenRecord}). Only reads outside a transaction are
- * cached (what a write job reads may still roll back), and absent rows are not: anyone can ask
- * for ids that do not exist.
+ * The record under `key`, through the record cache. Reads inside a transaction bypass it (what
+ * a write job reads may still roll back); absent rows are not cached (anyone can ask for ids
+ * that do not exist).
  */
-function cacheRecord(
+function cachedRead(
   sqlite: Database,
   key: string,
-  raw: RawRecord | null,
+  read: () => RawRecord | null,
 ): ResourceRecord | undefined {
-  const record = frozenRecord(raw);
-  if (!record) return undefined;
-  recordCacheOf(sqlite).set(
-    key,
-    record,
-    RECORD_OVERHEAD_BYTES + (record.sealedValue?.byteLength ?? 0),
-  );
+  if (sqlite.inTransaction) return frozenRecord(read());
+  const cache = recordCacheOf(sqlite);
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const record = frozenRecord(read());
+  if (record) {
+    cache.set(key, record, RECORD_OVERHEAD_BYTES + (record.sealedValue?.byteLength ?? 0));
+  }
   return record;
 }
 
@@ -214,9 +199,7 @@ function cacheRecord(
  * transaction it is served from the record cache when it can be; the result is frozen.
  */
 export function findResource(sqlite: Database, id: string): ResourceRecord | undefined {
-  const raw = () => readsFor(sqlite).byId.get(id);
-  if (sqlite.inTransaction) return frozenRecord(raw());
-  return recordCacheOf(sqlite).get(id) ?? cacheRecord(sqlite, id, raw());
+  return cachedRead(sqlite, id, () => readsFor(sqlite).byId.get(id));
 }
 
 /** The live secret of a vault with this name, as {@link findResource} gives it. */
@@ -225,11 +208,10 @@ export function findSecretByName(
   vaultId: string,
   name: string,
 ): ResourceRecord | undefined {
-  const raw = () => readsFor(sqlite).secretByName.get(vaultId, name);
-  if (sqlite.inTransaction) return frozenRecord(raw());
   // Names never contain "/" (names.ts), so the key is unambiguous.
-  const key = `${vaultId}/${name}`;
-  return recordCacheOf(sqlite).get(key) ?? cacheRecord(sqlite, key, raw());
+  return cachedRead(sqlite, `${vaultId}/${name}`, () =>
+    readsFor(sqlite).secretByName.get(vaultId, name),
+  );
 }
 
 /**
@@ -298,20 +280,11 @@ export function readValue(
 type Bookmark = { createdAt: number; id: string };
 type QueryMemo = { total: number; bookmarks: Map<number, Bookmark> };
 
-const memosByConnection = new WeakMap<Database, Map<string, QueryMemo>>();
-
 /** Most queries remembered per connection, and bookmarks per query (oldest dropped first). */
 const MAX_MEMOS = 512;
 const MAX_BOOKMARKS = 256;
 
-function memosOf(sqlite: Database): Map<string, QueryMemo> {
-  let memos = memosByConnection.get(sqlite);
-  if (!memos) {
-    memos = new Map();
-    memosByConnection.set(sqlite, memos);
-  }
-  return memos;
-}
+const memosOf = perConnection((): Map<string, QueryMemo> => new Map());
 
 /** The bun:sqlite connection under a drizzle handle (`drizzle({ client })` always sets it). */
 export function connectionOf(db: Db): Database {

@@ -15,6 +15,7 @@ import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { emitEvent } from '../events/emit.ts';
 import type { DeliveryAttemptResult } from './attempt.ts';
+import { perConnection } from '../db/per-connection.ts';
 
 /** A claimed delivery with what an attempt needs. */
 export type ClaimedDelivery = {
@@ -92,12 +93,8 @@ type Statements = {
   reclaim: Statement<unknown, [{ now: number }]>;
 };
 
-const statementsByConnection = new WeakMap<Database, Statements>();
-
-function statementsFor(sqlite: Database): Statements {
-  let s = statementsByConnection.get(sqlite);
-  if (s) return s;
-  s = {
+const statementsFor = perConnection(
+  (sqlite): Statements => ({
     enabledWebhooks: sqlite.query(`SELECT id FROM webhooks WHERE enabled = 1`),
     // Per webhook, so that each is one short index range (webhook, status, due) however long
     // the backlog: a single window query over every due row cost ~15 ms at 10 k pending.
@@ -166,10 +163,8 @@ function statementsFor(sqlite: Database): Statements {
          lease_expires_at = NULL, updated_at = $now
        WHERE status = 'in_flight' AND lease_expires_at <= $now`,
     ),
-  };
-  statementsByConnection.set(sqlite, s);
-  return s;
-}
+  }),
+);
 
 /** Limits of one claim. */
 export type ClaimLimits = {
