@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { TypeID } from 'typeid-js';
-import { newTypeId } from './ids.ts';
+import { newTypeId, pooledRandomBytes } from './ids.ts';
 
 describe('newTypeId', () => {
   test('makes valid TypeIDs over UUIDv7 with the given time', () => {
@@ -30,5 +30,11 @@ describe('newTypeId', () => {
     const b = newTypeId('x', Date.UTC(2031, 0, 1) + 1);
     // Same time prefix length, different random tails (2^-74 chance of a false failure).
     expect(a.slice(-16)).not.toBe(b.slice(-16));
+  });
+
+  test('pooledRandomBytes: fresh bytes across refills of the pool, at most 64 at a time', () => {
+    const drawn = Array.from({ length: 1_000 }, () => pooledRandomBytes(16).toString('hex'));
+    expect(new Set(drawn).size).toBe(drawn.length);
+    expect(() => pooledRandomBytes(65)).toThrow(RangeError);
   });
 });

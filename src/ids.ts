@@ -1,9 +1,24 @@
 import { randomFillSync } from 'node:crypto';
 import { fromUUIDBytes } from 'typeid-js';
 
-/** Random bytes for ids, drawn a page at a time. */
-const pool = new Uint8Array(4096);
+/** Random bytes drawn a page at a time: one getrandom call per few hundred ids. */
+const pool = Buffer.alloc(4096);
 let poolOffset = pool.length;
+
+/**
+ * `count` random bytes (at most 64) from the shared pool. The result is a view into the pool:
+ * use it before the next call (encode or copy it), never keep it.
+ */
+export function pooledRandomBytes(count: number): Buffer {
+  if (count > 64) throw new RangeError('pooledRandomBytes: at most 64 bytes');
+  if (poolOffset + count > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const bytes = pool.subarray(poolOffset, poolOffset + count);
+  poolOffset += count;
+  return bytes;
+}
 
 /** The last id's time and random field, so that ids made within one millisecond still increase. */
 let lastMs = -1;
@@ -20,12 +35,7 @@ export function newTypeId(prefix: string, nowMs: number = Date.now()): string {
   const bytes = new Uint8Array(16);
   if (nowMs > lastMs) {
     lastMs = nowMs;
-    if (poolOffset + 10 > pool.length) {
-      randomFillSync(pool);
-      poolOffset = 0;
-    }
-    last.set(pool.subarray(poolOffset, poolOffset + 10), 6);
-    poolOffset += 10;
+    last.set(pooledRandomBytes(10), 6);
     last[6]! &= 0x0f; // the version nibble and the variant bits are set below
     last[8]! &= 0x3f;
   } else {

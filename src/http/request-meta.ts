@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { pooledRandomBytes } from '../ids.ts';
 
 /**
  * What Secryn knows about one request beyond what Elysia carries: its id, when it started and
@@ -39,20 +39,10 @@ const metas = new WeakMap<Request, RequestMeta>();
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
-/** Random bytes for request ids, drawn a page at a time (one syscall per ~340 requests). */
-const idPool = Buffer.alloc(4096);
-let idPoolOffset = idPool.length;
-
 /** Echoes a sane incoming `X-Request-Id` (8–128 of `[A-Za-z0-9._:-]`), else generates one. */
 export function chooseRequestId(incoming: string | null): string {
   if (incoming && SAFE_REQUEST_ID.test(incoming)) return incoming;
-  if (idPoolOffset + 12 > idPool.length) {
-    randomFillSync(idPool);
-    idPoolOffset = 0;
-  }
-  const id = idPool.toString('base64url', idPoolOffset, idPoolOffset + 12);
-  idPoolOffset += 12;
-  return `req_${id}`;
+  return `req_${pooledRandomBytes(12).toString('base64url')}`;
 }
 
 /** Records the meta of a request; called once, first thing, by the request hook. */
