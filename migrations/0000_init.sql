@@ -25,7 +25,6 @@ CREATE TABLE `audit_log` (
 	`hash` text NOT NULL
 );
 --> statement-breakpoint
-CREATE UNIQUE INDEX `audit_log_id_unique` ON `audit_log` (`id`);--> statement-breakpoint
 CREATE INDEX `audit_log_at_idx` ON `audit_log` (`at`);--> statement-breakpoint
 CREATE TABLE `instance` (
 	`id` integer PRIMARY KEY NOT NULL,

@@ -41,16 +41,21 @@ export function newTypeId(prefix: string, nowMs: number = Date.now()): string {
   } else {
     incrementRandomField(last);
   }
-  bytes[0] = Math.floor(lastMs / 2 ** 40) & 0xff;
-  bytes[1] = Math.floor(lastMs / 2 ** 32) & 0xff;
-  bytes[2] = (lastMs >>> 24) & 0xff;
-  bytes[3] = (lastMs >>> 16) & 0xff;
-  bytes[4] = (lastMs >>> 8) & 0xff;
-  bytes[5] = lastMs & 0xff;
+  writeUuidV7Time(bytes, lastMs);
   bytes.set(last.subarray(6), 6);
   bytes[6] = 0x70 | bytes[6]!;
   bytes[8] = 0x80 | bytes[8]!;
   return fromUUIDBytes(prefix, bytes);
+}
+
+/** Writes `ms` (a 48-bit Unix time in milliseconds) big-endian into bytes 0–5 of a UUIDv7. */
+export function writeUuidV7Time(bytes: Uint8Array, ms: number): void {
+  bytes[0] = Math.floor(ms / 2 ** 40) & 0xff;
+  bytes[1] = Math.floor(ms / 2 ** 32) & 0xff;
+  bytes[2] = (ms >>> 24) & 0xff;
+  bytes[3] = (ms >>> 16) & 0xff;
+  bytes[4] = (ms >>> 8) & 0xff;
+  bytes[5] = ms & 0xff;
 }
 
 /**

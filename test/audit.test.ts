@@ -6,6 +6,8 @@
 import { Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { Elysia, t } from 'elysia';
+import { TypeID } from 'typeid-js';
+import { auditEntryId, seqOfAuditEntryId } from '../src/audit/entry-id.ts';
 import { auditRecorder, commitAudited } from '../src/audit/record.ts';
 import { auditRoutes } from '../src/audit/routes.ts';
 import { verifyChain } from '../src/audit/verify.ts';
@@ -284,6 +286,22 @@ describe('audit log over HTTP', () => {
     expect(await one.json()).toEqual(first);
     const missing = await call(app, 'GET', '/v1/audit-logs/aud_nope', { headers: admin });
     expect(missing.status).toBe(404);
+    // An id names its row by position, but only the exact stored id finds it: the same position
+    // at another time, a position past the head, or another prefix is a 404.
+    const seq = seqOfAuditEntryId(first!.id)!;
+    const atMs = parseInt(
+      TypeID.fromString(first!.id, 'aud').toUUID().slice(0, 13).replace('-', ''),
+      16,
+    );
+    expect(auditEntryId(seq, atMs)).toBe(first!.id);
+    for (const id of [
+      auditEntryId(seq, atMs + 1),
+      auditEntryId(seq + 1_000_000, atMs),
+      first!.id.replace('aud_', 'res_'),
+    ]) {
+      const other = await call(app, 'GET', `/v1/audit-logs/${id}`, { headers: admin });
+      expect(other.status).toBe(404);
+    }
   });
 
   test('bad page, limit, outcome or time is a 400 naming the field', async () => {

@@ -1,5 +1,6 @@
 import type { Database, SQLQueryBindings } from 'bun:sqlite';
 import { InvalidRequestError } from '../errors.ts';
+import { seqOfAuditEntryId } from './entry-id.ts';
 import { AUDIT_ROW_COLUMNS, type AuditRow } from './rows.ts';
 
 /** Filters of `GET /v1/audit-logs` (API.md §7); all optional, combined with AND. */
@@ -161,11 +162,17 @@ function listWholeLog(
   })();
 }
 
-/** One entry by id, or null. */
+/**
+ * One entry by id, or null. The id names its chain position ({@link seqOfAuditEntryId}), so this
+ * is a rowid lookup; the stored id must then match exactly (there is no index on `id`).
+ */
 export function findAuditEntry(sqlite: Database, id: string): AuditRow | null {
-  return sqlite
-    .query<AuditRow, [string]>(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log WHERE id = ?`)
-    .get(id);
+  const seq = seqOfAuditEntryId(id);
+  if (seq === null) return null;
+  const row = sqlite
+    .query<AuditRow, [number]>(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log WHERE seq = ?`)
+    .get(seq);
+  return row !== null && row.id === id ? row : null;
 }
 
 /**

@@ -7,7 +7,7 @@ import { requestMeta, type AuditActor, type AuditTarget } from '../http/request-
 import { localActor, type Instance } from '../instance.ts';
 import { entryHash, GENESIS_HASH, type ChainFields } from './chain.ts';
 import { auditWriterFor, type AuditWriter } from './writer.ts';
-import { newTypeId } from '../ids.ts';
+import { auditEntryId } from './entry-id.ts';
 import { perConnection } from '../db/per-connection.ts';
 
 export type { AuditActor, AuditTarget };
@@ -117,9 +117,10 @@ function appendAfter(
   at: number,
   entry: AuditEntryInput,
 ): Head & { id: string } {
+  const seq = head.seq + 1;
   const fields: ChainFields = {
-    seq: head.seq + 1,
-    id: newTypeId('aud'),
+    seq,
+    id: auditEntryId(seq, at),
     at,
     actorType: entry.actor.type,
     actorId: clip(entry.actor.id, MAX_FIELD),
