@@ -159,13 +159,17 @@ describe('HTTP foundation', () => {
       body: { name: secret },
       headers: { 'x-request-id': 'access-log-post-1' },
     });
+    await call(app, 'GET', '/v1/health', { headers: { 'x-request-id': 'access-log-health-1' } });
     await Bun.sleep(50); // the access log is written after the response has gone out
     const entries = logger.lines
       .map((line) => JSON.parse(line))
       .filter(
         (entry) => entry.msg === 'request' && String(entry.request_id).startsWith('access-log-'),
       );
-    expect(entries).toHaveLength(2);
+    expect(entries).toHaveLength(3);
+    expect(entries).toContainEqual(
+      expect.objectContaining({ path: '/v1/health', request_id: 'access-log-health-1' }),
+    );
     expect(entries).toContainEqual(
       expect.objectContaining({
         level: 'info',
@@ -185,6 +189,21 @@ describe('HTTP foundation', () => {
     );
     for (const entry of entries) expect(typeof entry.duration_ms).toBe('number');
     expect(logger.lines.join('\n')).not.toContain(secret);
+  });
+
+  test('above info there is no access log, and requests are still answered', async () => {
+    using quietDir = tempDir();
+    const logger = memoryLogger('json', 'warn');
+    const quiet = createInstance(testConfig(quietDir.path), logger);
+    try {
+      const quietApp = buildApp(quiet);
+      expect((await call(quietApp, 'GET', '/v1/health')).status).toBe(200);
+      expect((await call(quietApp, 'GET', '/v1/nope')).status).toBe(404);
+      await Bun.sleep(50);
+      expect(logger.lines.filter((line) => JSON.parse(line).msg === 'request')).toEqual([]);
+    } finally {
+      await quiet.close();
+    }
   });
 
   test('health is 503 "unavailable" when the database cannot be written', async () => {

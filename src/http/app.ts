@@ -1,3 +1,4 @@
+import { LogLevels } from 'consola';
 import { Elysia, type AnyElysia } from 'elysia';
 import type { Config } from '../config/schema.ts';
 import { AppError, ServiceUnavailableError } from '../errors.ts';
@@ -91,16 +92,20 @@ export function createApp(options: AppOptions) {
       set.status = result.status;
       Object.assign(set.headers, result.headers ?? {});
       return result.body;
-    })
-    .onAfterResponse(({ request, set }) => {
+    });
+  // The level is fixed at start. Without an access log the hook is not registered at all:
+  // Elysia runs every after-response hook on its own setImmediate, per request.
+  if (logger.level >= LogLevels.info) {
+    app.onAfterResponse(({ request, set }) => {
       logAccess(
         logger,
         request,
         typeof set.status === 'number' ? set.status : 200,
         requestMeta(request),
       );
-    })
-    .use(healthRoutes({ version: options.version, isHealthy: options.isHealthy }));
+    });
+  }
+  app.use(healthRoutes({ version: options.version, isHealthy: options.isHealthy }));
 
   for (const plugin of options.plugins ?? []) app.use(plugin);
   for (const feature of options.features ?? []) app.use(feature);
