@@ -4,6 +4,8 @@
  *   ./node_modules/.bin/bun bench/audit.ts            (~2 min; wrk -c50, server on CPU 0, wrk on CPU 1)
  *   ./node_modules/.bin/bun bench/audit.ts --quick    (~40 s; shorter runs, for a smoke test)
  *   --shipped        only the shipped group commit (FULL and NORMAL) against bare Bun
+ *   --rounds=N       interleaved rounds (default 3); each row also shows every round's share of
+ *                    that round's bare Bun, which a drifting machine disturbs less than req/s
  *   --server-cpus=all   servers (the baseline too) may use every CPU; wrk stays on CPU 1. By
  *                    default each server is pinned to CPU 0 with all its threads (the WAL sync
  *                    thread, the garbage collector) — the strict one-core figure.
@@ -261,12 +263,23 @@ async function createSecrets(base: string, token: string): Promise<string[] | un
   }
 }
 
+/** `--rounds=N` (1–20, default 3): more rounds give steadier medians on a busy machine. */
+function roundsOption(argv: string[]): number {
+  const option = argv.find((arg) => arg.startsWith('--rounds='));
+  if (option === undefined) return 3;
+  const rounds = Number(option.slice('--rounds='.length));
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
+    throw new Error('--rounds must be a whole number from 1 to 20');
+  }
+  return rounds;
+}
+
 const STAND_IN_PATHS = Array.from({ length: SECRETS }, (_, i) => `/bench/secrets/res_${i}`);
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const durationSec = quick ? 3 : 6;
-  const rounds = 3;
+  const rounds = roundsOption(process.argv);
   findWrk();
   const planned = planCpuPinning();
   const serverOnAllCpus = process.argv.includes('--server-cpus=all');
@@ -358,21 +371,37 @@ async function main(): Promise<void> {
       );
     };
     const baseline = medianOf('bare Bun.serve (baseline)');
+    const baselineRounds = results.get('bare Bun.serve (baseline)')!;
     const rows = servers.map(({ label }) => {
       const r = medianOf(label);
+      // Each round's share against the baseline of the same round: this shared machine drifts
+      // between rounds more than the servers differ, and a paired ratio cancels most of it.
+      const perRound = results
+        .get(label)!
+        .map((run, i) => formatPercent(run.requestsPerSec / baselineRounds[i]!.requestsPerSec));
       return [
         label,
         formatCount(r.requestsPerSec),
         formatMs(r.p50Ms),
         formatMs(r.p99Ms),
         formatPercent(r.requestsPerSec / baseline.requestsPerSec),
+        perRound.join(' · '),
         `${r.cpuUsPerRequest.toFixed(1)} µs`,
         formatPercent(r.waiting),
       ];
     });
     console.log(
       markdownTable(
-        ['server', 'req/s', 'p50', 'p99', 'of bare Bun', 'server CPU/req', 'run-queue wait'],
+        [
+          'server',
+          'req/s',
+          'p50',
+          'p99',
+          'of bare Bun',
+          'each round',
+          'server CPU/req',
+          'run-queue wait',
+        ],
         rows,
       ),
     );
