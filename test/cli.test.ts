@@ -1,3 +1,4 @@
+import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -95,6 +96,29 @@ describe('secryn CLI', () => {
     const again = await runCli(['migrate', '--config', config, '--json']);
     expect(again.exitCode).toBe(0);
     expect(JSON.parse(again.stdout)).toEqual({ applied: [] });
+  });
+
+  test('a database migrated by another build is refused in one line, and left as it was', async () => {
+    using dir = tempDir();
+    const config = writeConfig(dir.path);
+    expect((await runCli(['init', '--config', config])).exitCode).toBe(0);
+    const path = join(dir.path, 'data', 'secryn.db');
+    const sqlite = new Database(path);
+    // What a newer build leaves behind: a migration this one has never heard of.
+    sqlite.run(
+      "INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('0'||hex(randomblob(31)), 4102444800000)",
+    );
+    sqlite.close();
+    const before = readFileSync(path);
+    for (const command of [['serve'], ['migrate'], ['keys', 'list']]) {
+      const result = await runCli([...command, '--config', config]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr.trim().split('\n')).toEqual([
+        expect.stringContaining('made by another Secryn build'),
+      ]);
+      expect(result.stderr).toContain('2100-01-01T00:00:00.000Z');
+    }
+    expect(readFileSync(path).equals(before)).toBe(true);
   });
 
   test('serve answers health over a socket and stops cleanly on SIGTERM and SIGINT', async () => {

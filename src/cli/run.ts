@@ -2,6 +2,7 @@ import { renderUsage, runCommand, type ArgsDef, type CommandDef } from 'citty';
 import { ConfigError } from '../config/load.ts';
 import { AppError } from '../errors.ts';
 import { MasterKeyError, type MasterKeyFailure } from '../crypto/errors.ts';
+import { IncompatibleSchemaError } from '../db/migrate.ts';
 import { AlreadyInitializedError, NotInitializedError } from '../instance.ts';
 import { KeyringError, MasterKeyMismatchError, type KeyringFailure } from '../keyring/errors.ts';
 import { CliFailure, ExitCode } from './exit.ts';
@@ -89,6 +90,10 @@ function report(error: unknown): number {
   if (error instanceof CliFailure) {
     line(error.message);
     return error.exitCode;
+  }
+  if (error instanceof IncompatibleSchemaError) {
+    line(error.message);
+    return ExitCode.FAILURE;
   }
   if (error instanceof NotInitializedError) {
     line(error.message);

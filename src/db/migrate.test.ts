@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { tempDir } from '../../test/harness.ts';
 import { embeddedMigrations } from '../../migrations/index.ts';
 import { openDatabase } from './client.ts';
-import { pendingMigrationCount, runMigrations } from './migrate.ts';
+import { IncompatibleSchemaError, pendingMigrationCount, runMigrations } from './migrate.ts';
 
 describe('embedded migrations', () => {
   test('apply once, then are idempotent; the pragmas are set', () => {
@@ -49,6 +49,37 @@ describe('embedded migrations', () => {
     expect(() => runMigrations(sqlite, broken)).toThrow();
     expect(sqlite.query(`SELECT name FROM sqlite_master WHERE name = 'fine'`).get()).toBeNull();
     expect(pendingMigrationCount(sqlite, broken)).toBe(1);
+    sqlite.close();
+  });
+
+  test('a history with a migration this build lacks is refused, and nothing is applied', () => {
+    using dir = tempDir();
+    const sqlite = openDatabase(join(dir.path, 'm.db'), {
+      synchronous: 'normal',
+      busyTimeoutMs: 100,
+    });
+    const last = embeddedMigrations.at(-1)!.createdAt;
+    const newer = [
+      ...embeddedMigrations,
+      { tag: '9999_newer', createdAt: last + 1, sql: 'CREATE TABLE newer (id INTEGER)' },
+    ];
+    runMigrations(sqlite, newer);
+    // An older build (the embedded list alone) meets a database a newer build migrated.
+    expect(() => pendingMigrationCount(sqlite)).toThrow(IncompatibleSchemaError);
+    expect(() => runMigrations(sqlite)).toThrow(IncompatibleSchemaError);
+    // A pre-release build whose first migration was regenerated: same tag, other time and SQL.
+    const regenerated = embeddedMigrations.map((m, i) =>
+      i === 0 ? { ...m, createdAt: m.createdAt - 1, sql: `${m.sql}\n-- regenerated` } : m,
+    );
+    expect(() => pendingMigrationCount(sqlite, regenerated)).toThrow(IncompatibleSchemaError);
+    expect(() => runMigrations(sqlite, regenerated)).toThrow(IncompatibleSchemaError);
+    // Edited SQL under a known time is refused too.
+    const edited = newer.map((m) => (m.tag === '9999_newer' ? { ...m, sql: `${m.sql} ` } : m));
+    expect(() => pendingMigrationCount(sqlite, edited)).toThrow(IncompatibleSchemaError);
+    expect(
+      sqlite.query<{ n: number }, []>('SELECT count(*) AS n FROM __drizzle_migrations').get()!.n,
+    ).toBe(newer.length);
+    expect(pendingMigrationCount(sqlite, newer)).toBe(0);
     sqlite.close();
   });
 });

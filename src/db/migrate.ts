@@ -8,6 +8,22 @@ const MIGRATIONS_TABLE = '__drizzle_migrations';
 export type Migration = { tag: string; createdAt: number; sql: string };
 
 /**
+ * The database's schema history names a migration this build does not have (made by a newer
+ * build, or by a pre-release whose migrations were since regenerated). Running on it could
+ * misread or damage data, so nothing is applied and the database is not opened.
+ */
+export class IncompatibleSchemaError extends Error {
+  constructor(readonly appliedAt: number) {
+    super(
+      `the database schema was made by another Secryn build (its migration of ` +
+        `${new Date(appliedAt).toISOString()} is unknown to this one); ` +
+        `run it with that build, or restore a backup made by this one`,
+    );
+    this.name = 'IncompatibleSchemaError';
+  }
+}
+
+/**
  * Applies every embedded migration that this database has not seen, in one write transaction
  * (`BEGIN IMMEDIATE`, so two processes starting at once cannot both apply a migration).
  * Idempotent. Returns the tags applied.
@@ -29,13 +45,14 @@ export function runMigrations(
       >(`SELECT created_at FROM ${MIGRATIONS_TABLE} ORDER BY created_at DESC LIMIT 1`)
       .get();
     const lastApplied = last ? Number(last.created_at) : -Infinity;
+    assertKnownHistory(sqlite, migrations);
     for (const migration of migrations) {
       if (migration.createdAt <= lastApplied) continue;
       for (const statement of migration.sql.split('--> statement-breakpoint')) {
         if (statement.trim()) sqlite.run(statement);
       }
       sqlite.run(`INSERT INTO ${MIGRATIONS_TABLE} (hash, created_at) VALUES (?, ?)`, [
-        createHash('sha256').update(migration.sql).digest('hex'),
+        sqlHash(migration.sql),
         migration.createdAt,
       ]);
       applied.push(migration.tag);
@@ -48,7 +65,10 @@ export function runMigrations(
   return applied;
 }
 
-/** Number of embedded migrations this database has not applied yet. */
+/**
+ * Number of embedded migrations this database has not applied yet.
+ * @throws IncompatibleSchemaError when it has applied one this build does not know.
+ */
 export function pendingMigrationCount(
   sqlite: Database,
   migrations: Migration[] = embeddedMigrations,
@@ -57,6 +77,7 @@ export function pendingMigrationCount(
     .query(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
     .get(MIGRATIONS_TABLE);
   if (!exists) return migrations.length;
+  assertKnownHistory(sqlite, migrations);
   const last = sqlite
     .query<
       { created_at: number },
@@ -65,4 +86,25 @@ export function pendingMigrationCount(
     .get();
   const lastApplied = last?.created_at == null ? -Infinity : Number(last.created_at);
   return migrations.filter((m) => m.createdAt > lastApplied).length;
+}
+
+/** Every applied migration must be one of `migrations`, with the same SQL (by hash). */
+function assertKnownHistory(sqlite: Database, migrations: Migration[]): void {
+  const known = new Map(migrations.map((m) => [m.createdAt, m.sql]));
+  const applied = sqlite
+    .query<
+      { hash: string; created_at: number },
+      []
+    >(`SELECT hash, created_at FROM ${MIGRATIONS_TABLE} ORDER BY created_at`)
+    .all();
+  for (const row of applied) {
+    const createdAt = Number(row.created_at);
+    const sql = known.get(createdAt);
+    if (sql === undefined || sqlHash(sql) !== row.hash)
+      throw new IncompatibleSchemaError(createdAt);
+  }
+}
+
+function sqlHash(sql: string): string {
+  return createHash('sha256').update(sql).digest('hex');
 }
