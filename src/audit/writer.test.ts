@@ -1,3 +1,4 @@
+import { Database } from 'bun:sqlite';
 import { afterEach, describe, expect, test } from 'bun:test';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -116,6 +117,49 @@ describe('AuditWriter', () => {
     await expect(writer.append(localAuditEntry('b', null))).rejects.toBeInstanceOf(
       ServiceUnavailableError,
     );
+  });
+
+  test('while another process holds the write lock, entries wait off the event loop', async () => {
+    open('full');
+    const writer = new AuditWriter(instance, async () => {});
+    const other = new Database(instance.config.storage.path);
+    other.run('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 5);
+    let settled = 0;
+    const first = writer.append(localAuditEntry('a', null)).then(() => void settled++);
+    await Bun.sleep(200);
+    expect(settled).toBe(0);
+    expect(ticks).toBeGreaterThanOrEqual(10);
+    const second = writer.append(localAuditEntry('b', null)).then(() => void settled++);
+    other.run('COMMIT');
+    await Promise.all([first, second]);
+    clearInterval(ticker);
+    expect(count()).toBe(2);
+    expect(verifyChain(instance.sqlite).intact).toBe(true);
+    expect(instance.sqlite.query('PRAGMA synchronous').get()).toEqual({ synchronous: 2 });
+    other.close();
+  });
+
+  test('past the busy timeout waiting entries fail with 503, and later ones are written', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'secryn-'));
+    const config = validateConfig({
+      storage: { path: join(dir, 'secryn.db'), synchronous: 'full', busy_timeout_ms: 100 },
+      encryption: { master_key_file: join(dir, 'master.key') },
+    });
+    instance = createInstance(config, createLogger({ level: 'silent', format: 'json' }));
+    const writer = new AuditWriter(instance, async () => {});
+    const other = new Database(config.storage.path);
+    other.run('BEGIN IMMEDIATE');
+    await expect(writer.append(localAuditEntry('a', null))).rejects.toBeInstanceOf(
+      ServiceUnavailableError,
+    );
+    other.run('COMMIT');
+    other.close();
+    await writer.append(localAuditEntry('b', null));
+    expect(
+      instance.sqlite.query<{ action: string }, []>('SELECT action FROM audit_log').all(),
+    ).toEqual([{ action: 'b' }]);
   });
 
   test('a failed commit fails that batch only; the connection is left usable', async () => {

@@ -1,4 +1,5 @@
 import { closeSync, fdatasync, openSync } from 'node:fs';
+import { lockBusyTooLong, WriteLock } from '../db/write-lock.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { Instance } from '../instance.ts';
 import { appendAuditEntries, type AuditEntryInput } from './record.ts';
@@ -51,7 +52,9 @@ type Waiter = { resolve: () => void; reject: (error: unknown) => void };
  *
  * Writes keep using the instance's WriteQueue (commitAudited): their entry must share the
  * change's transaction. Both queues run their transactions synchronously on one connection, so
- * they never interleave.
+ * they never interleave. While another process (a CLI command) holds the write lock, queued
+ * entries wait on a timer ({@link WriteLock}) rather than in SQLite's busy handler, which would
+ * stall the event loop; past `storage.busy_timeout_ms` they fail (503).
  *
  * Fail closed: when a batch cannot be committed its requests fail (503). When a sync fails the
  * kernel may already have dropped the unwritten pages, so nothing later can be trusted: every
@@ -63,18 +66,16 @@ export class AuditWriter {
   private syncing = false;
   private broken: unknown = null;
   private readonly walPath: string | null;
-  private readonly appendBatch: { immediate(entries: AuditEntryInput[]): void };
+  private waitingForLock = false;
+  private readonly lock: WriteLock;
 
   constructor(
     private readonly instance: Instance,
     private readonly syncWal: SyncWal = walSyncer(instance),
   ) {
-    const { sqlite, db, clock, config } = instance;
-    const { path, synchronous } = config.storage;
+    const { path, synchronous } = instance.config.storage;
     this.walPath = synchronous === 'full' && path !== ':memory:' ? `${path}-wal` : null;
-    this.appendBatch = sqlite.transaction((entries: AuditEntryInput[]) =>
-      appendAuditEntries(db, clock, entries),
-    );
+    this.lock = new WriteLock(instance.sqlite);
   }
 
   /** Appends `entry` with the next group commit; resolves once it is durable. */
@@ -82,7 +83,7 @@ export class AuditWriter {
     if (this.broken !== null) return Promise.reject(unavailable());
     return new Promise<void>((resolve, reject) => {
       this.queued.push({ entry, waiter: { resolve, reject } });
-      if (!this.scheduled && !this.syncing) {
+      if (!this.scheduled && !this.syncing && !this.waitingForLock) {
         this.scheduled = true;
         setImmediate(() => this.flush());
       }
@@ -91,21 +92,32 @@ export class AuditWriter {
 
   private flush(): void {
     this.scheduled = false;
-    if (this.syncing) return; // the end of the running sync flushes
-    const batch = this.queued;
-    this.queued = [];
-    if (batch.length === 0) return;
+    // The end of the running sync, or of the wait for the lock, flushes again.
+    if (this.syncing || this.waitingForLock) return;
+    if (this.queued.length === 0) return;
+    let committed: boolean;
     try {
-      this.commit(batch.map((job) => job.entry));
+      committed = this.commit(this.queued.map((job) => job.entry));
     } catch (error) {
-      this.instance.logger.error(
-        'audit entries could not be committed',
-        { entries: batch.length },
-        error instanceof Error ? error : undefined,
-      );
-      for (const job of batch) job.waiter.reject(unavailable());
+      this.failQueued(error);
       return;
     }
+    if (!committed) {
+      // Another process holds the write lock: wait on a timer, keep queueing meanwhile.
+      const delay = this.lock.retryDelay();
+      if (delay === null) {
+        this.failQueued(lockBusyTooLong(this.lock.waitLimitMs));
+        return;
+      }
+      this.waitingForLock = true;
+      setTimeout(() => {
+        this.waitingForLock = false;
+        this.flush();
+      }, delay);
+      return;
+    }
+    const batch = this.queued;
+    this.queued = [];
     if (this.walPath === null) {
       for (const job of batch) job.waiter.resolve();
       return;
@@ -116,17 +128,37 @@ export class AuditWriter {
     );
   }
 
-  private commit(entries: AuditEntryInput[]): void {
-    const { sqlite } = this.instance;
+  /** Appends `entries` in one transaction: false (nothing done) when the write lock is busy. */
+  private commit(entries: AuditEntryInput[]): boolean {
+    const { sqlite, db, clock } = this.instance;
     const deferSync = this.walPath !== null;
     // Not prepared statements: SQLite applies this pragma when it compiles it.
     if (deferSync) sqlite.run('PRAGMA synchronous = NORMAL');
     try {
-      this.appendBatch.immediate(entries);
+      if (!this.lock.tryBegin()) return false;
+      try {
+        appendAuditEntries(db, clock, entries);
+        sqlite.run('COMMIT');
+      } catch (error) {
+        if (sqlite.inTransaction) sqlite.run('ROLLBACK');
+        throw error;
+      }
+      return true;
     } finally {
       // The connection is shared: every other commit on it stays FULL.
       if (deferSync) sqlite.run('PRAGMA synchronous = FULL');
     }
+  }
+
+  private failQueued(error: unknown): void {
+    const failed = this.queued;
+    this.queued = [];
+    this.instance.logger.error(
+      'audit entries could not be committed',
+      { entries: failed.length },
+      error instanceof Error ? error : undefined,
+    );
+    for (const job of failed) job.waiter.reject(unavailable());
   }
 
   private sync(walPath: string, covered: Waiter[]): void {

@@ -80,6 +80,56 @@ describe('WriteQueue (group commit)', () => {
     sqlite.close();
   });
 
+  test('while another connection holds the write lock, jobs wait off the event loop', async () => {
+    using dir = tempDir();
+    const { sqlite, insert, count } = setup(dir.path);
+    const queue = new WriteQueue(sqlite);
+    const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
+    other.run('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 5);
+    let settled = false;
+    const job = queue.run(() => insert.run('waited').changes).finally(() => (settled = true));
+    await Bun.sleep(200);
+    // Waiting in SQLite's busy handler would have frozen the loop: no ticks, no sleep's end.
+    expect(settled).toBe(false);
+    expect(ticks).toBeGreaterThanOrEqual(10);
+    const later = queue.run(() => insert.run('joined').changes);
+    other.run('COMMIT');
+    expect(await Promise.all([job, later])).toEqual([1, 1]);
+    clearInterval(ticker);
+    expect(count()).toBe(2);
+    other.close();
+    await queue.close();
+    sqlite.close();
+  });
+
+  test('past the busy timeout the waiting batch fails with 503; the freed lock is taken again', async () => {
+    using dir = tempDir();
+    const sqlite = openDatabase(join(dir.path, 'q.db'), {
+      synchronous: 'full',
+      busyTimeoutMs: 100,
+    });
+    sqlite.run('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    const failures: unknown[] = [];
+    const queue = new WriteQueue(sqlite, { onCommitFailure: (e) => failures.push(e) });
+    const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
+    other.run('BEGIN IMMEDIATE');
+    const started = performance.now();
+    const job = queue.run(() => sqlite.run("INSERT INTO t (v) VALUES ('x')").changes);
+    await expect(job).rejects.toBeInstanceOf(ServiceUnavailableError);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(100);
+    expect(String(failures[0])).toContain('busy for more than 100 ms');
+    // The connection's own busy_timeout is intact for everything else.
+    expect(sqlite.query('PRAGMA busy_timeout').get()).toEqual({ timeout: 100 });
+    other.run('COMMIT');
+    expect(await queue.run(() => sqlite.run("INSERT INTO t (v) VALUES ('y')").changes)).toBe(1);
+    expect(sqlite.query('SELECT v FROM t').all()).toEqual([{ v: 'y' }]);
+    other.close();
+    await queue.close();
+    sqlite.close();
+  });
+
   test('close flushes queued jobs and refuses new ones', async () => {
     using dir = tempDir();
     const { sqlite, insert, count } = setup(dir.path);

@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { ServiceUnavailableError } from '../errors.ts';
+import { lockBusyTooLong, WriteLock } from './write-lock.ts';
 
 /** A unit of work run inside the shared write transaction. Synchronous: bun:sqlite is. */
 export type WriteJob<T> = () => T;
@@ -25,7 +26,9 @@ export type WriteQueueOptions = {
  *
  * A job that throws is rolled back alone (its savepoint) and its promise rejects with that
  * error; the others still commit. If BEGIN or COMMIT fails, every job of the batch rejects with
- * {@link ServiceUnavailableError} and nothing of the batch is kept (fail closed).
+ * {@link ServiceUnavailableError} and nothing of the batch is kept (fail closed). While another
+ * process holds the write lock the batch waits on a timer ({@link WriteLock}), not in SQLite's
+ * busy handler, so the event loop keeps serving; past the connection's `busy_timeout` it fails.
  */
 export class WriteQueue {
   private pending: Pending[] = [];
@@ -34,12 +37,14 @@ export class WriteQueue {
   private idle: Promise<void> = Promise.resolve();
   private markIdle: () => void = () => {};
   private readonly maxBatch: number;
+  private readonly lock: WriteLock;
 
   constructor(
     private readonly sqlite: Database,
     private readonly options: WriteQueueOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 512;
+    this.lock = new WriteLock(sqlite);
   }
 
   /** Queues `job` for the next group commit and resolves with its result once committed. */
@@ -70,21 +75,34 @@ export class WriteQueue {
 
   private flush(): void {
     while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, this.maxBatch);
-      this.commitBatch(batch);
+      let began: boolean;
+      try {
+        began = this.lock.tryBegin();
+      } catch (error) {
+        this.failBatch(this.pending.splice(0, this.maxBatch), error);
+        continue;
+      }
+      if (!began) {
+        // Another process holds the write lock: wait for it off the event loop. The jobs stay
+        // queued (later ones join them) and `scheduled` stays set until they are done.
+        const delay = this.lock.retryDelay();
+        if (delay === null) {
+          const batch = this.pending.splice(0, this.maxBatch);
+          this.failBatch(batch, lockBusyTooLong(this.lock.waitLimitMs));
+          continue;
+        }
+        setTimeout(() => this.flush(), delay);
+        return;
+      }
+      this.commitBatch(this.pending.splice(0, this.maxBatch));
     }
     this.scheduled = false;
     this.markIdle();
   }
 
+  /** Runs `batch` in the transaction {@link flush} has just begun, and commits it. */
   private commitBatch(batch: Pending[]): void {
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
-    try {
-      this.sqlite.run('BEGIN IMMEDIATE');
-    } catch (error) {
-      this.failBatch(batch, error);
-      return;
-    }
     for (const item of batch) {
       this.sqlite.run('SAVEPOINT job');
       try {
