@@ -110,7 +110,7 @@ describe('secryn CLI', () => {
     );
     sqlite.close();
     const before = readFileSync(path);
-    for (const command of [['serve'], ['migrate'], ['keys', 'list']]) {
+    for (const command of [['serve'], ['migrate'], ['keys', 'list'], ['audit', 'verify']]) {
       const result = await runCli([...command, '--config', config]);
       expect(result.exitCode).toBe(1);
       expect(result.stderr.trim().split('\n')).toEqual([

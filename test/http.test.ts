@@ -201,6 +201,10 @@ describe('HTTP foundation', () => {
       expect((await call(quietApp, 'GET', '/v1/nope')).status).toBe(404);
       await Bun.sleep(50);
       expect(logger.lines.filter((line) => JSON.parse(line).msg === 'request')).toEqual([]);
+      // Not merely dropped by the logger: the hook, and its per-request setImmediate, is gone.
+      const hooks = (built: { event: { afterResponse?: unknown[] } }) =>
+        built.event.afterResponse?.length ?? 0;
+      expect(hooks(quietApp)).toBe(hooks(app) - 1);
     } finally {
       await quiet.close();
     }

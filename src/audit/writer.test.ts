@@ -151,15 +151,28 @@ describe('AuditWriter', () => {
     const writer = new AuditWriter(instance, async () => {});
     const other = new Database(config.storage.path);
     other.run('BEGIN IMMEDIATE');
-    await expect(writer.append(localAuditEntry('a', null))).rejects.toBeInstanceOf(
-      ServiceUnavailableError,
-    );
+    const started = performance.now();
+    const failedAt = (entry: Promise<void>) =>
+      entry.then(
+        () => Number.NaN,
+        (error: unknown) => {
+          expect(error).toBeInstanceOf(ServiceUnavailableError);
+          return performance.now() - started;
+        },
+      );
+    const first = failedAt(writer.append(localAuditEntry('a', null)));
+    await Bun.sleep(60);
+    const second = failedAt(writer.append(localAuditEntry('b', null)));
+    // Each entry waits its own 100 ms: the later one is not failed with the earlier one.
+    expect(await first).toBeGreaterThanOrEqual(100);
+    expect(await first).toBeLessThan(150);
+    expect(await second).toBeGreaterThanOrEqual(160);
     other.run('COMMIT');
     other.close();
-    await writer.append(localAuditEntry('b', null));
+    await writer.append(localAuditEntry('c', null));
     expect(
       instance.sqlite.query<{ action: string }, []>('SELECT action FROM audit_log').all(),
-    ).toEqual([{ action: 'b' }]);
+    ).toEqual([{ action: 'c' }]);
   });
 
   test('a failed commit fails that batch only; the connection is left usable', async () => {

@@ -33,6 +33,8 @@ export function walSyncer(instance: Instance): SyncWal {
 }
 
 type Waiter = { resolve: () => void; reject: (error: unknown) => void };
+/** An entry waiting for its commit; `queuedAt` (performance.now()) bounds its wait for the lock. */
+type Queued = { entry: AuditEntryInput; waiter: Waiter; queuedAt: number };
 
 /**
  * Group commit for the audit entries of requests that change nothing (reads, denials, errors),
@@ -61,7 +63,7 @@ type Waiter = { resolve: () => void; reject: (error: unknown) => void };
  * later entry fails too, until the server is restarted.
  */
 export class AuditWriter {
-  private queued: { entry: AuditEntryInput; waiter: Waiter }[] = [];
+  private queued: Queued[] = [];
   private scheduled = false;
   private syncing = false;
   private broken: unknown = null;
@@ -82,7 +84,7 @@ export class AuditWriter {
   append(entry: AuditEntryInput): Promise<void> {
     if (this.broken !== null) return Promise.reject(unavailable());
     return new Promise<void>((resolve, reject) => {
-      this.queued.push({ entry, waiter: { resolve, reject } });
+      this.queued.push({ entry, waiter: { resolve, reject }, queuedAt: performance.now() });
       if (!this.scheduled && !this.syncing && !this.waitingForLock) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -99,21 +101,26 @@ export class AuditWriter {
     try {
       committed = this.commit(this.queued.map((job) => job.entry));
     } catch (error) {
-      this.failQueued(error);
+      const failed = this.queued;
+      this.queued = [];
+      this.fail(failed, error);
       return;
     }
     if (!committed) {
-      // Another process holds the write lock: wait on a timer, keep queueing meanwhile.
-      const delay = this.lock.retryDelay();
-      if (delay === null) {
-        this.failQueued(lockBusyTooLong(this.lock.waitLimitMs));
-        return;
+      // Another process holds the write lock: wait on a timer, keep queueing meanwhile. Each
+      // entry fails once it has waited longer than the connection's busy_timeout.
+      const now = performance.now();
+      const expired = this.queued.filter((job) => this.lock.waitedTooLong(job.queuedAt, now));
+      if (expired.length > 0) {
+        this.queued = this.queued.filter((job) => !expired.includes(job));
+        this.fail(expired, lockBusyTooLong(this.lock.waitLimitMs));
+        if (this.queued.length === 0) return;
       }
       this.waitingForLock = true;
       setTimeout(() => {
         this.waitingForLock = false;
         this.flush();
-      }, delay);
+      }, this.lock.nextDelay());
       return;
     }
     const batch = this.queued;
@@ -140,7 +147,11 @@ export class AuditWriter {
         appendAuditEntries(db, clock, entries);
         sqlite.run('COMMIT');
       } catch (error) {
-        if (sqlite.inTransaction) sqlite.run('ROLLBACK');
+        try {
+          if (sqlite.inTransaction) sqlite.run('ROLLBACK');
+        } catch {
+          // The connection already rolled back (e.g. SQLITE_FULL aborts the transaction itself).
+        }
         throw error;
       }
       return true;
@@ -150,9 +161,7 @@ export class AuditWriter {
     }
   }
 
-  private failQueued(error: unknown): void {
-    const failed = this.queued;
-    this.queued = [];
+  private fail(failed: Queued[], error: unknown): void {
     this.instance.logger.error(
       'audit entries could not be committed',
       { entries: failed.length },

@@ -8,6 +8,7 @@ import { pruneAuditLog } from '../audit/retention.ts';
 import { toAuditEntryView, type AuditRow } from '../audit/rows.ts';
 import { verifyChain } from '../audit/verify.ts';
 import { openDatabase } from '../db/client.ts';
+import { assertKnownMigrationHistory } from '../db/migrate.ts';
 import { NotInitializedError, openInstance } from '../instance.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
 import { CliFailure } from './exit.ts';
@@ -30,6 +31,12 @@ function openForReading(args: { config?: string }): Database {
     mustExist: true,
   });
   sqlite.run('PRAGMA query_only = ON');
+  try {
+    assertKnownMigrationHistory(sqlite);
+  } catch (error) {
+    sqlite.close();
+    throw error;
+  }
   return sqlite;
 }
 

@@ -82,4 +82,12 @@ describe('embedded migrations', () => {
     expect(pendingMigrationCount(sqlite, newer)).toBe(0);
     sqlite.close();
   });
+
+  test('the refusal names a time it cannot render as it is stored', () => {
+    expect(new IncompatibleSchemaError(4102444800000).message).toContain(
+      '2100-01-01T00:00:00.000Z',
+    );
+    expect(new IncompatibleSchemaError(Number.NaN).message).toContain('migration of NaN is');
+    expect(new IncompatibleSchemaError(1e300).message).toContain('migration of 1e+300 is');
+  });
 });

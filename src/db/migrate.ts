@@ -14,10 +14,13 @@ export type Migration = { tag: string; createdAt: number; sql: string };
  */
 export class IncompatibleSchemaError extends Error {
   constructor(readonly appliedAt: number) {
+    const when =
+      Number.isFinite(appliedAt) && Math.abs(appliedAt) <= 8.64e15
+        ? new Date(appliedAt).toISOString()
+        : String(appliedAt);
     super(
-      `the database schema was made by another Secryn build (its migration of ` +
-        `${new Date(appliedAt).toISOString()} is unknown to this one); ` +
-        `run it with that build, or restore a backup made by this one`,
+      `the database schema was made by another Secryn build (its migration of ${when} is ` +
+        `unknown to this one); run it with that build, or restore a backup made by this one`,
     );
     this.name = 'IncompatibleSchemaError';
   }
@@ -73,10 +76,7 @@ export function pendingMigrationCount(
   sqlite: Database,
   migrations: Migration[] = embeddedMigrations,
 ): number {
-  const exists = sqlite
-    .query(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
-    .get(MIGRATIONS_TABLE);
-  if (!exists) return migrations.length;
+  if (!hasMigrationsTable(sqlite)) return migrations.length;
   assertKnownHistory(sqlite, migrations);
   const last = sqlite
     .query<
@@ -86,6 +86,26 @@ export function pendingMigrationCount(
     .get();
   const lastApplied = last?.created_at == null ? -Infinity : Number(last.created_at);
   return migrations.filter((m) => m.createdAt > lastApplied).length;
+}
+
+/**
+ * Refuses a database that has applied a migration this build lacks (see
+ * {@link IncompatibleSchemaError}); for commands that only read it. Nothing to check before the
+ * first migration.
+ */
+export function assertKnownMigrationHistory(
+  sqlite: Database,
+  migrations: Migration[] = embeddedMigrations,
+): void {
+  if (hasMigrationsTable(sqlite)) assertKnownHistory(sqlite, migrations);
+}
+
+function hasMigrationsTable(sqlite: Database): boolean {
+  return (
+    sqlite
+      .query(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
+      .get(MIGRATIONS_TABLE) !== null
+  );
 }
 
 /** Every applied migration must be one of `migrations`, with the same SQL (by hash). */

@@ -6,14 +6,14 @@ const MAX_RETRY_DELAY_MS = 16;
 /**
  * SQLite's write lock (`BEGIN IMMEDIATE`) for the server's queues, taken without waiting in
  * SQLite's busy handler: that handler sleeps on the calling thread, which is the event loop, so
- * every request would stall for as long as another process (a CLI command) held the lock. Here
- * a busy lock is retried on a timer instead (1, 2, 4 … 16 ms apart) while the server keeps
- * serving, and given up after the connection's own `busy_timeout`, as SQLite would have done.
+ * every request would stall for as long as another process (a CLI command) held the lock. A
+ * queue instead tries the lock, and while it is busy retries on a timer ({@link nextDelay}: 1,
+ * 2, 4 … 16 ms apart) as the server keeps serving; it fails each piece of work that has waited
+ * longer than the connection's own `busy_timeout` ({@link waitLimitMs}), as SQLite would have.
  */
 export class WriteLock {
   /** The connection's `busy_timeout` (ms), restored after each attempt. */
   readonly waitLimitMs: number;
-  private busySince: number | undefined;
   private attempts = 0;
 
   constructor(private readonly sqlite: Database) {
@@ -23,36 +23,31 @@ export class WriteLock {
 
   /**
    * Runs `BEGIN IMMEDIATE` if the write lock is free: true when it began, false when another
-   * connection holds the lock. Any other failure throws.
+   * connection holds the lock (any `SQLITE_BUSY*` code). Any other failure throws.
    */
   tryBegin(): boolean {
     this.sqlite.run('PRAGMA busy_timeout = 0');
     try {
       this.sqlite.run('BEGIN IMMEDIATE');
     } catch (error) {
-      if (error instanceof SQLiteError && error.code === 'SQLITE_BUSY') return false;
+      if (error instanceof SQLiteError && error.code?.startsWith('SQLITE_BUSY')) return false;
+      this.attempts = 0;
       throw error;
     } finally {
       this.sqlite.run(`PRAGMA busy_timeout = ${this.waitLimitMs}`);
     }
-    this.busySince = undefined;
     this.attempts = 0;
     return true;
   }
 
-  /**
-   * After {@link tryBegin} returned false: the delay (ms) before the next attempt, or null once
-   * the lock has been busy for longer than the wait limit (the caller then fails its work, and
-   * the next attempt starts a new wait).
-   */
-  retryDelay(now: number = performance.now()): number | null {
-    this.busySince ??= now;
-    if (now - this.busySince >= this.waitLimitMs) {
-      this.busySince = undefined;
-      this.attempts = 0;
-      return null;
-    }
+  /** After {@link tryBegin} returned false: how long (ms) to wait before the next attempt. */
+  nextDelay(): number {
     return Math.min(MAX_RETRY_DELAY_MS, 2 ** this.attempts++);
+  }
+
+  /** True when work queued at `queuedAt` (performance.now()) has waited past the limit. */
+  waitedTooLong(queuedAt: number, now: number = performance.now()): boolean {
+    return now - queuedAt >= this.waitLimitMs;
   }
 }
 

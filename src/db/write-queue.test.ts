@@ -130,6 +130,56 @@ describe('WriteQueue (group commit)', () => {
     sqlite.close();
   });
 
+  test('a backlog waits as long as each job may, not a busy timeout per batch', async () => {
+    using dir = tempDir();
+    const sqlite = openDatabase(join(dir.path, 'q.db'), {
+      synchronous: 'full',
+      busyTimeoutMs: 100,
+    });
+    const queue = new WriteQueue(sqlite, { maxBatch: 2 });
+    const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
+    other.run('BEGIN IMMEDIATE');
+    const started = performance.now();
+    const failedAt = (job: Promise<unknown>) =>
+      job.then(
+        () => Number.NaN,
+        () => performance.now() - started,
+      );
+    const early = Array.from({ length: 5 }, () => failedAt(queue.run(() => 1)));
+    await Bun.sleep(60);
+    const late = failedAt(queue.run(() => 2));
+    const earlyTimes = await Promise.all(early);
+    // All five failed after their own 100 ms, together: not one batch of two per 100 ms.
+    for (const t of earlyTimes) expect(t).toBeGreaterThanOrEqual(100);
+    expect(Math.max(...earlyTimes)).toBeLessThan(150);
+    expect(await late).toBeGreaterThanOrEqual(160);
+    other.run('COMMIT');
+    expect(await queue.run(() => 3)).toBe(3);
+    other.close();
+    await queue.close();
+    sqlite.close();
+  });
+
+  test('close during a wait for the lock commits the queued jobs once it is free', async () => {
+    using dir = tempDir();
+    const { sqlite, insert, count } = setup(dir.path);
+    const queue = new WriteQueue(sqlite);
+    const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
+    other.run('BEGIN IMMEDIATE');
+    const job = queue.run(() => insert.run('queued').changes);
+    await Bun.sleep(20);
+    let closed = false;
+    const closing = queue.close().then(() => (closed = true));
+    await Bun.sleep(50);
+    expect(closed).toBe(false);
+    other.run('COMMIT');
+    await closing;
+    expect(await job).toBe(1);
+    expect(count()).toBe(1);
+    other.close();
+    sqlite.close();
+  });
+
   test('close flushes queued jobs and refuses new ones', async () => {
     using dir = tempDir();
     const { sqlite, insert, count } = setup(dir.path);

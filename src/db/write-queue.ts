@@ -9,6 +9,8 @@ type Pending = {
   job: WriteJob<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  /** performance.now() when queued: how long it may still wait for the write lock. */
+  queuedAt: number;
 };
 
 export type WriteQueueOptions = {
@@ -52,7 +54,12 @@ export class WriteQueue {
     if (this.closed)
       return Promise.reject(new ServiceUnavailableError('The server is shutting down'));
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ job, resolve: resolve as (value: unknown) => void, reject });
+      this.pending.push({
+        job,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        queuedAt: performance.now(),
+      });
       this.schedule();
     });
   }
@@ -83,15 +90,17 @@ export class WriteQueue {
         continue;
       }
       if (!began) {
-        // Another process holds the write lock: wait for it off the event loop. The jobs stay
-        // queued (later ones join them) and `scheduled` stays set until they are done.
-        const delay = this.lock.retryDelay();
-        if (delay === null) {
-          const batch = this.pending.splice(0, this.maxBatch);
-          this.failBatch(batch, lockBusyTooLong(this.lock.waitLimitMs));
+        // Another process holds the write lock: wait for it off the event loop. Jobs stay
+        // queued in order (later ones join them) and `scheduled` stays set until all are done;
+        // each job fails once it has waited longer than the connection's busy_timeout.
+        const now = performance.now();
+        const expired = this.pending.filter((item) => this.lock.waitedTooLong(item.queuedAt, now));
+        if (expired.length > 0) {
+          this.pending = this.pending.filter((item) => !expired.includes(item));
+          this.failBatch(expired, lockBusyTooLong(this.lock.waitLimitMs));
           continue;
         }
-        setTimeout(() => this.flush(), delay);
+        setTimeout(() => this.flush(), this.lock.nextDelay());
         return;
       }
       this.commitBatch(this.pending.splice(0, this.maxBatch));
