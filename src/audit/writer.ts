@@ -1,5 +1,5 @@
 import { closeSync, fdatasync, openSync } from 'node:fs';
-import { lockBusyTooLong, WriteLock } from '../db/write-lock.ts';
+import { expiredCount, lockBusyTooLong, WriteLock } from '../db/write-lock.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { Instance } from '../instance.ts';
 import { appendAuditEntries, type AuditEntryInput } from './record.ts';
@@ -109,10 +109,8 @@ export class AuditWriter {
     if (!committed) {
       // Another process holds the write lock: wait on a timer, keep queueing meanwhile. Each
       // entry fails once it has waited longer than the connection's busy_timeout.
-      const now = performance.now();
-      const expired = this.queued.filter((job) => this.lock.waitedTooLong(job.queuedAt, now));
+      const expired = this.queued.splice(0, expiredCount(this.queued, this.lock));
       if (expired.length > 0) {
-        this.queued = this.queued.filter((job) => !expired.includes(job));
         this.fail(expired, lockBusyTooLong(this.lock.waitLimitMs));
         if (this.queued.length === 0) return;
       }

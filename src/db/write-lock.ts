@@ -55,3 +55,16 @@ export class WriteLock {
 export function lockBusyTooLong(waitLimitMs: number): Error {
   return new Error(`the database write lock stayed busy for more than ${waitLimitMs} ms`);
 }
+
+/**
+ * How many items at the head of `queue` (oldest first, as queued) have waited past the lock's
+ * limit: they are a prefix, since `queuedAt` only grows along the queue.
+ */
+export function expiredCount(
+  queue: readonly { queuedAt: number }[],
+  lock: WriteLock,
+  now: number = performance.now(),
+): number {
+  const firstWaiting = queue.findIndex((item) => !lock.waitedTooLong(item.queuedAt, now));
+  return firstWaiting === -1 ? queue.length : firstWaiting;
+}

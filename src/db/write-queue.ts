@@ -1,6 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { ServiceUnavailableError } from '../errors.ts';
-import { lockBusyTooLong, WriteLock } from './write-lock.ts';
+import { expiredCount, lockBusyTooLong, WriteLock } from './write-lock.ts';
 
 /** A unit of work run inside the shared write transaction. Synchronous: bun:sqlite is. */
 export type WriteJob<T> = () => T;
@@ -93,10 +93,8 @@ export class WriteQueue {
         // Another process holds the write lock: wait for it off the event loop. Jobs stay
         // queued in order (later ones join them) and `scheduled` stays set until all are done;
         // each job fails once it has waited longer than the connection's busy_timeout.
-        const now = performance.now();
-        const expired = this.pending.filter((item) => this.lock.waitedTooLong(item.queuedAt, now));
+        const expired = this.pending.splice(0, expiredCount(this.pending, this.lock));
         if (expired.length > 0) {
-          this.pending = this.pending.filter((item) => !expired.includes(item));
           this.failBatch(expired, lockBusyTooLong(this.lock.waitLimitMs));
           continue;
         }
