@@ -396,6 +396,14 @@ describe('delivery', () => {
     expect(ping.status).toBe(201);
     expect(ping.body).toMatchObject({ status: 'pending', attempt: 0, event_type: 'ping' });
     expect(ping.headers.get('location')).toBe(`/v1/webhooks/${hook.id}/deliveries/${ping.body.id}`);
+    // Events show a webhook's origin only: its path may hold the receiver's token.
+    const pings = await api<{ data: { data: { object: { url: string } } }[] }>(
+      t,
+      'GET',
+      '/v1/events?type=ping',
+    );
+    expect(pings.body.data.map((e) => e.data.object.url)).toContain(new URL(hook.url).origin);
+    expect(JSON.stringify(pings.body)).not.toContain(hook.url);
 
     await worker.drain();
     const types = everything.received.map((r) => r.payload.type);
@@ -639,7 +647,10 @@ describe('delivery', () => {
     const broken = receiver({ behaviour: () => new Response('no', { status: 500 }) });
     const watcher = receiver({ strict: false });
     const bad = (
-      await api<Webhook>(inst, 'POST', '/v1/webhooks', { url: `${broken.url}/x`, events: ['ping'] })
+      await api<Webhook>(inst, 'POST', '/v1/webhooks', {
+        url: `${broken.url}/hooks/T0-TOKEN-MARKER?key=QUERY-MARKER`,
+        events: ['ping'],
+      })
     ).body;
     const watch = (
       await api<Webhook>(inst, 'POST', '/v1/webhooks', {
@@ -669,7 +680,17 @@ describe('delivery', () => {
     expect(c.now() - started).toBeLessThan(3 * 3_600_000);
     await w.drain();
     expect(watcher.received.map((r) => r.payload.type)).toEqual(['webhook.disabled']);
-    expect(watcher.received[0]!.payload.data.object).toMatchObject({ id: bad.id, enabled: false });
+    expect(watcher.received[0]!.payload.data.object).toMatchObject({
+      id: bad.id,
+      enabled: false,
+      url: new URL(broken.url).origin, // the path and query may hold the receiver's token
+    });
+    const listed = await api<{ data: unknown[] }>(inst, 'GET', '/v1/events?type=webhook.disabled');
+    for (const seen of [JSON.stringify(watcher.received), JSON.stringify(listed.body)]) {
+      expect(seen).toContain(bad.id);
+      expect(seen).not.toContain('TOKEN-MARKER');
+      expect(seen).not.toContain('QUERY-MARKER');
+    }
     expect(watcher.unverified).toEqual([]);
     // Disabled: its pending delivery is held, not attempted.
     const attemptsBefore = broken.received.length;

@@ -283,7 +283,7 @@ export function recordAttempt(
         projectId: hook.projectId,
         object: {
           id: hook.id,
-          url: hook.url,
+          url: urlOriginForEvents(hook.url),
           events: JSON.parse(hook.events) as unknown,
           project_id: hook.projectId,
           enabled: false,
@@ -327,4 +327,17 @@ export function releaseLeases(sqlite: Database, owner: string, now: number, ids?
  */
 export function reclaimExpiredLeases(sqlite: Database, now: number): void {
   statementsFor(sqlite).reclaim.run({ now });
+}
+
+/**
+ * The part of a webhook URL that events may carry: its origin. The path and query often hold the
+ * receiver's token (chat and incident tools put it there), and an event reaches every subscriber
+ * and every `events:read` key, not only those allowed to read webhooks.
+ */
+export function urlOriginForEvents(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '';
+  }
 }

@@ -14,6 +14,7 @@ import { commitAudited } from '../audit/record.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { emitEvent } from '../events/emit.ts';
+import { urlOriginForEvents } from './deliveries.ts';
 import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
 import { signalOutboxWrite } from '../events/outbox-signal.ts';
 import { listResponse, listSchema, readPage } from '../http/pagination.ts';
@@ -291,7 +292,11 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
           const eventId = emitEvent(
             db,
             clock,
-            { type: 'ping', projectId: row.projectId, object: toWebhookObject(row) },
+            {
+              type: 'ping',
+              projectId: row.projectId,
+              object: { ...toWebhookObject(row), url: urlOriginForEvents(row.url) },
+            },
             { onlyWebhookId: row.id },
           );
           const created = db
