@@ -548,12 +548,14 @@ describe('delivery', () => {
   test('retries: fails N times then succeeds, spaced by backoff on the injected clock, same id, fresh timestamps', async () => {
     const flaky = receiver({
       behaviour: (n) => new Response(n < 3 ? 'down' : 'ok', { status: n < 3 ? 503 : 200 }),
+      strict: false, // the injected clock runs 42 min ahead of the real one
     });
     const hook = await createHook(flaky, { events: ['ping'] });
     await api(t, 'POST', `/v1/webhooks/${hook.id}/test`);
     const start = clock.now();
-    // random = 1: the delays are the backoff ceilings, 5 s, 10 s, 20 s.
-    const expectedGaps = [5_000, 10_000, 20_000];
+    // random = 1: the top of each ±20 % range of the schedule (5 s, 5 min, 30 min).
+    const expectedGaps = [6_000, 360_000, 2_160_000];
+    const offsets = [0, 6_000, 366_000, 2_526_000];
     expect(await worker.tick()).toBe(1);
     for (const gap of expectedGaps) {
       clock.advance(gap - 1);
@@ -564,7 +566,7 @@ describe('delivery', () => {
     expect(flaky.received.map((r) => r.status)).toEqual([503, 503, 503, 200]);
     expect(new Set(flaky.received.map((r) => r.webhookId)).size).toBe(1);
     expect(flaky.received.map((r) => r.timestamp)).toEqual(
-      [0, 5_000, 15_000, 35_000].map((offset) => Math.floor((start + offset) / 1000)),
+      offsets.map((offset) => Math.floor((start + offset) / 1000)),
     );
     expect(flaky.unverified).toEqual([]);
 
@@ -585,7 +587,7 @@ describe('delivery', () => {
     const startedAt = detail.body.attempts!.map(
       (a) => Date.parse(a.started_at) - Math.floor(start / 1000) * 1000,
     );
-    expect(startedAt).toEqual([0, 5_000, 15_000, 35_000]);
+    expect(startedAt).toEqual(offsets);
   });
 
   test('max_attempts exhausted: failed; a manual retry queues it again with a fresh budget', async () => {
@@ -675,9 +677,11 @@ describe('delivery', () => {
     }
     const disabled = (await api<Webhook>(inst, 'GET', `/v1/webhooks/${bad.id}`)).body;
     expect(disabled.enabled).toBe(false);
-    expect(disabled.disabled_reason).toContain('failed for 1 hour (since');
-    expect(c.now() - started).toBeGreaterThanOrEqual(3_600_000);
-    expect(c.now() - started).toBeLessThan(3 * 3_600_000);
+    // Disabled by the first failed attempt an hour or more after the first failure: with the
+    // top of the jitter range the attempts run 6 s, 6 min, 36 min and 2.4 h apart.
+    const elapsed = c.now() - started;
+    expect(elapsed).toBe(6_000 + 360_000 + 2_160_000 + 8_640_000);
+    expect(disabled.disabled_reason).toContain('failed for 3 hours (since');
     await w.drain();
     expect(watcher.received.map((r) => r.payload.type)).toEqual(['webhook.disabled']);
     expect(watcher.received[0]!.payload.data.object).toMatchObject({

@@ -1,46 +1,54 @@
 import { describe, expect, test } from 'bun:test';
 import fc from 'fast-check';
-import { DEFAULT_BACKOFF, nextAttemptDelayMs } from './backoff.ts';
+import { DEFAULT_BACKOFF, longestDelayMs, nextAttemptDelayMs } from './backoff.ts';
 
-const HOUR = 3_600_000;
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const middle = () => 0.5;
 
 describe('nextAttemptDelayMs', () => {
-  test('with the top of the jitter range, the ceiling doubles from 5 s up to the 6 h cap', () => {
-    const top = () => 1;
-    const delays = Array.from({ length: 16 }, (_, i) => nextAttemptDelayMs(i + 1, top));
-    expect(delays.slice(0, 6)).toEqual([5_000, 10_000, 20_000, 40_000, 80_000, 160_000]);
-    for (let i = 1; i < delays.length; i++)
-      expect(delays[i]!).toBeGreaterThanOrEqual(delays[i - 1]!);
-    // Attempt 13: 5 s × 2^12 = 20 480 s ≈ 5.7 h, still under 6 h; attempt 14 onwards is capped.
-    expect(delays[12]).toBe(5_000 * 2 ** 12);
-    expect(delays.slice(13)).toEqual([6 * HOUR, 6 * HOUR, 6 * HOUR]);
+  test('without jitter (random = ½) the schedule is 5 s, 5 min, 30 min, 2 h, 5 h, then 10 h', () => {
+    const delays = Array.from({ length: 9 }, (_, i) => nextAttemptDelayMs(i + 1, middle));
+    expect(delays).toEqual([
+      5 * SECOND,
+      5 * MINUTE,
+      30 * MINUTE,
+      2 * HOUR,
+      5 * HOUR,
+      10 * HOUR,
+      10 * HOUR,
+      10 * HOUR,
+      10 * HOUR,
+    ]);
   });
 
-  test('with a fixed mid-range random the spacing grows strictly until the cap', () => {
-    const half = () => 0.5;
-    const delays = Array.from({ length: 14 }, (_, i) => nextAttemptDelayMs(i + 1, half));
-    expect(delays[0]).toBe(2_500);
-    for (let i = 1; i < 13; i++) expect(delays[i]!).toBe(delays[i - 1]! * 2);
-    expect(delays[13]).toBe(3 * HOUR);
+  test('the default 10 attempts retry for about two days, at least a day and a half', () => {
+    const window = (random: () => number) =>
+      Array.from({ length: 9 }, (_, i) => nextAttemptDelayMs(i + 1, random)).reduce(
+        (a, b) => a + b,
+      );
+    expect(window(() => 0)).toBeGreaterThanOrEqual(36 * HOUR);
+    expect(window(middle)).toBeGreaterThanOrEqual(47 * HOUR);
+    expect(window(() => 1)).toBeLessThanOrEqual(58 * HOUR);
   });
 
-  test('full jitter: the delay is random × ceiling', () => {
-    expect(nextAttemptDelayMs(3, () => 0)).toBe(0);
-    expect(nextAttemptDelayMs(3, () => 0.25)).toBe(5_000);
-    expect(nextAttemptDelayMs(3, () => 0.999999)).toBe(19_999);
-  });
-
-  test('huge attempt counts stay at the cap', () => {
-    expect(nextAttemptDelayMs(10_000, () => 1)).toBe(6 * HOUR);
-    expect(nextAttemptDelayMs(Number.MAX_SAFE_INTEGER, () => 1)).toBe(6 * HOUR);
+  test('±20 % jitter: the ends of the random range scale each delay by 0.8 and 1.2', () => {
+    expect(nextAttemptDelayMs(1, () => 0)).toBe(4 * SECOND);
+    expect(nextAttemptDelayMs(1, () => 1)).toBe(6 * SECOND);
+    expect(nextAttemptDelayMs(3, () => 0.25)).toBe(27 * MINUTE);
+    expect(nextAttemptDelayMs(10_000, () => 1)).toBe(12 * HOUR);
+    expect(nextAttemptDelayMs(Number.MAX_SAFE_INTEGER, () => 1)).toBe(12 * HOUR);
+    expect(longestDelayMs()).toBe(12 * HOUR);
   });
 
   test('custom options are honoured', () => {
-    const opts = { baseMs: 1_000, maxMs: 60_000 };
+    const opts = { scheduleMs: [1_000, 60_000], jitter: 0 };
     expect(nextAttemptDelayMs(1, () => 1, opts)).toBe(1_000);
-    expect(nextAttemptDelayMs(6, () => 1, opts)).toBe(32_000);
-    expect(nextAttemptDelayMs(7, () => 1, opts)).toBe(60_000);
-    expect(nextAttemptDelayMs(50, () => 1, { baseMs: 0, maxMs: 60_000 })).toBe(0);
+    expect(nextAttemptDelayMs(2, () => 0, opts)).toBe(60_000);
+    expect(nextAttemptDelayMs(9, () => 1, opts)).toBe(60_000);
+    expect(nextAttemptDelayMs(3, () => 1, { scheduleMs: [], jitter: 0.2 })).toBe(0);
+    expect(nextAttemptDelayMs(1, () => 1, { scheduleMs: [10_000], jitter: 5 })).toBe(20_000);
   });
 
   test.each([
@@ -56,24 +64,22 @@ describe('nextAttemptDelayMs', () => {
       const delay = nextAttemptDelayMs(attempt, random);
       expect(Number.isInteger(delay)).toBe(true);
       expect(delay).toBeGreaterThanOrEqual(0);
-      expect(delay).toBeLessThanOrEqual(DEFAULT_BACKOFF.maxMs);
+      expect(delay).toBeLessThanOrEqual(longestDelayMs());
     },
   );
 
-  test('property: integer, within [0, min(cap, base·2^(n-1))], for any attempt and random', () => {
+  test('property: an integer within ±20 % of the schedule, for any attempt and random', () => {
+    const { scheduleMs } = DEFAULT_BACKOFF;
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 5_000 }),
         fc.double({ min: 0, max: 1, noNaN: true }),
         (attempt, r) => {
           const delay = nextAttemptDelayMs(attempt, () => r);
-          const ceiling = Math.min(
-            DEFAULT_BACKOFF.maxMs,
-            DEFAULT_BACKOFF.baseMs * 2 ** (attempt - 1),
-          );
+          const base = scheduleMs[Math.min(attempt, scheduleMs.length) - 1]!;
           expect(Number.isInteger(delay)).toBe(true);
-          expect(delay).toBeGreaterThanOrEqual(0);
-          expect(delay).toBeLessThanOrEqual(ceiling);
+          expect(delay).toBeGreaterThanOrEqual(Math.floor(base * 0.8));
+          expect(delay).toBeLessThanOrEqual(base * 1.2);
         },
       ),
       { numRuns: 2_000 },
@@ -82,9 +88,9 @@ describe('nextAttemptDelayMs', () => {
 
   test('uses Math.random by default and stays in range', () => {
     for (let i = 0; i < 1_000; i++) {
-      const delay = nextAttemptDelayMs(4);
-      expect(delay).toBeGreaterThanOrEqual(0);
-      expect(delay).toBeLessThanOrEqual(40_000);
+      const delay = nextAttemptDelayMs(2);
+      expect(delay).toBeGreaterThanOrEqual(4 * MINUTE);
+      expect(delay).toBeLessThanOrEqual(6 * MINUTE);
     }
   });
 });
