@@ -1,16 +1,21 @@
 import { defineCommand } from 'citty';
 import type { Database } from 'bun:sqlite';
-import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { parseTimestamp, streamAuditEntries } from '../audit/query.ts';
 import { localUserActor } from '../audit/record.ts';
 import { pruneAuditLog } from '../audit/retention.ts';
 import { toAuditEntryView, type AuditRow } from '../audit/rows.ts';
 import { verifyChain } from '../audit/verify.ts';
-import { openDatabase } from '../db/client.ts';
 import { assertKnownMigrationHistory } from '../db/migrate.ts';
-import { NotInitializedError, openInstance } from '../instance.ts';
-import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
+import { openInstance } from '../instance.ts';
+import {
+  cliLogger,
+  commonArgs,
+  jsonArg,
+  loadCliConfig,
+  openExistingDatabase,
+  print,
+} from './common.ts';
 import { CliFailure } from './exit.ts';
 
 /**
@@ -22,14 +27,7 @@ export const AUDIT_CHAIN_BROKEN = 65;
 
 /** Opens the database for reading only; the audit commands never need a write lock to read. */
 function openForReading(args: { config?: string }): Database {
-  const { config } = loadCliConfig(args);
-  const path = config.storage.path;
-  if (!existsSync(path)) throw new NotInitializedError(path);
-  const sqlite = openDatabase(path, {
-    synchronous: config.storage.synchronous,
-    busyTimeoutMs: config.storage.busy_timeout_ms,
-    mustExist: true,
-  });
+  const sqlite = openExistingDatabase(loadCliConfig(args).config);
   sqlite.run('PRAGMA query_only = ON');
   try {
     assertKnownMigrationHistory(sqlite);

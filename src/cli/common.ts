@@ -1,7 +1,11 @@
+import type { Database } from 'bun:sqlite';
 import type { ArgsDef } from 'citty';
+import { existsSync } from 'node:fs';
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import type { Config } from '../config/schema.ts';
+import { openDatabase } from '../db/client.ts';
+import { NotInitializedError } from '../instance.ts';
 
 /** Flags every command takes. */
 export const commonArgs = {
@@ -31,4 +35,18 @@ export function cliLogger(config: Config): Logger {
 /** Writes command output (not logs) to stdout. */
 export function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+/**
+ * Opens the instance's existing database with its configured storage settings, for commands
+ * that work on the database without the keyring. @throws NotInitializedError when it is missing.
+ */
+export function openExistingDatabase(config: Config): Database {
+  const path = config.storage.path;
+  if (!existsSync(path)) throw new NotInitializedError(path);
+  return openDatabase(path, {
+    synchronous: config.storage.synchronous,
+    busyTimeoutMs: config.storage.busy_timeout_ms,
+    mustExist: true,
+  });
 }
