@@ -12,9 +12,10 @@ import { listResponse, listSchema, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
-import { commitChange } from './commit.ts';
+import type { EventType } from '../events/types.ts';
+import { commitChange, type ChangeResult } from './commit.ts';
 import { Deleted, documentedResponse } from './fields.ts';
-import type { ResourceType } from './tables.ts';
+import type { ResourceRow, ResourceType } from './tables.ts';
 import { parseIfMatch, prepareNewResource, prepareUpdate } from './input.ts';
 import { toResourceObject, toVersionObject } from './objects.ts';
 import {
@@ -29,6 +30,7 @@ import {
   ResourceListQuery,
   ResourceParams,
   ResourceSchema,
+  type ResourceObject,
   UpdateResourceBody,
   VersionListQuery,
   VersionParams,
@@ -59,6 +61,12 @@ const detail = (summary: string, description: string) => ({
 });
 
 /** The `/v1/resources` routes. */
+/** A change's result: the resource's API object as the body, and the same object as its event. */
+function resourceChange(type: EventType, row: ResourceRow): ChangeResult<ResourceObject> {
+  const object = toResourceObject(row);
+  return { body: object, event: { type, projectId: row.projectId, object } };
+}
+
 export function resourceRoutes(instance: Instance) {
   const { db, sqlite, clock, keyring, config } = instance;
   const limits = { maxValueBytes: config.resources.max_value_bytes };
@@ -127,12 +135,7 @@ export function resourceRoutes(instance: Instance) {
             },
             clock.now(),
           );
-          const object = toResourceObject(row);
-          return {
-            body: object,
-            location,
-            event: { type: 'resource.created', projectId: row.projectId, object },
-          };
+          return { ...resourceChange('resource.created', row), location };
         });
         return respondCreated(set, location, object);
       },
@@ -188,13 +191,9 @@ export function resourceRoutes(instance: Instance) {
             actor,
             clock.now(),
           );
-          const object = toResourceObject(row);
-          return {
-            body: object,
-            event: changed
-              ? { type: 'resource.updated', projectId: row.projectId, object }
-              : undefined,
-          };
+          return changed
+            ? resourceChange('resource.updated', row)
+            : { body: toResourceObject(row) };
         });
       },
       {
@@ -248,11 +247,7 @@ export function resourceRoutes(instance: Instance) {
         return commitChange(instance, request, 200, () => {
           const now = clock.now();
           const row = undeleteResource(db, record.id, now - retentionMs, now);
-          const object = toResourceObject(row);
-          return {
-            body: object,
-            event: { type: 'resource.restored', projectId: row.projectId, object },
-          };
+          return resourceChange('resource.restored', row);
         });
       },
       {
@@ -326,11 +321,7 @@ export function resourceRoutes(instance: Instance) {
             actor,
             clock.now(),
           );
-          const object = toResourceObject(row);
-          return {
-            body: object,
-            event: { type: 'resource.updated', projectId: row.projectId, object },
-          };
+          return resourceChange('resource.updated', row);
         });
       },
       {
