@@ -1,5 +1,5 @@
 import { closeSync, fdatasync, openSync } from 'node:fs';
-import { expiredCount, lockBusyTooLong, WriteLock } from '../db/write-lock.ts';
+import { expiredCount, lockBusyTooLong, rollbackIfOpen, WriteLock } from '../db/write-lock.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { Instance } from '../instance.ts';
 import { appendAuditEntries, type AuditEntryInput } from './record.ts';
@@ -145,11 +145,7 @@ export class AuditWriter {
         appendAuditEntries(db, clock, entries);
         sqlite.run('COMMIT');
       } catch (error) {
-        try {
-          if (sqlite.inTransaction) sqlite.run('ROLLBACK');
-        } catch {
-          // The connection already rolled back (e.g. SQLITE_FULL aborts the transaction itself).
-        }
+        rollbackIfOpen(sqlite);
         throw error;
       }
       return true;

@@ -68,3 +68,16 @@ export function expiredCount(
   const firstWaiting = queue.findIndex((item) => !lock.waitedTooLong(item.queuedAt, now));
   return firstWaiting === -1 ? queue.length : firstWaiting;
 }
+
+/**
+ * Rolls back the connection's open transaction, if any. A failing ROLLBACK is ignored: the
+ * connection has then already rolled back (e.g. SQLITE_FULL aborts the transaction itself), and
+ * the caller reports the error that got it here.
+ */
+export function rollbackIfOpen(sqlite: Database): void {
+  try {
+    if (sqlite.inTransaction) sqlite.run('ROLLBACK');
+  } catch {
+    // Already rolled back.
+  }
+}

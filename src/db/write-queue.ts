@@ -1,6 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { ServiceUnavailableError } from '../errors.ts';
-import { expiredCount, lockBusyTooLong, WriteLock } from './write-lock.ts';
+import { expiredCount, lockBusyTooLong, rollbackIfOpen, WriteLock } from './write-lock.ts';
 
 /** A unit of work run inside the shared write transaction. Synchronous: bun:sqlite is. */
 export type WriteJob<T> = () => T;
@@ -121,7 +121,7 @@ export class WriteQueue {
           this.sqlite.run('ROLLBACK TO job');
           this.sqlite.run('RELEASE job');
         } catch (rollbackError) {
-          this.abort();
+          rollbackIfOpen(this.sqlite);
           this.failBatch(batch, rollbackError);
           return;
         }
@@ -131,7 +131,7 @@ export class WriteQueue {
     try {
       this.sqlite.run('COMMIT');
     } catch (error) {
-      this.abort();
+      rollbackIfOpen(this.sqlite);
       this.failBatch(batch, error);
       return;
     }
@@ -140,15 +140,6 @@ export class WriteQueue {
       if (outcome.ok) item.resolve(outcome.value);
       else item.reject(outcome.error);
     });
-  }
-
-  private abort(): void {
-    try {
-      if (!this.sqlite.inTransaction) return;
-      this.sqlite.run('ROLLBACK');
-    } catch {
-      // The connection already rolled back (e.g. SQLITE_FULL aborts the transaction itself).
-    }
   }
 
   private failBatch(batch: Pending[], cause: unknown): void {
