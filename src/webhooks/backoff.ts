@@ -51,12 +51,6 @@ export function nextAttemptDelayMs(
   return Math.floor(base * (1 - jitter + 2 * jitter * fraction));
 }
 
-/** The longest delay {@link nextAttemptDelayMs} can return with `opts` (for bounds and docs). */
-export function longestDelayMs(opts: BackoffOptions = DEFAULT_BACKOFF): number {
-  const longest = Math.max(0, ...opts.scheduleMs.map(nonNegative));
-  return Math.floor(longest * (1 + Math.min(1, nonNegative(opts.jitter))));
-}
-
 function nonNegative(value: number): number {
   return Number.isFinite(value) ? Math.max(0, value) : 0;
 }
