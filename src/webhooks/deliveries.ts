@@ -16,6 +16,7 @@ import { toRfc3339 } from '../db/columns.ts';
 import { emitEvent } from '../events/emit.ts';
 import type { DeliveryAttemptResult } from './attempt.ts';
 import { perConnection } from '../db/per-connection.ts';
+import { urlOriginForEvents } from './service.ts';
 
 /** A claimed delivery with what an attempt needs. */
 export type ClaimedDelivery = {
@@ -327,17 +328,4 @@ export function releaseLeases(sqlite: Database, owner: string, now: number, ids?
  */
 export function reclaimExpiredLeases(sqlite: Database, now: number): void {
   statementsFor(sqlite).reclaim.run({ now });
-}
-
-/**
- * The part of a webhook URL that events may carry: its origin. The path and query often hold the
- * receiver's token (chat and incident tools put it there), and an event reaches every subscriber
- * and every `events:read` key, not only those allowed to read webhooks.
- */
-export function urlOriginForEvents(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return '';
-  }
 }

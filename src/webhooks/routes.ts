@@ -14,7 +14,6 @@ import { commitAudited } from '../audit/record.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { emitEvent } from '../events/emit.ts';
-import { urlOriginForEvents } from './deliveries.ts';
 import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
 import { signalOutboxWrite } from '../events/outbox-signal.ts';
 import { listResponse, listSchema, readPage } from '../http/pagination.ts';
@@ -52,6 +51,7 @@ import {
   toDeliveryObject,
   toWebhookObject,
   updateWebhook,
+  urlOriginForEvents,
   type WebhookChanges,
 } from './service.ts';
 import type { LookupAll, OutboundPolicy } from './outbound-guard.ts';

@@ -66,6 +66,19 @@ export function toWebhookObject(row: WebhookRow): WebhookObject {
 }
 
 /**
+ * The part of a webhook URL that events may carry: its origin. The path and query often hold the
+ * receiver's token (chat and incident tools put it there), and an event reaches every subscriber
+ * and every `events:read` key, not only those allowed to read webhooks.
+ */
+export function urlOriginForEvents(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '';
+  }
+}
+
+/**
  * The normalised URL to store (`URL.href`), or a 400 naming `url`. Syntax only: whether the
  * address is allowed is decided on the resolved address at every delivery, since DNS changes.
  */
