@@ -7,8 +7,8 @@ const PREFIX = 'aud';
  * The id of the audit entry at chain position `seq`, written at `atMs`: a TypeID
  * (`aud_` + 26 base32 characters) over a UUIDv7 (RFC 9562) whose 48-bit time field is `atMs`
  * and whose 62-bit `rand_b` is `seq` (the RFC's dedicated counter; `rand_a` is zero), so ids
- * sort by time, then by chain position. The id names its own row, so `audit_log` needs no index on `id`: one index fewer
- * to update per entry (bench/audit.ts: +8 % audited reads/s). Distinct `seq`s give distinct
+ * sort by time, then by chain position. The id names its own row, so `audit_log` needs no index
+ * on `id`: one index fewer to update per entry (bench/audit.ts: +8 % audited reads/s). Distinct `seq`s give distinct
  * ids, and `seq` is the table's primary key, so ids are unique within a database.
  * @throws RangeError when `seq` is not a positive safe integer or `atMs` is not a valid time.
  */
