@@ -258,7 +258,7 @@ CREATE TABLE `webhook_secrets` (
 CREATE INDEX `webhook_secrets_webhook_idx` ON `webhook_secrets` (`webhook_id`);--> statement-breakpoint
 CREATE TABLE `webhooks` (
 	`id` text PRIMARY KEY NOT NULL,
-	`url` text NOT NULL,
+	`url` blob NOT NULL,
 	`events` text NOT NULL,
 	`project_id` text,
 	`enabled` integer NOT NULL,

@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { eq } from 'drizzle-orm';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { manualClock } from '../src/clock.ts';
 import { emitEvent } from '../src/events/emit.ts';
 import { EVENT_TYPES } from '../src/events/types.ts';
@@ -707,6 +709,49 @@ describe('delivery', () => {
       .body;
     expect(enabled).toMatchObject({ enabled: true, failing_since: null, disabled_reason: null });
     await inst.close();
+    local[Symbol.dispose]();
+  });
+
+  test('the receiver URL, token included, is sealed at rest and still reached', async () => {
+    const local = tempDir();
+    const inst = createWebhookTestInstance(local.path, manualClock(Date.now()));
+    const w = new DeliveryWorker(inst.instance, { random: () => 1 });
+    const rx = receiver({ strict: false });
+    const hook = (
+      await api<Webhook>(inst, 'POST', '/v1/webhooks', {
+        url: `${rx.url}/services/PATH-TOKEN-MARKER-1?token=QUERY-TOKEN-MARKER-1`,
+        events: ['ping'],
+      })
+    ).body;
+    const moved = await api<Webhook>(inst, 'PUT', `/v1/webhooks/${hook.id}`, {
+      url: `${rx.url}/services/PATH-TOKEN-MARKER-2?token=QUERY-TOKEN-MARKER-2`,
+    });
+    expect(moved.body.url).toBe(
+      `${rx.url}/services/PATH-TOKEN-MARKER-2?token=QUERY-TOKEN-MARKER-2`,
+    );
+    expect((await api<Webhook>(inst, 'GET', `/v1/webhooks/${hook.id}`)).body.url).toBe(
+      moved.body.url,
+    );
+    expect((await api(inst, 'POST', `/v1/webhooks/${hook.id}/test`)).status).toBe(201);
+    await w.drain();
+    // The worker opened the sealed URL: the delivery reached its path.
+    expect(rx.received.map((r) => r.path)).toEqual(['/services/PATH-TOKEN-MARKER-2']);
+
+    const files = () =>
+      readdirSync(local.path, { recursive: true, withFileTypes: true })
+        .filter((entry) => entry.isFile())
+        .map((entry) => join(entry.parentPath, entry.name));
+    const leaks = () =>
+      files().filter((path) => {
+        const bytes = readFileSync(path);
+        return ['TOKEN-MARKER', 'services/PATH'].some((marker) => bytes.includes(marker));
+      });
+    expect(files().some((path) => path.endsWith('-wal'))).toBe(true);
+    expect(leaks()).toEqual([]);
+    inst.instance.sqlite.run('PRAGMA wal_checkpoint(TRUNCATE)');
+    expect(leaks()).toEqual([]);
+    await inst.close();
+    expect(leaks()).toEqual([]);
     local[Symbol.dispose]();
   });
 

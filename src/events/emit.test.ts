@@ -8,6 +8,7 @@ import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
 import { projects } from '../projects/tables.ts';
 import { webhooks } from '../webhooks/tables.ts';
+import { sealWebhookUrl } from '../webhooks/service.ts';
 import { emitEvent, stripSecrets } from './emit.ts';
 
 describe('stripSecrets', () => {
@@ -62,7 +63,7 @@ describe('emitEvent', () => {
         .insert(webhooks)
         .values({
           id,
-          url: 'https://93.184.216.34/',
+          url: sealWebhookUrl(instance.keyring, id, 'https://93.184.216.34/'),
           events,
           projectId,
           enabled,

@@ -16,6 +16,7 @@ import { toRfc3339 } from '../db/columns.ts';
 import { emitEvent } from '../events/emit.ts';
 import type { DeliveryAttemptResult } from './attempt.ts';
 import { perConnection } from '../db/per-connection.ts';
+import type { InstanceKeyring } from '../keyring/live-keyring.ts';
 import { urlOriginForEvents } from './service.ts';
 
 /** A claimed delivery with what an attempt needs. */
@@ -23,7 +24,8 @@ export type ClaimedDelivery = {
   id: string;
   webhookId: string;
   eventId: string;
-  url: string;
+  /** The webhook's receiver URL as stored (sealed): open it with `openWebhookUrl`. */
+  sealedUrl: Uint8Array;
   payload: string;
   /** Attempts made before this one. */
   attempts: number;
@@ -77,7 +79,7 @@ type Statements = {
   webhookFailed: Statement<
     {
       id: string;
-      url: string;
+      url: Uint8Array;
       events: string;
       projectId: string | null;
       description: string;
@@ -114,7 +116,7 @@ const statementsFor = perConnection(
          lease_expires_at = $leaseUntil, updated_at = $now WHERE id = $id`,
     ),
     claimed: sqlite.query(
-      `SELECT d.id, d.webhook_id AS webhookId, d.event_id AS eventId, w.url, e.payload,
+      `SELECT d.id, d.webhook_id AS webhookId, d.event_id AS eventId, w.url AS sealedUrl, e.payload,
          d.attempts, d.attempt_base AS attemptBase
        FROM webhook_deliveries d
        JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id
@@ -248,6 +250,8 @@ export function recordAttempt(
     startedAt: number;
     result: DeliveryAttemptResult;
     policy: RetryPolicy;
+    /** Opens the webhook's URL for the origin a `webhook.disabled` event carries. */
+    keyring: InstanceKeyring;
   },
 ): AttemptOutcome {
   const s = statementsFor(sqlite);
@@ -284,7 +288,7 @@ export function recordAttempt(
         projectId: hook.projectId,
         object: {
           id: hook.id,
-          url: urlOriginForEvents(hook.url),
+          url: urlOriginForEvents(input.keyring, hook),
           events: JSON.parse(hook.events) as unknown,
           project_id: hook.projectId,
           enabled: false,

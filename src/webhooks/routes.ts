@@ -46,6 +46,7 @@ import {
   listDeliveries,
   listWebhooks,
   newWebhookId,
+  openWebhookUrl,
   requeueDelivery,
   rotateWebhookSecret,
   toDeliveryObject,
@@ -93,6 +94,9 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
     await checkWebhookTarget(href, policy, options.lookup);
     return href;
   };
+
+  /** The API object of a stored webhook, its URL opened. */
+  const webhookObject = (row: WebhookRow) => toWebhookObject(row, openWebhookUrl(keyring, row));
 
   /** The webhook, if it exists and the caller reaches it; else a (hidden) 404. */
   const reachableWebhook = (request: Request, id: string): WebhookRow => {
@@ -143,7 +147,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
           page.offset,
           page.limit,
         );
-        return listResponse(request, set, page, total, rows.map(toWebhookObject));
+        return listResponse(request, set, page, total, rows.map(webhookObject));
       },
       {
         query: WebhookListQuery,
@@ -182,7 +186,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
             `api_key:${creator.keyId}`,
             now,
           );
-          const response = { ...toWebhookObject(row), secret };
+          const response = { ...toWebhookObject(row, url), secret };
           // A retry with the same Idempotency-Key replays this, secret included (sealed).
           saveIdempotentResponseInJob(instance, request, 201, response, location);
           return response;
@@ -202,7 +206,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
     )
     .get(
       '/v1/webhooks/:id',
-      ({ params, request }) => toWebhookObject(reachableWebhook(request, params.id)),
+      ({ params, request }) => webhookObject(reachableWebhook(request, params.id)),
       {
         params: WebhookParams,
         response: { 200: WebhookSchema },
@@ -223,9 +227,11 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
         if (body.enabled !== undefined) changes.enabled = body.enabled;
         if (body.description !== undefined) changes.description = body.description;
         const updated = await commitAudited(instance, request, 200, () =>
-          Object.keys(changes).length === 0 ? row : updateWebhook(db, row.id, changes, clock.now()),
+          Object.keys(changes).length === 0
+            ? row
+            : updateWebhook(db, keyring, row.id, changes, clock.now()),
         );
-        return toWebhookObject(updated);
+        return webhookObject(updated);
       },
       {
         params: WebhookParams,
@@ -295,7 +301,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
             {
               type: 'ping',
               projectId: row.projectId,
-              object: { ...toWebhookObject(row), url: urlOriginForEvents(row.url) },
+              object: toWebhookObject(row, urlOriginForEvents(keyring, row)),
             },
             { onlyWebhookId: row.id },
           );

@@ -25,6 +25,7 @@ import {
   webhookDeliveryAttempts,
   webhooks,
   webhookSecretColumn,
+  webhookUrlColumn,
   webhookSecrets,
   type DeliveryRow,
   type DeliveryStatus,
@@ -49,11 +50,14 @@ export type WebhookObject = {
   updated_at: string;
 };
 
-/** The API shape of a stored webhook. */
-export function toWebhookObject(row: WebhookRow): WebhookObject {
+/**
+ * The API shape of a stored webhook, with `url` as given: the opened URL for the API
+ * ({@link openWebhookUrl}), only its origin for events ({@link urlOriginForEvents}).
+ */
+export function toWebhookObject(row: WebhookRow, url: string): WebhookObject {
   return {
     id: row.id,
-    url: row.url,
+    url,
     events: row.events,
     project_id: row.projectId,
     enabled: row.enabled,
@@ -65,15 +69,34 @@ export function toWebhookObject(row: WebhookRow): WebhookObject {
   };
 }
 
+/** Seals a webhook's receiver URL for storage, bound to the webhook's id. */
+export function sealWebhookUrl(keyring: InstanceKeyring, webhookId: string, url: string): Buffer {
+  return Buffer.from(keyring.encrypt(url, webhookUrlColumn.at(webhookId)));
+}
+
+/** Opens a stored receiver URL; throws DecryptionError if it was altered or moved. */
+export function openWebhookUrl(
+  keyring: InstanceKeyring,
+  row: { id: string; url: Uint8Array },
+): string {
+  return keyring.decryptString(row.url, webhookUrlColumn.at(row.id));
+}
+
 /**
- * The part of a webhook URL that events may carry: its origin. The path and query often hold the
- * receiver's token (chat and incident tools put it there), and an event reaches every subscriber
- * and every `events:read` key, not only those allowed to read webhooks.
+ * The part of a stored webhook's URL that events may carry: its origin ('' if the URL does not
+ * open). The path and query often hold the receiver's token (chat and incident tools put it
+ * there), and an event reaches every subscriber and every `events:read` key, not only those
+ * allowed to read webhooks.
  */
-export function urlOriginForEvents(url: string): string {
+export function urlOriginForEvents(
+  keyring: InstanceKeyring,
+  row: { id: string; url: Uint8Array },
+): string {
   try {
-    return new URL(url).origin;
+    return new URL(openWebhookUrl(keyring, row)).origin;
   } catch {
+    // A URL that no longer opens (the row was altered) must not stop the state change that
+    // emits the event; the delivery attempts report it.
     return '';
   }
 }
@@ -171,7 +194,7 @@ export function insertWebhook(
     .insert(webhooks)
     .values({
       id,
-      url: hook.url,
+      url: sealWebhookUrl(keyring, id, hook.url),
       events: hook.events,
       projectId: hook.projectId,
       enabled: hook.enabled,
@@ -195,12 +218,13 @@ export type WebhookChanges = Partial<NewWebhook>;
  */
 export function updateWebhook(
   db: Db,
+  keyring: InstanceKeyring,
   id: string,
   changes: WebhookChanges,
   now: number,
 ): WebhookRow {
   const set: Partial<typeof webhooks.$inferInsert> = { updatedAt: now };
-  if (changes.url !== undefined) set.url = changes.url;
+  if (changes.url !== undefined) set.url = sealWebhookUrl(keyring, id, changes.url);
   if (changes.events !== undefined) set.events = changes.events;
   if (changes.projectId !== undefined) set.projectId = changes.projectId;
   if (changes.description !== undefined) set.description = changes.description;

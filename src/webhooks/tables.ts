@@ -16,7 +16,11 @@ export const webhooks = sqliteTable(
   'webhooks',
   {
     id: text('id').primaryKey(),
-    url: text('url').notNull(),
+    /**
+     * The receiver URL, sealed by the instance keyring (see {@link webhookUrlColumn}): receivers
+     * such as chat and incident tools put their access token in the path or query.
+     */
+    url: blob('url', { mode: 'buffer' }).notNull(),
     events: text('events', { mode: 'json' }).$type<string[]>().notNull(),
     projectId: text('project_id').references(() => projects.id, { onDelete: 'cascade' }),
     enabled: integer('enabled', { mode: 'boolean' }).notNull(),
@@ -52,6 +56,13 @@ export const webhookSecrets = sqliteTable(
   },
   (t) => [index('webhook_secrets_webhook_idx').on(t.webhookId)],
 );
+
+/** The sealed receiver URLs; AAD binds the webhook id. */
+export const webhookUrlColumn = registerEncryptedColumn({
+  table: webhooks,
+  idColumn: webhooks.id,
+  column: webhooks.url,
+});
 
 /** The sealed `whsec_…` signing secrets; AAD binds the row id. */
 export const webhookSecretColumn = registerEncryptedColumn({

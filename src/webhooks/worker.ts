@@ -29,7 +29,7 @@ import {
   type RetryPolicy,
 } from './deliveries.ts';
 import { resolveDeliveryTarget, type LookupAll, type OutboundPolicy } from './outbound-guard.ts';
-import { signingSecrets } from './service.ts';
+import { openWebhookUrl, signingSecrets } from './service.ts';
 import { signPayload } from './signing.ts';
 
 /** What the worker uses of an instance. */
@@ -359,7 +359,12 @@ export class DeliveryWorker {
     try {
       recorded = await writes.run(() => {
         const outcomes = batch.map(({ outcome }) =>
-          recordAttempt(db, sqlite, clock, { ...outcome, owner: this.owner, policy: this.#retry }),
+          recordAttempt(db, sqlite, clock, {
+            ...outcome,
+            owner: this.owner,
+            policy: this.#retry,
+            keyring: this.#deps.keyring,
+          }),
         );
         made = chain ? this.#claimNow(batch.map(({ outcome }) => outcome.delivery)) : [];
         return { outcomes, next: made };
@@ -395,7 +400,9 @@ export class DeliveryWorker {
       error,
     });
     try {
-      const url = new URL(delivery.url);
+      const url = new URL(
+        openWebhookUrl(keyring, { id: delivery.webhookId, url: delivery.sealedUrl }),
+      );
       const target = await withTimeout(
         resolveDeliveryTarget(url, this.#policy, this.#options.lookup),
         timeoutMs,
