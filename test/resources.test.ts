@@ -1194,3 +1194,53 @@ describe('master-key rotation', () => {
     }
   });
 });
+
+describe('Unicode names', () => {
+  test('names and tags are stored in NFC: both forms of "café" are one name', async () => {
+    const w = openWorld();
+    const decomposed = 'cafe\u0301';
+    const composed = 'caf\u00e9';
+    try {
+      const project = await w.send(w.admin, 'POST', '/v1/projects', { name: decomposed });
+      expect(project.status).toBe(201);
+      expect(project.json.name).toBe(composed);
+      expect((await w.send(w.admin, 'POST', '/v1/projects', { name: composed })).status).toBe(409);
+      const vault = (
+        await w.send(w.admin, 'POST', '/v1/vaults', { project_id: project.json.id, name: 'v' })
+      ).json.id;
+      const secret = await w.send(w.admin, 'POST', '/v1/resources', {
+        type: 'secret',
+        vault_id: vault,
+        name: decomposed,
+        value: 'VALUE-MARKER-nfc',
+        tags: [decomposed, composed],
+      });
+      expect(secret.status).toBe(201);
+      expect(secret.json).toMatchObject({ name: composed, tags: [composed] });
+      const again = await w.send(w.admin, 'POST', '/v1/resources', {
+        type: 'secret',
+        vault_id: vault,
+        name: composed,
+        value: 'x',
+      });
+      expect(again.status).toBe(409);
+      for (const name of [decomposed, composed]) {
+        const byName = await w.send(
+          w.admin,
+          'GET',
+          `/v1/vaults/${vault}/secrets/${encodeURIComponent(name)}`,
+        );
+        expect(byName.status).toBe(200);
+        expect(byName.json.value).toBe('VALUE-MARKER-nfc');
+        const listed = await w.send(
+          w.admin,
+          'GET',
+          `/v1/resources?name=${encodeURIComponent(name)}&tag=${encodeURIComponent(name)}`,
+        );
+        expect(listed.json.data.map((r: { id: string }) => r.id)).toEqual([secret.json.id]);
+      }
+    } finally {
+      await w.close();
+    }
+  });
+});

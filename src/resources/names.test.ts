@@ -236,6 +236,30 @@ describe('tags', () => {
   });
 });
 
+describe('Unicode NFC', () => {
+  const decomposed = 'cafe\u0301'; // e + combining acute accent
+  const composed = 'caf\u00e9';
+  // U+0958 is a composition exclusion: NFC turns it into two code points.
+  const lengthened = '\u0958'.repeat(200);
+
+  test('names and tags are returned in NFC; a tag given in both forms is kept once', () => {
+    expect(assertResourceName(decomposed)).toBe(composed);
+    expect(assertResourceName(composed)).toBe(composed);
+    expect(normalizeTags([decomposed, composed, 'prod'])).toEqual([composed, 'prod']);
+  });
+
+  test('a name that NFC lengthens past the limit is refused, naming the field', () => {
+    expect(isResourceName(lengthened)).toBe(true);
+    expect(lengthened.normalize('NFC')).toHaveLength(400);
+    expect(catchError(() => assertResourceName(lengthened, 'x.name'))).toMatchObject({
+      details: { field: 'x.name', reason: RESOURCE_NAME_RULE },
+    });
+    expect(catchError(() => normalizeTags(['ok', '\u0958'.repeat(40)]))).toMatchObject({
+      details: { field: 'tags.1', reason: TAG_RULE },
+    });
+  });
+});
+
 describe('through the HTTP error funnel', () => {
   const app = new Elysia()
     .onError(({ code, error, set }) => {
@@ -262,6 +286,22 @@ describe('through the HTTP error funnel', () => {
     const { status, text } = await post({ name: 'db password', tags: ['a', 'b', 'a'] });
     expect(status).toBe(200);
     expect(JSON.parse(text)).toEqual({ name: 'db password', tags: ['a', 'b'] });
+  });
+
+  test('names and tags are decoded to NFC; NFC lengthening past the limit is a 400, not a 500', async () => {
+    const ok = await post({ name: 'cafe\u0301', tags: ['cafe\u0301', 'caf\u00e9'] });
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.text)).toEqual({ name: 'caf\u00e9', tags: ['caf\u00e9'] });
+    const cases: [unknown, string, string][] = [
+      [{ name: '\u0958'.repeat(200) }, 'name', RESOURCE_NAME_RULE],
+      [{ name: 'ok', tags: ['\u0958'.repeat(40)] }, 'tags', TAG_RULE],
+    ];
+    for (const [body, field, reason] of cases) {
+      const { status, text } = await post(body);
+      expect(status).toBe(400);
+      expect(JSON.parse(text).error.details).toEqual({ field, reason });
+      expect(text).not.toContain('\u0958');
+    }
   });
 
   test('each rule reports its own safe reason and the field, never the input', async () => {

@@ -18,7 +18,11 @@
  * - Tags refuse "," (so a comma-separated tag list is never ambiguous) but allow "/" and "="
  *   (`team/payments`, `env=prod`). Tags compare exactly (case-sensitive); duplicates are
  *   dropped by {@link normalizeTags}, keeping the first occurrence's position.
- * - Names are not Unicode-normalised here: the caller stores what it was given.
+ * - Names and tags are stored and compared in Unicode NFC: "café" typed as e + combining acute
+ *   (macOS input, some editors) is the same name as the precomposed "café", not a second,
+ *   identical-looking one. The schemas normalise after validating; the rare input that NFC
+ *   lengthens past the limit (a few scripts' composition exclusions) is refused like any other
+ *   over-long name.
  *
  * The patterns carry no flags (TypeBox compiles `new RegExp(pattern)`), so they are written
  * over UTF-16 code units.
@@ -65,29 +69,60 @@ const resourceNameRegExp = new RegExp(RESOURCE_NAME_PATTERN);
 const tagRegExp = new RegExp(TAG_PATTERN);
 
 /**
- * TypeBox schema of a resource name. Its `error` string is what the HTTP error funnel reports
- * as `details.reason`.
+ * `value` (already valid) in NFC, or `InvalidRequestError(field, rule)` when NFC makes it
+ * invalid. Thrown from a schema's decode step, the error reaches the error funnel as it is.
  */
-export const ResourceName = t.String({
-  minLength: 1,
-  pattern: RESOURCE_NAME_PATTERN,
-  description: '1–255 printable Unicode characters; no "/", no leading or trailing whitespace',
-  error: RESOURCE_NAME_RULE,
-});
+function toNfc(value: string, pattern: RegExp, field: string, rule: string): string {
+  const normalized = value.normalize('NFC');
+  if (normalized !== value && !pattern.test(normalized)) {
+    throw new InvalidRequestError(field, rule);
+  }
+  return normalized;
+}
 
-/** TypeBox schema of one tag. */
-export const Tag = t.String({
-  minLength: 1,
-  pattern: TAG_PATTERN,
-  description: '1–64 printable Unicode characters; no ",", no leading or trailing whitespace',
-  error: TAG_RULE,
-});
+/**
+ * TypeBox schema of a resource name, decoded to NFC. Its `error` string is what the HTTP error
+ * funnel reports as `details.reason`. Every field it is used for is called `name`.
+ */
+export const ResourceName = t
+  .Transform(
+    t.String({
+      minLength: 1,
+      pattern: RESOURCE_NAME_PATTERN,
+      description:
+        '1–255 printable Unicode characters; no "/", no leading or trailing whitespace. ' +
+        'Stored in Unicode NFC.',
+      error: RESOURCE_NAME_RULE,
+    }),
+  )
+  .Decode((value) => toNfc(value, resourceNameRegExp, 'name', RESOURCE_NAME_RULE))
+  .Encode((value) => value);
+
+/** TypeBox schema of one tag, decoded to NFC; `field` names it in the error. */
+function tagSchema(field: string) {
+  return t
+    .Transform(
+      t.String({
+        minLength: 1,
+        pattern: TAG_PATTERN,
+        description:
+          '1–64 printable Unicode characters; no ",", no leading or trailing whitespace. ' +
+          'Stored in Unicode NFC.',
+        error: TAG_RULE,
+      }),
+    )
+    .Decode((value) => toNfc(value, tagRegExp, field, TAG_RULE))
+    .Encode((value) => value);
+}
+
+/** TypeBox schema of the `tag` filter of a list. */
+export const Tag = tagSchema('tag');
 
 /**
  * TypeBox schema of a tag list (at most {@link MAX_TAGS} entries). It does not refuse
  * duplicates: pass the validated list through {@link normalizeTags} before storing it.
  */
-export const Tags = t.Array(Tag, { maxItems: MAX_TAGS, error: TAGS_RULE });
+export const Tags = t.Array(tagSchema('tags'), { maxItems: MAX_TAGS, error: TAGS_RULE });
 
 /** Whether `value` is a valid resource name. */
 export function isResourceName(value: unknown): value is string {
@@ -99,14 +134,17 @@ export function isTag(value: unknown): value is string {
   return typeof value === 'string' && tagRegExp.test(value);
 }
 
-/** Returns `value` if it is a valid resource name; otherwise throws `InvalidRequestError(field)`. */
+/**
+ * `value` in NFC if it is a valid resource name (before and after normalising); otherwise
+ * throws `InvalidRequestError(field)`.
+ */
 export function assertResourceName(value: unknown, field = 'name'): string {
   if (!isResourceName(value)) throw new InvalidRequestError(field, RESOURCE_NAME_RULE);
-  return value;
+  return toNfc(value, resourceNameRegExp, field, RESOURCE_NAME_RULE);
 }
 
 /**
- * Validates a tag list and returns it without duplicates, in first-seen order. Throws
+ * Validates a tag list and returns it in NFC without duplicates, in first-seen order. Throws
  * `InvalidRequestError` naming `field` (or `field.<index>` for a bad tag) otherwise. The
  * count limit applies to the list as given, as in the {@link Tags} schema.
  */
@@ -116,7 +154,7 @@ export function normalizeTags(value: unknown, field = 'tags'): string[] {
   const tags = new Set<string>();
   value.forEach((tag: unknown, index) => {
     if (!isTag(tag)) throw new InvalidRequestError(`${field}.${index}`, TAG_RULE);
-    tags.add(tag);
+    tags.add(toNfc(tag, tagRegExp, `${field}.${index}`, TAG_RULE));
   });
   return [...tags];
 }

@@ -186,7 +186,15 @@ export const VaultReadQuery = strictObject({
   resource: t.Optional(IdParam),
 });
 
-export const VaultSecretParams = t.Object({ id: IdParam, name: t.String({ maxLength: 1024 }) });
+export const VaultSecretParams = t.Object({
+  id: IdParam,
+  // Looked up as stored: in NFC (names.ts). Not checked against the name rules: a name that
+  // cannot exist is simply not found.
+  name: t
+    .Transform(t.String({ maxLength: 1024 }))
+    .Decode((value) => value.normalize('NFC'))
+    .Encode((value) => value),
+});
 
 export const VaultResourceParams = t.Object({ id: IdParam, res_id: IdParam });
 
