@@ -119,6 +119,9 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
     // A hard cap above the API's own limit: the app answers 413 in the error shape itself; this
     // only stops a client from streaming an unbounded body at the socket.
     maxRequestBodySize: config.server.max_body_bytes + 64 * 1024,
+    // Bun's development mode answers an error that escapes every handler with a page showing
+    // the stack and source paths; Secryn serves production only.
+    development: false,
     ...(tls ? { tls } : {}),
   });
   const server = app.server!;

@@ -225,6 +225,48 @@ describe('HTTP foundation', () => {
   });
 });
 
+describe('hostile JSON bodies (default body limit)', () => {
+  const dir = tempDir();
+  let instance: Instance;
+  let app: ReturnType<typeof buildApp>;
+  beforeAll(() => {
+    instance = createInstance(testConfig(dir.path), memoryLogger('json', 'warn'));
+    app = buildApp(instance, { features: [sample] });
+  });
+  afterAll(async () => {
+    await instance.close();
+    dir[Symbol.dispose]();
+  });
+  const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+  const post = (rawBody: string) =>
+    call(app, 'POST', '/v1/samples', { rawBody, headers: { 'content-type': 'application/json' } });
+
+  test('a body nested thousands of levels deep is a 400 naming the rule, not a 500', async () => {
+    // 10 KB of brackets overflowed the stack while the validation error was described.
+    const response = await post(`{"name":"x","nested":${nested(5000)}}`);
+    expect(response.status).toBe(400);
+    expect(response.headers.get('x-request-id')).toBeTruthy();
+    const body = (await response.json()) as { error: { code: string; details: unknown } };
+    expect(body.error).toMatchObject({
+      code: 'INVALID_REQUEST',
+      details: { reason: 'The body nests arrays and objects deeper than 32 levels' },
+    });
+  });
+
+  test('32 levels pass the nesting check and meet the schema as usual', async () => {
+    // The outer object is level 1, so the value under "nested" may nest 31 more.
+    const atLimit = await post(`{"name":"x","nested":${nested(31)}}`);
+    expect(atLimit.status).toBe(400);
+    expect(((await atLimit.json()) as { error: { details: unknown } }).error.details).toMatchObject(
+      { field: 'nested.deep', reason: 'Missing required field' },
+    );
+    const overLimit = await post(`{"name":"x","nested":${nested(32)}}`);
+    expect(((await overLimit.json()) as { error: { details: unknown } }).error.details).toEqual({
+      reason: 'The body nests arrays and objects deeper than 32 levels',
+    });
+  });
+});
+
 describe('server', () => {
   test('graceful stop: in-flight requests finish, new connections are refused', async () => {
     using dir = tempDir();
@@ -244,6 +286,17 @@ describe('server', () => {
         () => 'refused',
       ),
     ).toBe('refused');
+  });
+
+  test('Bun serves in production mode: an error escaping every handler gets no developer page', async () => {
+    using dir = tempDir();
+    const instance = createInstance(testConfig(dir.path), memoryLogger());
+    const running = startServer(instance, { features: [sample], port: 0 });
+    try {
+      expect(running.server.development).toBe(false);
+    } finally {
+      await running.stop();
+    }
   });
 
   test('HTTPS when tls_cert_file and tls_key_file are set', async () => {

@@ -31,8 +31,9 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
       'Malformed request body',
     );
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw new InvalidRequestError(
       undefined,
@@ -40,6 +41,31 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
       'Malformed request body',
     );
   }
+  if (nestedDeeperThan(value, MAX_JSON_DEPTH)) {
+    throw new InvalidRequestError(
+      undefined,
+      `The body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`,
+      'Malformed request body',
+    );
+  }
+  return value;
+}
+
+/**
+ * Deepest nesting of arrays and objects a body may have. Secryn's bodies nest a few levels;
+ * validating and reporting on a value thousands of levels deep overflows the stack in the
+ * schema checker (a 10 KB body of brackets was enough).
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** Whether `value` nests arrays/objects more than `limit` levels; stops at the first such path. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (limit === 0) return true;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    if (nestedDeeperThan(child, limit - 1)) return true;
+  }
+  return false;
 }
 
 /** True for `application/json` and `application/*+json`, with or without parameters. */
