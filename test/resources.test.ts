@@ -1244,3 +1244,55 @@ describe('Unicode names', () => {
     }
   });
 });
+
+describe('hidden resources', () => {
+  test('a resource outside the key’s reach answers exactly as one that does not exist', async () => {
+    const w = openWorld();
+    try {
+      const post = async (path: string, body: unknown) =>
+        (await w.send(w.admin, 'POST', path, body)).json.id as string;
+      const p1 = await post('/v1/projects', { name: 'p1' });
+      const p2 = await post('/v1/projects', { name: 'p2' });
+      const v1 = await post('/v1/vaults', { project_id: p1, name: 'open' });
+      const locked = await post('/v1/vaults', { project_id: p1, name: 'locked', restricted: true });
+      const v2 = await post('/v1/vaults', { project_id: p2, name: 'other' });
+      const secret = (vault: string, name: string) =>
+        post('/v1/resources', { type: 'secret', vault_id: vault, name, value: 'VALUE-MARKER-h' });
+      const elsewhere = [await secret(v2, 'in-p2'), await secret(locked, 'in-restricted')];
+      const deletedElsewhere = await secret(v2, 'deleted');
+      await w.send(w.admin, 'DELETE', `/v1/resources/${deletedElsewhere}`);
+      // An id of the same shape that was never created.
+      const missing = `res_${'0'.repeat(26)}`;
+      const contributor = w.key({ role: 'contributor', projectIds: [p1] }).token;
+      const manager = w.key({ role: 'manager', projectIds: [p1] }).token;
+
+      const reply = async (token: string, method: string, path: string, body?: unknown) => {
+        const r = await w.send(token, method, path, body);
+        return { status: r.status, body: r.text };
+      };
+      const routes = (id: string): [string, string, string, unknown?][] => [
+        [contributor, 'GET', `/v1/resources/${id}`],
+        [contributor, 'PUT', `/v1/resources/${id}`, { value: 'x' }],
+        [contributor, 'GET', `/v1/resources/${id}/versions`],
+        [contributor, 'GET', `/v1/resources/${id}/versions/1`],
+        [contributor, 'POST', `/v1/resources/${id}/versions/1/restore`],
+        [contributor, 'GET', `/v1/vaults/${v1}?resource=${id}`],
+      ];
+      for (const id of elsewhere) {
+        const hidden = routes(id);
+        const absent = routes(missing);
+        for (let i = 0; i < hidden.length; i++) {
+          const [token, method, path, body] = hidden[i]!;
+          const seen = await reply(token, method, path, body);
+          expect(seen.status).toBe(404);
+          const [, , absentPath, absentBody] = absent[i]!;
+          expect(seen).toEqual(await reply(token, method, absentPath, absentBody));
+        }
+      }
+      const restore = (id: string) => reply(manager, 'POST', `/v1/resources/${id}/restore`);
+      expect(await restore(deletedElsewhere)).toEqual(await restore(missing));
+    } finally {
+      await w.close();
+    }
+  });
+});

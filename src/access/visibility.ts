@@ -78,9 +78,13 @@ export function assertProjectScope(request: Request, projectId: string): void {
   if (!hasProjectScope(principalOf(request), projectId)) hideAsNotFound(request, 'Project');
 }
 
-/** Throws a hidden 404 unless the caller of `request` reaches the vault. */
-export function assertVaultVisible(request: Request, vault: VaultRef): void {
-  if (!canSeeVault(principalOf(request), vault)) hideAsNotFound(request, 'Vault');
+/**
+ * Throws a hidden 404 unless the caller of `request` reaches the vault. `what` names the object
+ * the caller asked for: a resource in an unreachable vault must be "Resource not found", exactly
+ * as a resource that does not exist, or the message would tell the two apart.
+ */
+export function assertVaultVisible(request: Request, vault: VaultRef, what = 'Vault'): void {
+  if (!canSeeVault(principalOf(request), vault)) hideAsNotFound(request, what);
 }
 
 /** Columns of a vaults table, for {@link visibleVaultFilter}. */

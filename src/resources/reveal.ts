@@ -82,11 +82,11 @@ export function revealsValue(
 
 /** Throws a hidden 404 unless the caller reaches the resource's vault. */
 export function assertResourceVisible(request: Request, record: ResourceRecord): void {
-  assertVaultVisible(request, {
-    id: record.vaultId,
-    projectId: record.projectId,
-    restricted: record.vaultRestricted,
-  });
+  assertVaultVisible(
+    request,
+    { id: record.vaultId, projectId: record.projectId, restricted: record.vaultRestricted },
+    'Resource',
+  );
 }
 
 /** A live (not deleted) resource that the caller reaches; else 404. */
