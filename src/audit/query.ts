@@ -1,5 +1,6 @@
 import type { Database, SQLQueryBindings } from 'bun:sqlite';
 import { InvalidRequestError } from '../errors.ts';
+import { timestampMs } from '../http/schemas.ts';
 import { seqOfAuditEntryId } from './entry-id.ts';
 import { AUDIT_ROW_COLUMNS, type AuditRow } from './rows.ts';
 
@@ -52,14 +53,12 @@ export function parseAuditFilters(query: Record<string, string | undefined>): Au
   return filters;
 }
 
-const TIMESTAMP =
-  /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
-
-/** Epoch ms of an RFC 3339 timestamp or a `YYYY-MM-DD` date (UTC), else undefined. */
+/**
+ * Epoch ms of an RFC 3339 timestamp or a `YYYY-MM-DD` date (UTC), else undefined (also for
+ * impossible dates such as February 30).
+ */
 export function parseTimestamp(value: string): number | undefined {
-  if (!TIMESTAMP.test(value)) return undefined;
-  const ms = Date.parse(value.length === 10 ? `${value}T00:00:00Z` : value);
-  return Number.isFinite(ms) ? ms : undefined;
+  return timestampMs(value, { dateOnly: true });
 }
 
 /**

@@ -9,7 +9,7 @@ import { hasProjectScope, hideAsNotFound, projectScopeFilter } from '../access/v
 import { NotFoundError } from '../errors.ts';
 import { listResponse, listSchema, readPage } from '../http/pagination.ts';
 import type { Instance } from '../instance.ts';
-import { parseTimestamp } from '../keys/service.ts';
+import { parseTimestamp } from '../http/schemas.ts';
 import { EventListQuery, EventParams, EventSchema } from '../webhooks/schemas.ts';
 import { findEvent, listEvents } from './service.ts';
 import { events } from './tables.ts';

@@ -11,6 +11,7 @@ import {
   type TUnion,
 } from '@sinclair/typebox';
 import { t } from 'elysia';
+import { InvalidRequestError } from '../errors.ts';
 
 /**
  * An object schema that rejects unknown fields with a 400 naming the field. (Elysia's
@@ -42,6 +43,44 @@ export const VaultId = t.String({
   pattern: VAULT_ID_PATTERN.source,
   error: 'Must be a vault id (vlt_...)',
 });
+
+const TIME_TEXT =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:[Zz]|[+-](\d{2}):(\d{2})))?$/;
+
+/**
+ * Epoch ms of an RFC 3339 timestamp (`2030-01-15T10:30:00Z`, offsets and fractions allowed) or,
+ * with `dateOnly`, also of a `YYYY-MM-DD` date (midnight UTC); undefined for anything else,
+ * including impossible calendar values (February 30, hour 24, minute 60), which `Date.parse`
+ * would silently roll over into another day.
+ */
+export function timestampMs(
+  text: string,
+  options: { dateOnly?: boolean } = {},
+): number | undefined {
+  const parts = TIME_TEXT.exec(text);
+  if (!parts) return undefined;
+  const [year, month, day, hour, minute, second, offsetHour, offsetMinute] = parts
+    .slice(1)
+    .map((part) => (part === undefined ? 0 : Number(part))) as number[];
+  if (parts[4] === undefined && !options.dateOnly) return undefined;
+  const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
+  if (month! < 1 || month! > 12 || day! < 1 || day! > daysInMonth) return undefined;
+  if (hour! > 23 || minute! > 59 || second! > 59 || offsetHour! > 23 || offsetMinute! > 59) {
+    return undefined;
+  }
+  const ms = Date.parse(parts[4] === undefined ? `${text}T00:00:00Z` : text.replace(' ', 'T'));
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/**
+ * Epoch ms of a timestamp field already shaped by {@link Timestamp}.
+ * @throws InvalidRequestError naming `field` for an impossible date (e.g. February 30).
+ */
+export function parseTimestamp(text: string, field: string): number {
+  const ms = timestampMs(text);
+  if (ms === undefined) throw new InvalidRequestError(field, 'Must be a valid date and time');
+  return ms;
+}
 
 /** An RFC 3339 timestamp with a zone, e.g. `2030-01-15T10:30:00Z`. */
 export const Timestamp = t.String({

@@ -20,6 +20,7 @@ import { NotFoundError } from '../errors.ts';
 import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
 import { listResponse, listSchema, paginationQuery, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
+import { parseTimestamp } from '../http/schemas.ts';
 import type { Instance } from '../instance.ts';
 import {
   ApiKeyParams,
@@ -40,7 +41,6 @@ import {
   keyGrantOf,
   listApiKeys,
   newApiKeyId,
-  parseTimestamp,
   revokeApiKey,
   toApiKeyObject,
   updateApiKey,
@@ -107,7 +107,7 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
           expiresAt:
             body.expires_at === undefined || body.expires_at === null
               ? null
-              : parseTimestamp(body.expires_at),
+              : parseTimestamp(body.expires_at, 'expires_at'),
         };
         checkNewApiKey(key, now);
         assertCanGrant(request, key, resolveVault);
@@ -155,7 +155,8 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
           changes.scopes = body.scopes;
         }
         if (body.expires_at !== undefined) {
-          const expiresAt = body.expires_at === null ? null : parseTimestamp(body.expires_at);
+          const expiresAt =
+            body.expires_at === null ? null : parseTimestamp(body.expires_at, 'expires_at');
           checkExpiry(expiresAt, clock.now());
           refuseGrantProblem(expiryProblem(editor, expiresAt));
           changes.expiresAt = expiresAt;

@@ -116,13 +116,6 @@ export function checkExpiry(expiresAt: number | null, now: number): void {
   }
 }
 
-/** Epoch ms of an RFC 3339 timestamp validated by `Timestamp` (src/http/schemas.ts). */
-export function parseTimestamp(text: string, field = 'expires_at'): number {
-  const ms = Date.parse(text);
-  if (!Number.isFinite(ms)) throw new InvalidRequestError(field, 'Must be a valid date and time');
-  return ms;
-}
-
 const DURATION = /^([1-9][0-9]{0,5})([smhdw])$/;
 const UNIT_MS: Record<string, number> = {
   s: 1000,

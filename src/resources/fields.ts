@@ -6,6 +6,7 @@ import { t, type TSchema } from 'elysia';
 import { InvalidRequestError } from '../errors.ts';
 export {
   oneOf,
+  parseTimestamp,
   ProjectId,
   QueryBoolean,
   queryEnum,
@@ -29,26 +30,6 @@ export const IdParam = t.String({ maxLength: 64, error: 'Must be an id' });
 
 /** `{id, deleted: true}`: the answer of every delete (API.md §1). */
 export const Deleted = t.Object({ id: t.String(), deleted: t.Literal(true) });
-
-/**
- * Epoch milliseconds of a timestamp validated by {@link Timestamp}.
- * @throws InvalidRequestError naming `field` for an impossible date (e.g. February 30).
- */
-export function parseTimestamp(text: string, field: string): number {
-  const ms = Date.parse(text);
-  const date = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})/.exec(text);
-  if (!Number.isFinite(ms) || !date || !isRealDateTime(date)) {
-    throw new InvalidRequestError(field, 'Must be a valid date and time');
-  }
-  return ms;
-}
-
-function isRealDateTime(parts: RegExpExecArray): boolean {
-  const [year, month, day, hour, minute, second] = parts.slice(1).map(Number) as number[];
-  if (month! < 1 || month! > 12 || hour! > 23 || minute! > 59 || second! > 60) return false;
-  const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
-  return day! >= 1 && day! <= daysInMonth;
-}
 
 /**
  * A response schema that is documented (OpenAPI) and still cleaned of undeclared fields, but not
