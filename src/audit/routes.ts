@@ -2,13 +2,14 @@ import { Elysia, t } from 'elysia';
 import { NotFoundError } from '../errors.ts';
 import { listResponse, listSchema, paginationQuery, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
+import { strictObject } from '../http/schemas.ts';
 import type { Instance } from '../instance.ts';
 import { findAuditEntry, listAuditEntries, parseAuditFilters } from './query.ts';
 import { AuditEntrySchema, toAuditEntryView } from './rows.ts';
 
 const filter = (description: string) => t.Optional(t.String({ maxLength: 256, description }));
 
-const AuditListQuery = t.Object({
+const AuditListQuery = strictObject({
   ...paginationQuery,
   actor_id: filter('Only entries by this actor (an API key id or a local user)'),
   action: filter('Only this action, e.g. resource.reveal'),

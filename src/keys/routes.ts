@@ -20,7 +20,7 @@ import { NotFoundError } from '../errors.ts';
 import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
 import { listResponse, listSchema, paginationQuery, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
-import { parseTimestamp } from '../http/schemas.ts';
+import { parseTimestamp, strictObject } from '../http/schemas.ts';
 import type { Instance } from '../instance.ts';
 import {
   ApiKeyParams,
@@ -84,7 +84,7 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
         return listResponse(request, set, page, visible.length, data);
       },
       {
-        query: t.Object(paginationQuery),
+        query: strictObject(paginationQuery),
         response: { 200: listSchema(ApiKeySchema) },
         detail: detail(
           'List API keys',

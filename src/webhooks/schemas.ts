@@ -99,7 +99,7 @@ export const DeliveryParams = t.Object({
   dlv_id: t.String({ maxLength: 64 }),
 });
 
-export const WebhookListQuery = t.Object({
+export const WebhookListQuery = strictObject({
   ...paginationQuery,
   project_id: t.Optional(ProjectId),
   // Patterns rather than UnionEnum: Elysia fills an optional UnionEnum query field with its
@@ -153,7 +153,7 @@ export const DeliveryDetailSchema = t.Composite([
   }),
 ]);
 
-export const DeliveryListQuery = t.Object({
+export const DeliveryListQuery = strictObject({
   ...paginationQuery,
   status: t.Optional(
     t.String({
@@ -173,7 +173,7 @@ export const EventSchema = t.Object({
   }),
 });
 
-export const EventListQuery = t.Object({
+export const EventListQuery = strictObject({
   ...paginationQuery,
   type: t.Optional(EventTypeSchema),
   since: t.Optional(Timestamp),
