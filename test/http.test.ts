@@ -241,6 +241,19 @@ describe('hostile JSON bodies (default body limit)', () => {
   const post = (rawBody: string) =>
     call(app, 'POST', '/v1/samples', { rawBody, headers: { 'content-type': 'application/json' } });
 
+  test('a JSON body that is not an object is a 400 naming the body, not an empty change', async () => {
+    for (const raw of ['42', 'true', '[]', '"x"', 'null', `["${MARKER}"]`]) {
+      const response = await post(raw);
+      expect(response.status).toBe(400);
+      const text = await response.text();
+      expect(JSON.parse(text).error.details).toEqual({
+        field: 'body',
+        reason: 'Must be a JSON object',
+      });
+      expect(text).not.toContain(MARKER);
+    }
+  });
+
   test('a body nested thousands of levels deep is a 400 naming the rule, not a 500', async () => {
     // 10 KB of brackets overflowed the stack while the validation error was described.
     const response = await post(`{"name":"x","nested":${nested(5000)}}`);

@@ -41,6 +41,11 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
       'Malformed request body',
     );
   }
+  // Every Secryn body is an object. Elysia's normalisation turned `42`, `true` or `[]` into an
+  // empty object (a PUT then answered 200 having changed nothing) and `"x"` into {"0": "x"}.
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidRequestError('body', 'Must be a JSON object');
+  }
   if (nestedDeeperThan(value, MAX_JSON_DEPTH)) {
     throw new InvalidRequestError(
       undefined,
