@@ -75,11 +75,11 @@ export function checkNewApiKey(key: NewApiKey, now: number): void {
 export function checkKeyReferences(db: Db, key: Pick<KeyGrant, 'projectIds' | 'vaultIds'>): void {
   const unknownProject = key.projectIds.find((id) => !findProject(db, id));
   if (unknownProject !== undefined) {
-    throw new InvalidRequestError('project_ids', `No such project: ${unknownProject}`);
+    throw new InvalidRequestError('project_ids', 'Names a project that does not exist');
   }
   const unknownVault = key.vaultIds.find((id) => !findVault(db, id));
   if (unknownVault !== undefined) {
-    throw new InvalidRequestError('vault_ids', `No such vault: ${unknownVault}`);
+    throw new InvalidRequestError('vault_ids', 'Names a vault that does not exist');
   }
 }
 
@@ -100,11 +100,11 @@ export function checkScopes(role: Role, scopes: readonly Permission[] | null): v
       "Must not be empty; omit it for all of the role's permissions",
     );
   }
-  const foreign = scopes.filter((scope) => !ROLE_PERMISSIONS[role].includes(scope));
-  if (foreign.length > 0) {
+  // The reason names the role (one of four known values), never the submitted scopes.
+  if (scopes.some((scope) => !ROLE_PERMISSIONS[role].includes(scope))) {
     throw new InvalidRequestError(
       'scopes',
-      `Not permissions of the ${role} role: ${foreign.join(', ')}`,
+      `Not permissions of the ${role} role: a key's scopes narrow its role's permissions`,
     );
   }
 }
