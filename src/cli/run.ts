@@ -43,12 +43,15 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<never
       );
     }
     const args = await resolve(target.args);
-    const unknown = unknownFlag(chain.rest, args ?? {});
+    const options = optionTable(args ?? {});
+    const unknown = unknownFlag(chain.rest, options);
     if (unknown) {
       throw new UsageError(
         `unknown option ${unknown} for "secryn ${chain.names.join(' ')}" (see --help)`,
       );
     }
+    const valueless = optionWithoutValue(chain.rest, options);
+    if (valueless) throw new UsageError(`${valueless} needs a value`);
     await runCommand(target, { rawArgs: chain.rest });
     return exit(ExitCode.OK);
   } catch (error) {
@@ -157,8 +160,10 @@ async function resolveChain(root: AnyCommand, rawArgs: string[]): Promise<Chain>
   }
 }
 
-/** The first flag in `rawArgs` that the command does not declare (help flags are global). */
-function unknownFlag(rawArgs: string[], args: ArgsDef): string | undefined {
+/** The spellings a command accepts (help flags are global), and which of them take a value. */
+type OptionTable = { known: Set<string>; valueFlags: Set<string> };
+
+function optionTable(args: ArgsDef): OptionTable {
   const known = new Set<string>(['help', 'h']);
   const valueFlags = new Set<string>();
   for (const [name, def] of Object.entries(args)) {
@@ -171,13 +176,48 @@ function unknownFlag(rawArgs: string[], args: ArgsDef): string | undefined {
       if (def.type === 'string' || def.type === 'enum') valueFlags.add(spelling);
     }
   }
+  return { known, valueFlags };
+}
+
+/** The name of an option argument (`--name=x` and `-n` included), or undefined for a plain word. */
+function optionName(arg: string): string | undefined {
+  if (!arg.startsWith('-') || arg === '-') return undefined;
+  return arg.replace(/^--?/, '').split('=')[0]!;
+}
+
+/** The first flag in `rawArgs` that the command does not declare. */
+function unknownFlag(rawArgs: string[], { known, valueFlags }: OptionTable): string | undefined {
   for (let i = 0; i < rawArgs.length; i++) {
     const arg = rawArgs[i]!;
     if (arg === '--') break;
-    if (!arg.startsWith('-') || arg === '-') continue;
-    const name = arg.replace(/^--?/, '').split('=')[0]!;
+    const name = optionName(arg);
+    if (name === undefined) continue;
     if (!known.has(name)) return `--${name}`.replace(/^--(.)$/, '-$1');
     if (valueFlags.has(name) && !arg.includes('=')) i++;
+  }
+  return undefined;
+}
+
+/**
+ * The first value option (`--name`) given without its value: last on the line, or followed by
+ * another option of the command (`--name --role reader`). citty would read the first as `""`,
+ * which every command takes for "not given" — a key that never expires, the default config —
+ * and the second would take `--role` for the name. Returns the option as typed.
+ */
+function optionWithoutValue(
+  rawArgs: string[],
+  { known, valueFlags }: OptionTable,
+): string | undefined {
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === '--') break;
+    const name = optionName(arg);
+    if (name === undefined || !valueFlags.has(name) || arg.includes('=')) continue;
+    const value = rawArgs[i + 1];
+    const valueName = value === undefined ? undefined : optionName(value);
+    if (value === undefined || value === '--' || (valueName !== undefined && known.has(valueName)))
+      return arg;
+    i++;
   }
   return undefined;
 }
