@@ -4,7 +4,11 @@
  * command takes (`--config`) is taken by every command.
  */
 import { beforeAll, describe, expect, test } from 'bun:test';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ArgsDef, CommandDef } from 'citty';
+import { loadCliConfig } from '../src/cli/common.ts';
+import { CliFailure } from '../src/cli/exit.ts';
 import { rootCommand } from '../src/cli/root.ts';
 import { runCli, tempDir, writeConfig } from './harness.ts';
 
@@ -82,4 +86,66 @@ describe('value options', () => {
       expect.arrayContaining(['init --config', 'keys create --name', 'keys create --expires-in']),
     );
   }, 60_000);
+
+  test('every value option of every command refuses an empty value', async () => {
+    for (const { path, args } of await leafCommands()) {
+      for (const option of valueOptions(args)) {
+        for (const spelling of [[`--${option}`, ''], [`--${option}=`]]) {
+          const result = await runCli([...path, ...spelling]);
+          expect(`${path.join(' ')}: ${result.exitCode} ${result.stderr}`).toBe(
+            `${path.join(' ')}: 2 secryn: --${option} has an empty value\n`,
+          );
+        }
+      }
+    }
+  }, 60_000);
+});
+
+describe('--config without a value never falls back to $SECRYN_CONFIG or the defaults', () => {
+  test('init --config (trailing, empty or `=`) creates nothing, here or at $SECRYN_CONFIG', async () => {
+    using cwd = tempDir();
+    using other = tempDir();
+    const envConfig = writeConfig(other.path);
+    for (const args of [['--config'], ['--config', ''], ['--config=']]) {
+      const result = await runCli(['init', ...args], {
+        cwd: cwd.path,
+        env: { SECRYN_CONFIG: envConfig },
+      });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stdout).toBe('');
+    }
+    // Without SECRYN_CONFIG the built-in defaults would have put ./data here.
+    const bare = await runCli(['init', '--config'], { cwd: cwd.path });
+    expect(bare.exitCode).toBe(2);
+    expect(readdirSync(cwd.path)).toEqual([]);
+    expect(existsSync(join(other.path, 'data'))).toBe(false);
+  });
+
+  test('master-key rotate --config "" leaves the instance at $SECRYN_CONFIG alone', async () => {
+    using dir = tempDir();
+    const config = writeConfig(dir.path);
+    expect((await runCli(['init', '--config', config])).exitCode).toBe(0);
+    const keyFile = join(dir.path, 'data/master.key');
+    const before = readFileSync(keyFile, 'utf8');
+    const result = await runCli(['master-key', 'rotate', '--config', ''], {
+      env: { SECRYN_CONFIG: config },
+    });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toBe('secryn: --config has an empty value\n');
+    expect(readFileSync(keyFile, 'utf8')).toBe(before);
+  });
+
+  test('loadCliConfig itself refuses an empty path (for commands run without runCli)', () => {
+    const previous = process.env.SECRYN_CONFIG;
+    process.env.SECRYN_CONFIG = '/nonexistent/secryn.toml';
+    try {
+      expect(() => loadCliConfig({ config: '' })).toThrow(
+        new CliFailure('--config has an empty value', 2),
+      );
+    } finally {
+      if (previous === undefined) delete process.env.SECRYN_CONFIG;
+      else process.env.SECRYN_CONFIG = previous;
+    }
+  });
 });

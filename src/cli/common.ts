@@ -6,6 +6,7 @@ import { createLogger, type Logger } from '../log/logger.ts';
 import type { Config } from '../config/schema.ts';
 import { openDatabase } from '../db/client.ts';
 import { NotInitializedError } from '../instance.ts';
+import { CliFailure, ExitCode } from './exit.ts';
 
 /** Flags every command takes. */
 export const commonArgs = {
@@ -22,8 +23,14 @@ export const jsonArg = {
   json: { type: 'boolean', description: 'Print machine-readable JSON', default: false },
 } as const satisfies ArgsDef;
 
-/** Loads the configuration named by `--config` (ConfigError propagates to the runner: exit 78). */
+/**
+ * Loads the configuration named by `--config` (ConfigError propagates to the runner: exit 78).
+ * @throws CliFailure (exit 2) for an empty `--config`: loadConfig would fall back to
+ *   `$SECRYN_CONFIG` or the built-in defaults, and `init`, `restore` or `master-key rotate`
+ *   would then act on another instance than the one the caller named.
+ */
 export function loadCliConfig(args: { config?: string }): LoadedConfig {
+  if (args.config === '') throw new CliFailure('--config has an empty value', ExitCode.USAGE);
   return loadConfig({ path: args.config });
 }
 

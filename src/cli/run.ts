@@ -51,7 +51,11 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<never
       );
     }
     const valueless = optionWithoutValue(chain.rest, options);
-    if (valueless) throw new UsageError(`${valueless} needs a value`);
+    if (valueless) {
+      throw new UsageError(
+        `${valueless.option} ${valueless.empty ? 'has an empty value' : 'needs a value'}`,
+      );
+    }
     await runCommand(target, { rawArgs: chain.rest });
     return exit(ExitCode.OK);
   } catch (error) {
@@ -199,24 +203,31 @@ function unknownFlag(rawArgs: string[], { known, valueFlags }: OptionTable): str
 }
 
 /**
- * The first value option (`--name`) given without its value: last on the line, or followed by
- * another option of the command (`--name --role reader`). citty would read the first as `""`,
- * which every command takes for "not given" — a key that never expires, the default config —
- * and the second would take `--role` for the name. Returns the option as typed.
+ * The first value option (`--name`) given without a usable value: last on the line, followed by
+ * another option of the command (`--name --role reader`), or empty (`--config ""`, `--config=`).
+ * citty reads the first as `""`, and every command takes `""` for "not given" — a key that never
+ * expires, `$SECRYN_CONFIG` or the built-in defaults — so a script whose variable is unset would
+ * act on the wrong thing; the second would take `--role` for the name.
  */
 function optionWithoutValue(
   rawArgs: string[],
   { known, valueFlags }: OptionTable,
-): string | undefined {
+): { option: string; empty: boolean } | undefined {
   for (let i = 0; i < rawArgs.length; i++) {
     const arg = rawArgs[i]!;
     if (arg === '--') break;
     const name = optionName(arg);
-    if (name === undefined || !valueFlags.has(name) || arg.includes('=')) continue;
+    if (name === undefined || !valueFlags.has(name)) continue;
+    const [option, ...inline] = arg.split('=');
+    if (inline.length > 0) {
+      if (inline.join('=') === '') return { option: option!, empty: true };
+      continue;
+    }
     const value = rawArgs[i + 1];
     const valueName = value === undefined ? undefined : optionName(value);
     if (value === undefined || value === '--' || (valueName !== undefined && known.has(valueName)))
-      return arg;
+      return { option: arg, empty: false };
+    if (value === '') return { option: arg, empty: true };
     i++;
   }
   return undefined;
