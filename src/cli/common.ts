@@ -45,6 +45,15 @@ export function print(text: string): void {
 }
 
 /**
+ * `text` safe to print on a terminal: every control character (C0, DEL, C1) shown as `\xNN`.
+ * For stored text such as key names, which older builds (or a hand-edited database) may hold
+ * with escape sequences or newlines that would recolour the terminal or forge table rows.
+ */
+export function printable(text: string): string {
+  return text.replace(/\p{Cc}/gu, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/**
  * Opens the instance's existing database with its configured storage settings, for commands
  * that work on the database without the keyring. @throws NotInitializedError when it is missing.
  */

@@ -1,3 +1,4 @@
+import { Value } from '@sinclair/typebox/value';
 import { defineCommand } from 'citty';
 import { KEY_CHANGE_VISIBLE_AFTER_MS } from '../access/authenticate.ts';
 import { isPermission, isRole, type Permission } from '../access/permissions.ts';
@@ -18,8 +19,9 @@ import {
   toApiKeyObject,
   type NewApiKey,
 } from '../keys/service.ts';
+import { CreateApiKeyBody } from '../keys/schemas.ts';
 import type { ApiKeyRow } from '../keys/tables.ts';
-import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
+import { cliLogger, commonArgs, jsonArg, loadCliConfig, print, printable } from './common.ts';
 import { CliFailure, ExitCode } from './exit.ts';
 
 /**
@@ -58,6 +60,16 @@ function positiveInteger(flag: string, value: string | undefined): number | null
     throw new CliFailure(`--${flag} must be a positive integer`, ExitCode.USAGE);
   }
   return Number(value);
+}
+
+/** The rule `POST /v1/api-keys` applies to `name`: the CLI must not store a name the API refuses. */
+const KEY_NAME = CreateApiKeyBody.properties.name;
+
+/** @throws CliFailure (exit 2) with the API's own message when `name` breaks {@link KEY_NAME}. */
+function checkKeyName(name: string): void {
+  if (!Value.Check(KEY_NAME, name)) {
+    throw new CliFailure(`--name: ${String(KEY_NAME.error)}`, ExitCode.USAGE);
+  }
 }
 
 /** Opens the instance, runs `work`, and always closes it. */
@@ -134,6 +146,7 @@ const createCommand = defineCommand({
     },
   },
   async run({ args, rawArgs }) {
+    checkKeyName(args.name);
     const role = args.role;
     if (!isRole(role)) {
       throw new CliFailure(
@@ -226,8 +239,9 @@ const listCommand = defineCommand({
             : 'active',
       ]),
     ];
-    const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-    for (const r of table)
+    const cells = table.map((r) => r.map(printable));
+    const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+    for (const r of cells)
       print(
         r
           .map((cell, i) => cell.padEnd(widths[i]!))
@@ -248,7 +262,7 @@ const revokeCommand = defineCommand({
     const id = args.id;
     const outcome = await withInstance(args, (instance) => {
       const before = findApiKey(instance.db, id);
-      if (!before) throw new CliFailure(`no API key ${id}`);
+      if (!before) throw new CliFailure(`no API key ${printable(id)}`);
       if (before.revokedAt !== null) return { row: before, already: true };
       const row = recordLocalAction(instance, 'api_key.revoke', { type: 'api_key', id }, () => {
         const now = instance.clock.now();
@@ -266,7 +280,7 @@ const revokeCommand = defineCommand({
     } else if (outcome.already) {
       print(`API key ${id} was already revoked at ${toRfc3339(outcome.row.revokedAt)}`);
     } else {
-      print(`revoked API key ${id} "${outcome.row.name}"`);
+      print(`revoked API key ${id} "${printable(outcome.row.name)}"`);
     }
   },
 });
