@@ -7,7 +7,7 @@ import { appendAuditEntry, localAuditEntry } from '../src/audit/record.ts';
 import { manualClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createInstance } from '../src/instance.ts';
-import { memoryLogger, runCli, tempDir, writeConfig } from './harness.ts';
+import { cliCommand, memoryLogger, pinnedEnv, runCli, tempDir, writeConfig } from './harness.ts';
 
 const DAY = 86_400_000;
 
@@ -71,4 +71,62 @@ describe('secryn audit export', () => {
       expect(result.stdout).toBe('');
     }
   });
+});
+
+describe('secryn audit export | head', () => {
+  const dir = tempDir();
+  let config: string;
+
+  beforeAll(async () => {
+    config = writeConfig(dir.path);
+    const clock = manualClock();
+    const instance = createInstance(
+      loadConfig({ path: config }).config,
+      memoryLogger(),
+      undefined,
+      {
+        clock,
+      },
+    );
+    // Far more than a pipe holds (64 KiB) plus one export chunk (64 KiB): about 1.5 MB of CSV.
+    instance.sqlite.transaction(() => {
+      for (let i = 0; i < 5000; i++) {
+        appendAuditEntry(instance.db, clock, localAuditEntry('thing.read', null));
+        clock.advance(1000);
+      }
+    })();
+    await instance.close();
+  });
+  afterAll(() => dir[Symbol.dispose]());
+
+  /** Runs `secryn <args> | <reader>` in bash; the status is the CLI's (pipefail), or the reader's. */
+  async function piped(args: string[], reader: string) {
+    const proc = Bun.spawn(
+      ['bash', '-c', `set -o pipefail; "$@" | ${reader}`, 'bash', ...cliCommand(), ...args],
+      { env: pinnedEnv(), stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' },
+    );
+    const [stdout, stderr, exitCode] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    return { exitCode, stdout, stderr };
+  }
+
+  test('a reader that stops early ends the export quietly with exit 0', async () => {
+    const full = await runCli(['audit', 'export', '--config', config, '--format', 'csv']);
+    expect(full.stdout.length).toBeGreaterThan(1_000_000);
+    for (const [format, reader] of [
+      ['csv', 'head -2'],
+      ['jsonl', 'head -c 10'],
+    ] as const) {
+      const result = await piped(
+        ['audit', 'export', '--config', config, '--format', format],
+        reader,
+      );
+      expect(`${format}: ${result.exitCode} ${result.stderr}`).toBe(`${format}: 0 `);
+    }
+    const csv = await piped(['audit', 'export', '--config', config, '--format', 'csv'], 'head -2');
+    expect(csv.stdout).toBe(full.stdout.split('\n').slice(0, 2).join('\n') + '\n');
+  }, 30_000);
 });

@@ -157,9 +157,40 @@ function jsonLine(row: AuditRow): string {
   return JSON.stringify({ seq: row.seq, ...toAuditEntryView(row), at_ms: row.at });
 }
 
-/** Writes to stdout, waiting when the pipe is full so memory stays bounded. */
-async function writeOut(chunk: string): Promise<void> {
-  if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+/** Whether `error` says the reader of stdout has gone (`secryn audit export | head`). */
+function isBrokenPipe(error: unknown): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === 'EPIPE';
+}
+
+/**
+ * Stdout for a streamed export. `write` waits when the pipe is full, so memory stays bounded,
+ * and resolves false once the reader has gone: the export then stops, quietly and with exit 0,
+ * as `cat` does under `head` — the reader took what it wanted. Any other write error is thrown.
+ * `close` must be called at the end: until then a late EPIPE (after a write that had returned
+ * true) is absorbed here instead of surfacing as an uncaught 'error' event.
+ */
+function exportSink(): { write(chunk: string): Promise<boolean>; close(): void } {
+  let gone = false;
+  let failure: unknown;
+  const onError = (error: unknown) => {
+    if (isBrokenPipe(error)) gone = true;
+    else failure ??= error;
+  };
+  process.stdout.on('error', onError);
+  return {
+    async write(chunk) {
+      if (failure !== undefined) throw failure;
+      if (gone) return false;
+      try {
+        if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+      } catch (error) {
+        if (isBrokenPipe(error)) return false;
+        throw error;
+      }
+      return !gone;
+    },
+    close: () => void process.stdout.off('error', onError),
+  };
 }
 
 const exportCommand = defineCommand({
@@ -194,18 +225,20 @@ const exportCommand = defineCommand({
       until: parseBound('until', args.until, now),
     };
     const sqlite = openForReading(args);
+    const out = exportSink();
     try {
       const render = format === 'csv' ? csvLine : jsonLine;
       let buffer = format === 'csv' ? `${CSV_COLUMNS.join(',')}\n` : '';
       for (const row of streamAuditEntries(sqlite, range)) {
         buffer += render(row) + '\n';
         if (buffer.length >= 64 * 1024) {
-          await writeOut(buffer);
+          if (!(await out.write(buffer))) return;
           buffer = '';
         }
       }
-      if (buffer) await writeOut(buffer);
+      if (buffer) await out.write(buffer);
     } finally {
+      out.close();
       sqlite.close();
     }
   },
