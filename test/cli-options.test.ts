@@ -38,6 +38,15 @@ const valueOptions = (args: ArgsDef) =>
     .filter(([, def]) => def.type === 'string' || def.type === 'enum')
     .map(([name]) => name);
 
+test('every command lists --config in its help (API.md: every command takes it)', async () => {
+  for (const { path } of await leafCommands()) {
+    const help = await runCli([...path, '--help']);
+    expect(`${path.join(' ')}: ${help.exitCode} ${help.stdout.includes('--config')}`).toBe(
+      `${path.join(' ')}: 0 true`,
+    );
+  }
+}, 30_000);
+
 describe('value options', () => {
   const dir = tempDir();
   let config: string;

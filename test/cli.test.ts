@@ -39,6 +39,13 @@ describe('secryn CLI', () => {
     expect(unknownFlag.stdout).toBe('');
   });
 
+  test('version takes --config (and ignores it), as API.md says every command does', async () => {
+    const result = await runCli(['version', '--config', '/nonexistent/secryn.toml', '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    expect(JSON.parse(result.stdout)).toHaveProperty('version');
+  });
+
   test('each kind of bad config file exits 78 with only its error lines', async () => {
     using dir = tempDir();
     const cases: [string, RegExp[]][] = [
