@@ -46,6 +46,22 @@ describe('secryn CLI', () => {
     expect(JSON.parse(result.stdout)).toHaveProperty('version');
   });
 
+  test('an unknown top-level option, or a group without its subcommand, is one sensible line', async () => {
+    const bogus = await runCli(['--bogus']);
+    expect(bogus).toMatchObject({
+      exitCode: 2,
+      stdout: '',
+      stderr: 'secryn: unknown option --bogus (see: secryn --help)\n',
+    });
+    const group = await runCli(['keys', '--json']);
+    expect(group).toMatchObject({
+      exitCode: 2,
+      stdout: '',
+      stderr:
+        'secryn: "secryn keys" needs a subcommand: create, list, revoke (see: secryn keys --help)\n',
+    });
+  });
+
   test('each kind of bad config file exits 78 with only its error lines', async () => {
     using dir = tempDir();
     const cases: [string, RegExp[]][] = [

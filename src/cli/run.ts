@@ -37,11 +37,7 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<never
     if (chain.unknownCommand !== undefined) {
       throw new UsageError(`unknown command "${chain.unknownCommand}" (see: secryn --help)`);
     }
-    if (chain.needsSubcommand) {
-      throw new UsageError(
-        `"${chain.names.join(' ')}" needs a subcommand (see: secryn ${chain.names.join(' ')} --help)`,
-      );
-    }
+    if (chain.needsSubcommand) throw new UsageError(await missingSubcommand(chain));
     const args = await resolve(target.args);
     const options = optionTable(args ?? {});
     const unknown = unknownFlag(chain.rest, options);
@@ -141,6 +137,21 @@ type Chain = {
   unknownCommand?: string;
   needsSubcommand: boolean;
 };
+
+/**
+ * The line for a command group reached without a subcommand: at the top (`secryn --bogus`, as
+ * the top level takes no options but --help and --version) the option is what is wrong;
+ * below (`secryn keys --json`), the missing subcommand, with the ones there are.
+ */
+async function missingSubcommand(chain: Chain): Promise<string> {
+  const option = chain.rest.find((arg) => optionName(arg) !== undefined);
+  if (chain.names.length === 0 && option !== undefined) {
+    return `unknown option ${option.split('=')[0]} (see: secryn --help)`;
+  }
+  const path = ['secryn', ...chain.names].join(' ');
+  const subCommands = Object.keys((await resolve(chain.commands.at(-1)!.subCommands)) ?? {});
+  return `"${path}" needs a subcommand: ${subCommands.join(', ')} (see: ${path} --help)`;
+}
 
 /** Walks the subcommand path (commands take no flags before their subcommand). */
 async function resolveChain(root: AnyCommand, rawArgs: string[]): Promise<Chain> {
