@@ -1,3 +1,4 @@
+import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -125,6 +126,39 @@ describe('a start with an unusable master key is refused and changes nothing', (
       writeFileSync(setup.keyPath, original, { mode: 0o600 });
       chmodSync(setup.keyPath, 0o600);
       await expectEveryValueDecrypts(setup);
+    });
+  }
+});
+
+describe('an altered keyring in the database is exit 14, whatever was done to it', () => {
+  const alterations: [string, string][] = [
+    [
+      'a wrapped key replaced by random bytes',
+      'UPDATE keyring_data_keys SET wrapped_key = randomblob(61)',
+    ],
+    ['a wrapped key cut to one byte', "UPDATE keyring_data_keys SET wrapped_key = x'00'"],
+    ['the data-key table dropped', 'DROP TABLE keyring_data_keys'],
+    ['the keyring state table dropped', 'DROP TABLE keyring_state'],
+  ];
+  for (const [name, sql] of alterations) {
+    test(name, async () => {
+      using dir = tempDir();
+      const setup = await makeInstance(dir.path, { values: 2 });
+      const db = new Database(setup.dbPath);
+      db.run('PRAGMA foreign_keys = OFF');
+      db.run(sql);
+      db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+      db.close();
+      const before = databaseHashes(setup.dbPath);
+      for (const args of [['serve'], ['master-key', 'status']]) {
+        const result = await cli(setup, args);
+        expectRefusal(
+          result,
+          14,
+          /stored keyring was (altered|removed) \(restore it from a backup\)/,
+        );
+        expect(databaseHashes(setup.dbPath)).toEqual(before);
+      }
     });
   }
 });

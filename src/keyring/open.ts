@@ -61,7 +61,8 @@ export function openKeyring(
     if (!snapshot) {
       throw new KeyringError(
         'not_initialized',
-        'this database has no keyring; it was created by an older Secryn: create a new instance',
+        'this database has no keyring (an interrupted `secryn init`, or it was removed): ' +
+          'restore the database from a backup, or move it away and run `secryn init` again',
       );
     }
     let { state, wrapped } = snapshot;

@@ -6,7 +6,7 @@
  */
 import type { Database } from 'bun:sqlite';
 import type { DataKey } from '../crypto/envelope.ts';
-import { WrongMasterKeyError } from '../crypto/errors.ts';
+import { DecryptionError, WrongMasterKeyError } from '../crypto/errors.ts';
 import {
   generateDataKey,
   Keyring,
@@ -87,10 +87,22 @@ export function readWrappedDataKeys(sqlite: Database): WrappedDataKey[] {
 export function readKeyringSnapshot(
   sqlite: Database,
 ): { state: KeyringState; wrapped: WrappedDataKey[] } | undefined {
-  return sqlite.transaction(() => {
-    const state = readKeyringState(sqlite);
-    return state ? { state, wrapped: readWrappedDataKeys(sqlite) } : undefined;
-  })();
+  try {
+    return sqlite.transaction(() => {
+      const state = readKeyringState(sqlite);
+      return state ? { state, wrapped: readWrappedDataKeys(sqlite) } : undefined;
+    })();
+  } catch (error) {
+    // The migrations ran, so a missing keyring table was dropped by hand (or by damage).
+    if (error instanceof Error && /^no such table: keyring_/.test(error.message)) {
+      throw new KeyringError(
+        'damaged',
+        `the database has no ${error.message.slice('no such table: '.length)} table: the ` +
+          `stored keyring was removed (restore it from a backup)`,
+      );
+    }
+    throw error;
+  }
 }
 
 /**
@@ -106,10 +118,7 @@ export function unlockKeyring(
   const dataKeys: DataKey[] = [];
   try {
     for (const row of wrapped) {
-      dataKeys.push({
-        version: row.version,
-        key: unwrapDataKey(masterKey, row.version, row.wrapped),
-      });
+      dataKeys.push({ version: row.version, key: unwrapStored(masterKey, row) });
     }
     if (!dataKeys.some((k) => k.version === state.currentVersion)) {
       throw new KeyringError(
@@ -129,6 +138,20 @@ export function unlockKeyring(
     throw error;
   } finally {
     for (const dataKey of dataKeys) dataKey.key.fill(0);
+  }
+}
+
+/** Unwraps one stored key; a blob that is not a wrapped key at all is an altered keyring too. */
+function unwrapStored(masterKey: Uint8Array, row: WrappedDataKey): Uint8Array {
+  try {
+    return unwrapDataKey(masterKey, row.version, row.wrapped);
+  } catch (error) {
+    if (!(error instanceof DecryptionError)) throw error;
+    throw new KeyringError(
+      'damaged',
+      `data key v${row.version} is not a wrapped key (${error.reason}): the stored keyring was ` +
+        `altered (restore it from a backup)`,
+    );
   }
 }
 
