@@ -26,8 +26,9 @@ export const PermissionSchema = t.UnionEnum(PERMISSIONS, {
 const NameSchema = t.String({
   minLength: 1,
   maxLength: 100,
-  // No control characters: names end up in terminals and logs.
-  pattern: '^[^\\u0000-\\u001f\\u007f]+$',
+  // No control characters (C0, DEL, C1: U+009B starts escape sequences in some terminals):
+  // names end up in terminals and logs.
+  pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]+$',
   error: 'Must be 1 to 100 characters without control characters',
 });
 

@@ -18,10 +18,10 @@ export {
 /** Longest description, in UTF-16 code units. */
 export const DESCRIPTION_MAX_LENGTH = 1000;
 
-/** A free-text description: newlines and tabs allowed, other control characters not. */
+/** A free-text description: newlines and tabs allowed, other control characters (C0, DEL, C1) not. */
 export const Description = t.String({
   maxLength: DESCRIPTION_MAX_LENGTH,
-  pattern: '^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f]*$',
+  pattern: '^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$',
   error: `Must be at most ${DESCRIPTION_MAX_LENGTH} characters without control characters`,
 });
 

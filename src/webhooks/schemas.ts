@@ -39,7 +39,7 @@ const UrlSchema = t.String({
 
 const DescriptionSchema = t.String({
   maxLength: 500,
-  pattern: '^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f]*$',
+  pattern: '^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$',
   error: 'Must be at most 500 characters without control characters',
 });
 
