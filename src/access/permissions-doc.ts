@@ -48,6 +48,8 @@ The access layer answers, in this order:
 1. **401 UNAUTHORIZED** — no key, a malformed one, or an unknown, wrong, expired or revoked
    key. The \`details.reason\` is the same for all of them. This happens before routing and
    before the body is read, so nothing about routes or validation can be learnt without a key.
+   Only a declared \`Content-Length\` over \`server.max_body_bytes\` is answered first (413), since
+   that needs no reading either.
 2. **429 RATE_LIMITED** (with \`Retry-After\`) — the key's bucket is empty, or, for requests
    without a usable key, the client address's bucket.
 3. **403 FORBIDDEN** — the key's permissions (its role's, narrowed by its \`scopes\`) lack the
