@@ -1,11 +1,23 @@
 /**
  * `secryn backup` and `secryn restore` through the real CLI: a consistent, encrypted, 0600 copy
  * that a restore brings back (moving the replaced database aside), refused while a server runs,
- * for a backup sealed with another master key, or for a file that is not a Secryn database.
+ * for a backup sealed with another master key, or for a file that is not a Secryn database. A
+ * backup that fails (source empty or damaged) leaves no file behind.
  */
+import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { createBackup } from '../src/backup/backup.ts';
+import { systemClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { buildFeatures } from '../src/features.ts';
 import { openInstance } from '../src/instance.ts';
@@ -152,4 +164,118 @@ describe('backup and restore', () => {
 
     expect(readFileSync(dbPath).equals(before)).toBe(true);
   });
+
+  test('a backup of an empty database file names the source, writes nothing and leaves it empty', async () => {
+    using dir = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    const dbPath = join(dir.path, 'data/secryn.db');
+    writeFileSync(dbPath, '');
+    const target = join(dir.path, 'n2.db');
+    const backup = await runCli(['backup', target, '--config', configPath]);
+    expect(backup.exitCode).toBe(1);
+    expect(backup.stderr).toBe(
+      `secryn: ${dbPath} (storage.path) is not a Secryn database; nothing was written\n`,
+    );
+    expect(existsSync(target)).toBe(false);
+    expect(statSync(dbPath).size).toBe(0);
+  });
+
+  test('a backup that fails on a damaged page leaves no file, so the next attempt is not blocked', async () => {
+    using dir = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    const dbPath = join(dir.path, 'data/secryn.db');
+    corruptTablePage(dbPath, '__drizzle_migrations');
+    const target = join(dir.path, 'snapshot.db');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const backup = await runCli(['backup', target, '--config', configPath]);
+      expect(backup.exitCode).toBe(1);
+      expect(backup.stderr).toBe(
+        `secryn: could not back up ${dbPath}: database disk image is malformed; nothing was written\n`,
+      );
+      expect(existsSync(target)).toBe(false);
+      expect(existsSync(`${target}-journal`)).toBe(false);
+    }
+  });
+
+  test('the backup file is 0600 from its first byte, whatever the umask', async () => {
+    using dir = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    const dbPath = join(dir.path, 'data/secryn.db');
+    growDatabase(dbPath, 32 * 1024 * 1024); // so that VACUUM INTO runs long enough to be watched
+    const target = join(dir.path, 'watched.db');
+    const stopFile = join(dir.path, 'stop');
+    const watcher = watchModes(target, stopFile);
+    await watcher.ready;
+    const previousUmask = process.umask(0o022); // what SQLite's 0644 would keep readable
+    try {
+      const { config } = loadConfig({ path: configPath, env: {} });
+      createBackup(config, target, systemClock);
+    } finally {
+      process.umask(previousUmask);
+      writeFileSync(stopFile, '');
+    }
+    const modes = await watcher.modes;
+    expect(modes.length).toBeGreaterThan(0);
+    expect([...new Set(modes)].map((m) => m.toString(8))).toEqual(['600']);
+  });
 });
+
+/** Overwrites the root page of `table` with 0xff bytes, as a failing disk sector would. */
+function corruptTablePage(dbPath: string, table: string): void {
+  const sqlite = new Database(dbPath, { readonly: true });
+  const { rootpage } = sqlite
+    .query<{ rootpage: number }, [string]>('SELECT rootpage FROM sqlite_master WHERE name = ?')
+    .get(table)!;
+  const pageSize = sqlite.query<{ page_size: number }, []>('PRAGMA page_size').get()!.page_size;
+  sqlite.close();
+  const fd = openSync(dbPath, 'r+');
+  writeSync(fd, Buffer.alloc(pageSize, 0xff), 0, pageSize, (rootpage - 1) * pageSize);
+  closeSync(fd);
+}
+
+/** Adds `bytes` of random blobs in a table of their own (the file stays a Secryn database). */
+function growDatabase(dbPath: string, bytes: number): void {
+  const sqlite = new Database(dbPath);
+  sqlite.run('CREATE TABLE filler (b BLOB)');
+  const insert = sqlite.query('INSERT INTO filler (b) VALUES (randomblob(65536))');
+  sqlite.transaction(() => {
+    for (let i = 0; i < bytes / 65536; i++) insert.run();
+  })();
+  sqlite.close();
+}
+
+/**
+ * A separate process that stats `path` in a tight loop (this one is blocked in VACUUM INTO) and,
+ * once `stopFile` exists, reports every permission mode it saw.
+ */
+function watchModes(
+  path: string,
+  stopFile: string,
+): { ready: Promise<void>; modes: Promise<number[]> } {
+  const code = `
+    const { existsSync, statSync, writeSync } = require('node:fs');
+    const [path, stopFile] = process.argv.slice(-2);
+    const seen = [];
+    writeSync(1, 'ready\\n'); // synchronous: the loop below never yields
+    while (!existsSync(stopFile)) {
+      try { seen.push(statSync(path).mode & 0o777); } catch {}
+    }
+    writeSync(1, JSON.stringify([...new Set(seen)]) + '\\n');
+  `;
+  const proc = Bun.spawn([process.execPath, '-e', code, path, stopFile], { stdout: 'pipe' });
+  const reader = proc.stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  const readUntil = async (done: () => boolean) => {
+    while (!done()) {
+      const chunk = await reader.read();
+      if (chunk.done) throw new Error(`the watcher stopped early: ${text}`);
+      text += decoder.decode(chunk.value, { stream: true });
+    }
+  };
+  const ready = readUntil(() => text.includes('ready\n'));
+  const modes = ready
+    .then(() => readUntil(() => text.split('\n').length > 2))
+    .then(() => JSON.parse(text.split('\n')[1]!) as number[]);
+  return { ready, modes };
+}

@@ -1,5 +1,15 @@
-import { Database } from 'bun:sqlite';
-import { chmodSync, existsSync, openSync, closeSync, fsyncSync, statSync } from 'node:fs';
+import { Database, SQLiteError } from 'bun:sqlite';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
 import type { Clock } from '../clock.ts';
@@ -30,8 +40,12 @@ export class BackupError extends Error {
  * Writes a consistent snapshot of the database to `target` with `VACUUM INTO`, which reads one
  * transaction's view and is safe while `secryn serve` keeps writing. The copy holds values only as
  * ciphertext and never the master key: it is useless without the key, which the operator must
- * back up separately. The file is created 0600 (refusing an existing one), fsynced, checked with
- * `PRAGMA integrity_check`, and the backup is recorded in the audit log as `instance.backup`.
+ * back up separately. The source must be a Secryn database (else it is left untouched and nothing
+ * is written). The target is created exclusively with mode 0600 before any byte is written
+ * (refusing an existing file), fsynced, checked with `PRAGMA integrity_check`, and the backup is
+ * recorded in the audit log as `instance.backup`. If any step fails, the partial file is removed.
+ * @throws NotInitializedError when there is no database; BackupError for anything else an
+ *   operator can act on (target exists, source not a Secryn database or unreadable).
  */
 export function createBackup(config: Config, target: string, clock: Clock): BackupInfo {
   const source = config.storage.path;
@@ -40,14 +54,33 @@ export function createBackup(config: Config, target: string, clock: Clock): Back
     throw new BackupError(`${target} already exists; refusing to overwrite it`);
   if (!existsSync(dirname(target)))
     throw new BackupError(`directory ${dirname(target)} does not exist`);
+  // Checked before opening: opening switches the file to WAL, which would write a header into
+  // an empty or foreign file that the operator may still want to examine.
+  if (!hasSqliteHeader(source)) throw notSecrynSource(source);
   const sqlite = openDatabase(source, {
     synchronous: config.storage.synchronous,
     busyTimeoutMs: config.storage.busy_timeout_ms,
     mustExist: true,
   });
   try {
-    sqlite.run('VACUUM INTO ?', [target]);
-    chmodSync(target, 0o600);
+    if (!readSourceIdentity(sqlite, source)) throw notSecrynSource(source);
+    return writeBackup(sqlite, source, target, clock);
+  } finally {
+    sqlite.close();
+  }
+}
+
+/**
+ * The body of {@link createBackup} once the source is known to be a Secryn database: creates
+ * `target`, fills it, checks it and records it; on any failure nothing is left at `target`.
+ */
+function writeBackup(sqlite: Database, source: string, target: string, clock: Clock): BackupInfo {
+  const journal = `${target}-journal`;
+  const journalExisted = existsSync(journal);
+  createPrivateFile(target);
+  let complete = false;
+  try {
+    vacuumInto(sqlite, source, target);
     syncFile(target);
     fsyncDirectory(dirname(target));
     const info = inspectBackup(target);
@@ -60,10 +93,101 @@ export function createBackup(config: Config, target: string, clock: Clock): Back
         ),
       )
       .immediate();
+    complete = true;
     return info;
   } finally {
-    sqlite.close();
+    if (!complete) {
+      // A half-written or unrecorded backup must not look like one, nor block the next attempt.
+      rmSync(target, { force: true });
+      if (!journalExisted) rmSync(journal, { force: true });
+      fsyncDirectory(dirname(target));
+    }
   }
+}
+
+/**
+ * Creates `path` empty with mode 0600, failing if it exists. SQLite would create the file with
+ * 0644 (less the umask) and `VACUUM INTO` accepts an existing empty file, so creating it here
+ * keeps the copy private from its first byte whatever the caller's umask.
+ */
+function createPrivateFile(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(
+      path,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new BackupError(`${path} already exists; refusing to overwrite it`);
+    throw error;
+  }
+  try {
+    // The umask may have removed bits SQLite needs to write; set exactly 0600.
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `VACUUM INTO`, with SQLite's failure (a damaged page, a full disk) as one BackupError line. */
+function vacuumInto(sqlite: Database, source: string, target: string): void {
+  try {
+    sqlite.run('VACUUM INTO ?', [target]);
+  } catch (error) {
+    if (error instanceof SQLiteError) {
+      throw new BackupError(`could not back up ${source}: ${error.message}; nothing was written`);
+    }
+    throw error;
+  }
+}
+
+/** {@link readSecrynIdentity} of the source, with SQLite's failure as one BackupError line. */
+function readSourceIdentity(sqlite: Database, source: string): boolean {
+  try {
+    return readSecrynIdentity(sqlite) !== undefined;
+  } catch (error) {
+    if (error instanceof SQLiteError) {
+      throw new BackupError(`could not read ${source}: ${error.message}; nothing was written`);
+    }
+    throw error;
+  }
+}
+
+function notSecrynSource(source: string): BackupError {
+  return new BackupError(`${source} (storage.path) is not a Secryn database; nothing was written`);
+}
+
+/** Whether the file starts with SQLite's 16-byte magic string (an empty file does not). */
+function hasSqliteHeader(path: string): boolean {
+  const magic = Buffer.from('SQLite format 3\0', 'latin1');
+  const head = Buffer.alloc(magic.length);
+  const fd = openSync(path, 'r');
+  try {
+    return readSync(fd, head, 0, head.length, 0) === head.length && head.equals(magic);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * What makes a file a Secryn database: the instance row and a readable keyring. Undefined for
+ * any other SQLite database.
+ */
+function readSecrynIdentity(
+  sqlite: Database,
+): { createdAt: number; masterKeyFingerprint: string } | undefined {
+  const hasInstance = sqlite
+    .query(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'instance'`)
+    .get();
+  if (!hasInstance) return undefined;
+  const created = sqlite
+    .query<{ created_at: number }, []>('SELECT created_at FROM instance WHERE id = 1')
+    .get();
+  const keyring = safeKeyringState(sqlite);
+  if (!created || !keyring) return undefined;
+  return { createdAt: created.created_at, masterKeyFingerprint: keyring.fingerprint };
 }
 
 /**
@@ -89,22 +213,9 @@ export function inspectBackup(path: string): BackupInfo {
       throw new BackupError(`${path} is not a SQLite database`);
     }
     if (integrity !== 'ok') throw new BackupError(`${path} is damaged (integrity check failed)`);
-    const hasInstance = sqlite
-      .query(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'instance'`)
-      .get();
-    const created = hasInstance
-      ? sqlite
-          .query<{ created_at: number }, []>('SELECT created_at FROM instance WHERE id = 1')
-          .get()
-      : null;
-    const keyring = hasInstance ? safeKeyringState(sqlite) : undefined;
-    if (!created || !keyring) throw new BackupError(`${path} is not a Secryn database`);
-    return {
-      path,
-      bytes: statSync(path).size,
-      masterKeyFingerprint: keyring.fingerprint,
-      createdAt: created.created_at,
-    };
+    const identity = readSecrynIdentity(sqlite);
+    if (!identity) throw new BackupError(`${path} is not a Secryn database`);
+    return { path, bytes: statSync(path).size, ...identity };
   } finally {
     sqlite.close();
   }
