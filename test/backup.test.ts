@@ -7,13 +7,14 @@
 import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
 import {
+  closeSync,
   existsSync,
   openSync,
+  readdirSync,
   readFileSync,
   statSync,
   writeFileSync,
   writeSync,
-  closeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { createBackup } from '../src/backup/backup.ts';
@@ -218,7 +219,93 @@ describe('backup and restore', () => {
     expect(modes.length).toBeGreaterThan(0);
     expect([...new Set(modes)].map((m) => m.toString(8))).toEqual(['600']);
   });
+
+  for (const damage of ['truncated', 'not a database'] as const) {
+    test(`restore over a damaged database (${damage}) moves it aside as it was, with its -wal and -shm`, async () => {
+      using dir = tempDir();
+      const { configPath } = await initInstance(dir.path);
+      const backupFile = join(dir.path, 'snapshot.db');
+      expect((await runCli(['backup', backupFile, '--config', configPath])).exitCode).toBe(0);
+      const dbPath = join(dir.path, 'data/secryn.db');
+      const damaged = damageDatabase(dbPath, damage);
+
+      const restore = await runCli(['restore', backupFile, '--json', '--config', configPath]);
+      expect(restore.stderr).toBe('');
+      expect(restore.exitCode).toBe(0);
+      const result = JSON.parse(restore.stdout) as {
+        previous: string;
+        previous_files: string[];
+        previous_unreadable: string;
+      };
+      expect(result.previous_unreadable).toMatch(/malformed|not a database/);
+      expect(result.previous_files).toEqual([
+        result.previous,
+        `${result.previous}-wal`,
+        `${result.previous}-shm`,
+      ]);
+      expect(readFileSync(result.previous).equals(damaged.db)).toBe(true);
+      expect(readFileSync(`${result.previous}-wal`).equals(damaged.wal)).toBe(true);
+      expect((await runCli(['audit', 'verify', '--config', configPath])).exitCode).toBe(0);
+    });
+  }
+
+  test('restore over a damaged database says, in words, where the damaged files are kept', async () => {
+    using dir = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    const backupFile = join(dir.path, 'snapshot.db');
+    expect((await runCli(['backup', backupFile, '--config', configPath])).exitCode).toBe(0);
+    damageDatabase(join(dir.path, 'data/secryn.db'), 'not a database');
+    const restore = await runCli(['restore', backupFile, '--config', configPath]);
+    expect(restore.exitCode).toBe(0);
+    expect(restore.stdout).toMatch(
+      /the replaced database could not be read \(file is not a database\); it is kept as it was at \S+\.pre-restore-\d{8}T\d{6}Z \(with its -wal and -shm\)\n$/,
+    );
+  });
+
+  test('a restore that fails over a damaged database puts the damaged files back as they were', async () => {
+    using dir = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    const backupFile = join(dir.path, 'snapshot.db');
+    expect((await runCli(['backup', backupFile, '--config', configPath])).exitCode).toBe(0);
+    // A backup this build cannot open (migrated by a newer one): it fails after the move aside.
+    const sqlite = new Database(backupFile);
+    sqlite.run(
+      "INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('0'||hex(randomblob(31)), 4102444800000)",
+    );
+    sqlite.close();
+    const dbPath = join(dir.path, 'data/secryn.db');
+    const damaged = damageDatabase(dbPath, 'truncated');
+
+    const restore = await runCli(['restore', backupFile, '--config', configPath]);
+    expect(restore.exitCode).toBe(1);
+    expect(restore.stderr).toContain('made by another Secryn build');
+    expect(readFileSync(dbPath).equals(damaged.db)).toBe(true);
+    expect(readFileSync(`${dbPath}-wal`).equals(damaged.wal)).toBe(true);
+    expect(readdirSync(join(dir.path, 'data')).filter((f) => f.includes('pre-restore'))).toEqual(
+      [],
+    );
+  });
 });
+
+/**
+ * Damages the (closed) database at `dbPath` the way a crash or a bad disk does: `truncated` cuts
+ * it inside its first page, `not a database` overwrites it with text. A WAL and an index that
+ * are not SQLite's are put beside it. Returns the bytes written, to compare with what is kept.
+ */
+function damageDatabase(
+  dbPath: string,
+  damage: 'truncated' | 'not a database',
+): { db: Buffer; wal: Buffer } {
+  const db =
+    damage === 'truncated'
+      ? readFileSync(dbPath).subarray(0, 3000)
+      : Buffer.from('not a database at all '.repeat(300));
+  const wal = Buffer.from('a torn write-ahead log '.repeat(50));
+  writeFileSync(dbPath, db);
+  writeFileSync(`${dbPath}-wal`, wal);
+  writeFileSync(`${dbPath}-shm`, Buffer.alloc(32768, 0x5a));
+  return { db, wal };
+}
 
 /** Overwrites the root page of `table` with 0xff bytes, as a failing disk sector would. */
 function corruptTablePage(dbPath: string, table: string): void {

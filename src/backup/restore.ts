@@ -1,4 +1,4 @@
-import { Database } from 'bun:sqlite';
+import { Database, SQLiteError } from 'bun:sqlite';
 import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { recordLocalAction } from '../audit/record.ts';
@@ -16,6 +16,22 @@ export type RestoreResult = {
   restored: BackupInfo;
   /** Where the database that was replaced now is (kept until the operator removes it). */
   previous: string | null;
+  /** Every file moved aside: `previous`, and its -wal/-shm when it was moved as it was. */
+  previousFiles: string[];
+  /** SQLite's reason when the replaced database could not be read (it was moved as it was). */
+  previousUnreadable: string | null;
+};
+
+/** The database file and the SQLite files that belong to it, which move together. */
+const DATABASE_SUFFIXES = ['', '-wal', '-shm'] as const;
+
+/** Where {@link moveAside} put the replaced database, so that a rollback can put it back. */
+type SetAside = {
+  /** The database file's new path; a moved -wal/-shm is this path plus its suffix. */
+  path: string;
+  /** Which of {@link DATABASE_SUFFIXES} were moved. */
+  moved: string[];
+  unreadable: string | null;
 };
 
 /**
@@ -23,7 +39,9 @@ export type RestoreResult = {
  * 1. the backup must be a whole Secryn database sealed with the configured master key (else
  *    nothing is touched and the message names both fingerprints);
  * 2. no `secryn serve` may be running on the database;
- * 3. the current database is checkpointed and moved aside to `<db>.pre-restore-<time>`;
+ * 3. the current database is checkpointed and moved aside to `<db>.pre-restore-<time>`; one
+ *    that SQLite cannot read (damaged, truncated, not a database) is moved aside as it is,
+ *    with its -wal and -shm, and `previousUnreadable` says why;
  * 4. the backup is copied in (0600, fsynced, renamed into place), migrated if it is older, and
  *    the restore is recorded in its audit log as `instance.restore`.
  * If anything fails after step 3, the previous database is put back.
@@ -76,30 +94,104 @@ export function restoreBackup(
   } catch (error) {
     rmSync(staging, { force: true });
     if (previous) {
-      for (const suffix of ['', '-wal', '-shm']) rmSync(target + suffix, { force: true });
-      renameSync(previous, target);
-      fsyncDirectory(dirname(target));
+      // What is at the target now is the copy of the backup (and its -wal/-shm): ours to remove.
+      for (const suffix of DATABASE_SUFFIXES) rmSync(target + suffix, { force: true });
+      putBack(previous, target);
     }
     throw error;
   }
-  return { restored: info, previous };
+  return {
+    restored: info,
+    previous: previous?.path ?? null,
+    previousFiles: previous?.moved.map((suffix) => previous.path + suffix) ?? [],
+    previousUnreadable: previous?.unreadable ?? null,
+  };
 }
 
-/** Folds the WAL into the database file and renames it (without -wal/-shm) out of the way. */
-function moveAside(path: string, now: number): string {
-  const sqlite = new Database(path, { readwrite: true, create: false });
-  try {
-    sqlite.run('PRAGMA wal_checkpoint(TRUNCATE)');
-  } finally {
-    sqlite.close();
-  }
+/**
+ * Moves the database at `path` out of the way, to `<path>.pre-restore-<time>`. A database SQLite
+ * can read is checkpointed first, so that the one file holds everything, and its emptied
+ * -wal/-shm are removed. One it cannot read is moved as it is, together with its -wal and -shm:
+ * that is when an operator restores, and the damaged files are all there is to examine.
+ * If a move fails, what was already moved is put back.
+ */
+function moveAside(path: string, now: number): SetAside {
+  // Listed before SQLite looks at them: reading a damaged database may create a -shm.
+  const present = DATABASE_SUFFIXES.filter((suffix) => existsSync(path + suffix));
+  const unreadable = checkpoint(path);
   const stamp = new Date(now)
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}Z$/, 'Z');
-  const aside = `${path}.pre-restore-${stamp}`;
-  renameSync(path, aside);
+  const aside: SetAside = { path: `${path}.pre-restore-${stamp}`, moved: [], unreadable };
+  const toMove = unreadable === null ? [''] : present;
+  try {
+    for (const suffix of toMove) {
+      renameSync(path + suffix, aside.path + suffix);
+      aside.moved.push(suffix);
+    }
+  } catch (error) {
+    putBack(aside, path);
+    throw error;
+  }
+  // Left now: an emptied WAL and its index, or a -shm this process created while reading.
   for (const suffix of ['-wal', '-shm']) rmSync(path + suffix, { force: true });
   fsyncDirectory(dirname(path));
   return aside;
+}
+
+/**
+ * Folds the WAL into the database file. Returns null when done, or SQLite's reason when the
+ * database cannot be read, in which case nothing has been written to it or its WAL.
+ */
+function checkpoint(path: string): string | null {
+  const problem = readProblem(path);
+  if (problem !== null) return problem;
+  let sqlite: Database | undefined;
+  try {
+    sqlite = new Database(path, { readwrite: true, create: false });
+    sqlite.run('PRAGMA wal_checkpoint(TRUNCATE)');
+    return null;
+  } catch (error) {
+    if (error instanceof SQLiteError) return error.message;
+    throw error;
+  } finally {
+    closeQuietly(sqlite);
+  }
+}
+
+/**
+ * SQLite's reason why the database at `path` cannot be read (`quick_check`), or null. The
+ * connection is read-only: a read-write one would checkpoint on close, copying the WAL into a
+ * damaged file and deleting the WAL, which would change what is set aside.
+ */
+function readProblem(path: string): string | null {
+  let sqlite: Database | undefined;
+  try {
+    sqlite = new Database(path, { readonly: true });
+    const first = sqlite
+      .query<{ quick_check: string }, []>('PRAGMA quick_check')
+      .get()?.quick_check;
+    return first === 'ok' ? null : `damaged (${first ?? 'quick_check returned nothing'})`;
+  } catch (error) {
+    if (error instanceof SQLiteError) return error.message;
+    throw error;
+  } finally {
+    closeQuietly(sqlite);
+  }
+}
+
+/** Closes a connection whose file may be damaged; a failure to close changes nothing here. */
+function closeQuietly(sqlite: Database | undefined): void {
+  try {
+    sqlite?.close();
+  } catch {
+    // the files are moved as they are either way
+  }
+}
+
+/** Undoes {@link moveAside}: the set-aside files return to `path`, which must be free. */
+function putBack(aside: SetAside, path: string): void {
+  for (const suffix of aside.moved) renameSync(aside.path + suffix, path + suffix);
+  fsyncDirectory(dirname(path));
 }

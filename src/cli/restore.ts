@@ -1,14 +1,15 @@
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { BackupError } from '../backup/backup.ts';
-import { restoreBackup } from '../backup/restore.ts';
+import { restoreBackup, type RestoreResult } from '../backup/restore.ts';
 import { systemClock } from '../clock.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
 import { CliFailure } from './exit.ts';
 
 /**
  * `secryn restore <file>`: replaces the database with a backup sealed with the configured master
- * key, keeping the replaced database beside it. The server must be stopped first.
+ * key, keeping the replaced database beside it (as it was, with its -wal/-shm, if SQLite cannot
+ * read it). The server must be stopped first.
  */
 export const restoreCommand = defineCommand({
   meta: { name: 'restore', description: 'Replace the database with a backup (server stopped)' },
@@ -26,16 +27,38 @@ export const restoreCommand = defineCommand({
         logger: cliLogger(config),
       });
       if (args.json) {
-        print(JSON.stringify({ restored: result.restored.path, previous: result.previous }));
+        print(
+          JSON.stringify({
+            restored: result.restored.path,
+            previous: result.previous,
+            previous_files: result.previousFiles,
+            previous_unreadable: result.previousUnreadable,
+          }),
+        );
         return;
       }
       print(`restored ${config.storage.path} from ${result.restored.path}`);
-      if (result.previous) {
-        print(`the replaced database is kept at ${result.previous}; remove it once you are sure`);
-      }
+      const kept = describePrevious(result);
+      if (kept) print(kept);
     } catch (error) {
       if (error instanceof BackupError) throw new CliFailure(error.message);
       throw error;
     }
   },
 });
+
+/** The line that tells the operator where the replaced database went, if there was one. */
+function describePrevious(result: RestoreResult): string | undefined {
+  const previous = result.previous;
+  if (previous === null) return undefined;
+  if (result.previousUnreadable === null) {
+    return `the replaced database is kept at ${previous}; remove it once you are sure`;
+  }
+  const companions = result.previousFiles
+    .filter((file) => file !== previous)
+    .map((file) => file.slice(previous.length));
+  return (
+    `the replaced database could not be read (${result.previousUnreadable}); it is kept as it ` +
+    `was at ${previous}${companions.length > 0 ? ` (with its ${companions.join(' and ')})` : ''}`
+  );
+}
