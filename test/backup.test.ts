@@ -285,6 +285,44 @@ describe('backup and restore', () => {
       [],
     );
   });
+
+  test('restore refuses, moving nothing, while another process keeps the WAL from being checkpointed', async () => {
+    using dir = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    // A short busy timeout so that the refusal comes quickly.
+    writeFileSync(
+      configPath,
+      readFileSync(configPath, 'utf8').replace('[storage]\n', '[storage]\nbusy_timeout_ms = 200\n'),
+    );
+    const backupFile = join(dir.path, 'snapshot.db');
+    expect((await runCli(['backup', backupFile, '--config', configPath])).exitCode).toBe(0);
+    const dbPath = join(dir.path, 'data/secryn.db');
+    // A commit still in the WAL, and a reader (say, a sqlite3 shell) holding a snapshot of it.
+    const writer = new Database(dbPath);
+    writer.run('CREATE TABLE operator_note (note TEXT)');
+    writer.run("INSERT INTO operator_note VALUES ('only in the WAL')");
+    const reader = new Database(dbPath, { readonly: true });
+    reader.run('BEGIN');
+    reader.query('SELECT count(*) FROM operator_note').get();
+
+    const refused = await runCli(['restore', backupFile, '--config', configPath]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toBe(
+      `secryn: another process has ${dbPath} open (its WAL could not be checkpointed); stop it before restoring\n`,
+    );
+    expect(readdirSync(join(dir.path, 'data')).filter((f) => f.includes('pre-restore'))).toEqual(
+      [],
+    );
+
+    reader.run('COMMIT');
+    reader.close();
+    writer.close();
+    const restore = await runCli(['restore', backupFile, '--json', '--config', configPath]);
+    expect(restore.exitCode).toBe(0);
+    const kept = new Database(JSON.parse(restore.stdout).previous, { readonly: true });
+    expect(kept.query('SELECT note FROM operator_note').get()).toEqual({ note: 'only in the WAL' });
+    kept.close();
+  });
 });
 
 /**

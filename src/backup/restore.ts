@@ -68,7 +68,9 @@ export function restoreBackup(
         `${fingerprint}; configure the master key that belongs to this backup`,
     );
   }
-  const previous = existsSync(target) ? moveAside(target, options.clock.now()) : null;
+  const previous = existsSync(target)
+    ? moveAside(target, options.clock.now(), config.storage.busy_timeout_ms)
+    : null;
   const staging = `${target}.restore-tmp`;
   try {
     rmSync(staging, { force: true });
@@ -115,10 +117,10 @@ export function restoreBackup(
  * that is when an operator restores, and the damaged files are all there is to examine.
  * If a move fails, what was already moved is put back.
  */
-function moveAside(path: string, now: number): SetAside {
+function moveAside(path: string, now: number, busyTimeoutMs: number): SetAside {
   // Listed before SQLite looks at them: reading a damaged database may create a -shm.
   const present = DATABASE_SUFFIXES.filter((suffix) => existsSync(path + suffix));
-  const unreadable = checkpoint(path);
+  const unreadable = checkpoint(path, busyTimeoutMs);
   const stamp = new Date(now)
     .toISOString()
     .replace(/[-:]/g, '')
@@ -143,14 +145,23 @@ function moveAside(path: string, now: number): SetAside {
 /**
  * Folds the WAL into the database file. Returns null when done, or SQLite's reason when the
  * database cannot be read, in which case nothing has been written to it or its WAL.
+ * @throws BackupError when another process keeps the checkpoint from completing (waiting up to
+ *   `busyTimeoutMs`): its WAL then still holds commits, which moving the file would lose.
  */
-function checkpoint(path: string): string | null {
+function checkpoint(path: string, busyTimeoutMs: number): string | null {
   const problem = readProblem(path);
   if (problem !== null) return problem;
   let sqlite: Database | undefined;
   try {
     sqlite = new Database(path, { readwrite: true, create: false });
-    sqlite.run('PRAGMA wal_checkpoint(TRUNCATE)');
+    sqlite.run(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+    const result = sqlite.query<{ busy: number }, []>('PRAGMA wal_checkpoint(TRUNCATE)').get();
+    if (result?.busy !== 0) {
+      throw new BackupError(
+        `another process has ${path} open (its WAL could not be checkpointed); stop it before ` +
+          'restoring',
+      );
+    }
     return null;
   } catch (error) {
     if (error instanceof SQLiteError) return error.message;
