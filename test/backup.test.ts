@@ -9,10 +9,12 @@ import { describe, expect, test } from 'bun:test';
 import {
   closeSync,
   existsSync,
+  linkSync,
   openSync,
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -323,7 +325,74 @@ describe('backup and restore', () => {
     expect(kept.query('SELECT note FROM operator_note').get()).toEqual({ note: 'only in the WAL' });
     kept.close();
   });
+
+  test('restores in the same second keep every replaced database: a kept file is never overwritten', async () => {
+    using dir = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    const backupFile = join(dir.path, 'snapshot.db');
+    expect((await runCli(['backup', backupFile, '--config', configPath])).exitCode).toBe(0);
+    const dbPath = join(dir.path, 'data/secryn.db');
+    // Earlier restores' kept databases, under every name the next restores could pick by time.
+    const decoys = keptDatabaseDecoys(dbPath);
+
+    const previous: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const restore = await runCli(['restore', backupFile, '--json', '--config', configPath]);
+      expect(restore.exitCode).toBe(0);
+      previous.push(JSON.parse(restore.stdout).previous);
+    }
+    expect(previous[0]).toMatch(/\.pre-restore-\d{8}T\d{6}Z-2$/);
+    expect(new Set(previous).size).toBe(2);
+    for (const path of previous) {
+      expect(decoys.has(path)).toBe(false);
+      expect(readFileSync(path).subarray(0, 15).toString()).toBe('SQLite format 3');
+    }
+    for (const [path, content] of decoys) expect(readFileSync(path, 'utf8')).toBe(content);
+  });
+
+  test('the live database is refused as the backup, by any path, and nothing is touched', async () => {
+    using dir = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    const dbPath = join(dir.path, 'data/secryn.db');
+    const before = readFileSync(dbPath);
+    const decoys = keptDatabaseDecoys(dbPath);
+    const viaSymlink = join(dir.path, 'symlink.db');
+    symlinkSync(dbPath, viaSymlink);
+    const viaHardLink = join(dir.path, 'hardlink.db');
+    linkSync(dbPath, viaHardLink);
+    for (const source of [dbPath, viaSymlink, viaHardLink]) {
+      const restore = await runCli(['restore', source, '--config', configPath]);
+      expect(restore.exitCode).toBe(1);
+      expect(restore.stderr).toBe(
+        `secryn: ${source} is ${dbPath}, a file of the live database, not a backup; restore from ` +
+          'a file written by `secryn backup`\n',
+      );
+    }
+    expect(readFileSync(dbPath).equals(before)).toBe(true);
+    for (const [path, content] of decoys) expect(readFileSync(path, 'utf8')).toBe(content);
+    expect(
+      readdirSync(join(dir.path, 'data')).filter((f) => f.includes('pre-restore')),
+    ).toHaveLength(decoys.size);
+  });
 });
+
+/**
+ * Writes `<db>.pre-restore-<stamp>` files for every second from now to 20 s ahead, each holding
+ * its own text: what earlier restores in the same second would have left. Returns path → text.
+ */
+function keptDatabaseDecoys(dbPath: string): Map<string, string> {
+  const decoys = new Map<string, string>();
+  for (let s = 0; s <= 20; s++) {
+    const stamp = new Date(Date.now() + s * 1000)
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}Z$/, 'Z');
+    const path = `${dbPath}.pre-restore-${stamp}`;
+    decoys.set(path, `kept by an earlier restore at ${stamp}`);
+    writeFileSync(path, decoys.get(path)!);
+  }
+  return decoys;
+}
 
 /**
  * Damages the (closed) database at `dbPath` the way a crash or a bad disk does: `truncated` cuts

@@ -1,5 +1,14 @@
 import { Database, SQLiteError } from 'bun:sqlite';
-import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { recordLocalAction } from '../audit/record.ts';
 import type { Clock } from '../clock.ts';
@@ -36,10 +45,12 @@ type SetAside = {
 
 /**
  * Replaces the instance's database with a backup made by `secryn backup`:
- * 1. the backup must be a whole Secryn database sealed with the configured master key (else
- *    nothing is touched and the message names both fingerprints);
+ * 1. the backup must be a whole Secryn database sealed with the configured master key, and not
+ *    the live database itself (or its -wal/-shm) by any path (else nothing is touched and the
+ *    message says which);
  * 2. no `secryn serve` may be running on the database;
- * 3. the current database is checkpointed and moved aside to `<db>.pre-restore-<time>`; one
+ * 3. the current database is checkpointed and moved aside to `<db>.pre-restore-<time>` (with
+ *    `-2`, `-3`, … appended when that name is taken: a kept database is never overwritten); one
  *    that SQLite cannot read (damaged, truncated, not a database) is moved aside as it is,
  *    with its -wal and -shm, and `previousUnreadable` says why;
  * 4. the backup is copied in (0600, fsynced, renamed into place), migrated if it is older, and
@@ -51,8 +62,9 @@ export function restoreBackup(
   source: string,
   options: { env: Env; clock: Clock; logger: Logger },
 ): RestoreResult {
-  const info = inspectBackup(source);
   const target = config.storage.path;
+  refuseLiveDatabase(source, target);
+  const info = inspectBackup(source);
   const pid = runningServePid(target);
   if (pid !== undefined) {
     throw new BackupError(
@@ -71,7 +83,7 @@ export function restoreBackup(
   const previous = existsSync(target)
     ? moveAside(target, options.clock.now(), config.storage.busy_timeout_ms)
     : null;
-  const staging = `${target}.restore-tmp`;
+  const staging = stagingPath(target);
   try {
     rmSync(staging, { force: true });
     copyFileSync(source, staging);
@@ -111,7 +123,8 @@ export function restoreBackup(
 }
 
 /**
- * Moves the database at `path` out of the way, to `<path>.pre-restore-<time>`. A database SQLite
+ * Moves the database at `path` out of the way, to a free `<path>.pre-restore-<time>[-n]`
+ * ({@link claimAsideName}); nothing already there is ever replaced. A database SQLite
  * can read is checkpointed first, so that the one file holds everything, and its emptied
  * -wal/-shm are removed. One it cannot read is moved as it is, together with its -wal and -shm:
  * that is when an operator restores, and the damaged files are all there is to examine.
@@ -121,15 +134,11 @@ function moveAside(path: string, now: number, busyTimeoutMs: number): SetAside {
   // Listed before SQLite looks at them: reading a damaged database may create a -shm.
   const present = DATABASE_SUFFIXES.filter((suffix) => existsSync(path + suffix));
   const unreadable = checkpoint(path, busyTimeoutMs);
-  const stamp = new Date(now)
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d{3}Z$/, 'Z');
-  const aside: SetAside = { path: `${path}.pre-restore-${stamp}`, moved: [], unreadable };
-  const toMove = unreadable === null ? [''] : present;
+  const aside: SetAside = { path: claimAsideName(path, now), moved: [''], unreadable };
+  const companions = unreadable === null ? [] : present.filter((suffix) => suffix !== '');
   try {
-    for (const suffix of toMove) {
-      renameSync(path + suffix, aside.path + suffix);
+    for (const suffix of companions) {
+      renameNoReplace(path + suffix, aside.path + suffix);
       aside.moved.push(suffix);
     }
   } catch (error) {
@@ -198,6 +207,77 @@ function closeQuietly(sqlite: Database | undefined): void {
     sqlite?.close();
   } catch {
     // the files are moved as they are either way
+  }
+}
+
+/**
+ * Moves the database file at `path` to the first free `<path>.pre-restore-<UTC time>[-n]` (free:
+ * neither it nor its -wal/-shm exists) and returns that name. The move is a hard link that
+ * fails rather than replace a file, so two restores in the same second keep both databases.
+ */
+function claimAsideName(path: string, now: number): string {
+  const stamp = new Date(now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
+  for (let n = 1; ; n++) {
+    const candidate = `${path}.pre-restore-${stamp}${n === 1 ? '' : `-${n}`}`;
+    if (DATABASE_SUFFIXES.some((suffix) => existsSync(candidate + suffix))) continue;
+    try {
+      renameNoReplace(path, candidate);
+      return candidate;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+}
+
+/**
+ * Renames `from` to `to`, failing with EEXIST instead of replacing `to` (rename(2) would
+ * replace it). Where the file system has no hard links, falls back to rename after a check.
+ */
+function renameNoReplace(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
+    if (existsSync(to)) throw Object.assign(new Error(`${to} exists`), { code: 'EEXIST' });
+    renameSync(from, to);
+    return;
+  }
+  unlinkSync(from);
+}
+
+/** Where the backup is copied before it is renamed over the database. */
+function stagingPath(target: string): string {
+  return `${target}.restore-tmp`;
+}
+
+/**
+ * @throws BackupError when `source` is the live database, its -wal/-shm or the restore's own
+ *   staging file: compared by device and inode, so another spelling, a symlink or a hard link
+ *   to it is refused too. Restoring it would move it aside and then copy from nothing.
+ */
+function refuseLiveDatabase(source: string, target: string): void {
+  const backup = statIfExists(source);
+  if (!backup) return; // inspectBackup says that it does not exist
+  for (const live of [...DATABASE_SUFFIXES.map((s) => target + s), stagingPath(target)]) {
+    const stat = statIfExists(live);
+    if (stat && stat.dev === backup.dev && stat.ino === backup.ino) {
+      throw new BackupError(
+        `${source} is ${live}, a file of the live database, not a backup; restore from a file ` +
+          'written by `secryn backup`',
+      );
+    }
+  }
+}
+
+function statIfExists(path: string): { dev: number; ino: number } | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
   }
 }
 
