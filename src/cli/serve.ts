@@ -1,8 +1,10 @@
 import { defineCommand } from 'citty';
 import { buildFeatures } from '../features.ts';
 import { claimServeMarker } from '../backup/serve-marker.ts';
-import { openInstance } from '../instance.ts';
-import { startServer } from '../server.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import { openInstance, type Instance } from '../instance.ts';
+import type { Logger } from '../log/logger.ts';
+import { startServer, type RunningServer } from '../server.ts';
 import { VERSION } from '../version.ts';
 import { cliLogger, commonArgs, loadCliConfig } from './common.ts';
 import { CliFailure } from './exit.ts';
@@ -10,7 +12,9 @@ import { CliFailure } from './exit.ts';
 /**
  * `secryn serve`: runs the API (and the background workers) until SIGTERM or SIGINT, then
  * stops accepting connections, lets in-flight requests finish, flushes writes, closes the
- * database and exits 0.
+ * database and exits 0. The serve marker (src/backup/serve-marker.ts) is held from before the
+ * listener starts until the database is closed, and is released however serving ends, a
+ * failed start (port in use, unreadable TLS key) included.
  */
 export const serveCommand = defineCommand({
   meta: { name: 'serve', description: 'Run the HTTP API and background workers' },
@@ -26,25 +30,52 @@ export const serveCommand = defineCommand({
       await instance.close();
       throw new CliFailure(error instanceof Error ? error.message : String(error));
     }
-    const { features, start, stop, recordOutcome } = buildFeatures(instance);
-    const running = startServer(instance, { features, recordOutcome, afterDrain: stop });
-    await start();
-    logger.info('secryn listening', {
-      url: running.url.href.replace(/\/$/, ''),
-      version: VERSION,
-      config: source.kind === 'file' ? source.path : 'built-in defaults',
-      database: config.storage.path,
-    });
-    await new Promise<void>((resolve) => {
-      const shutdown = (signal: string) => {
-        logger.info('shutting down', { signal });
-        resolve();
-      };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
-    });
-    await running.stop();
-    releaseMarker();
-    logger.info('stopped');
+    try {
+      await serveUntilSignal(instance, source, logger);
+    } finally {
+      releaseMarker();
+    }
   },
 });
+
+/**
+ * Starts the listener and the workers, waits for SIGTERM/SIGINT, then stops both. Whether it
+ * returns or throws, the database is closed by then.
+ */
+async function serveUntilSignal(
+  instance: Instance,
+  source: LoadedConfig['source'],
+  logger: Logger,
+): Promise<void> {
+  const { features, start, stop, recordOutcome } = buildFeatures(instance);
+  let running: RunningServer;
+  try {
+    running = startServer(instance, { features, recordOutcome, afterDrain: stop });
+  } catch (error) {
+    // Nothing runs yet but the database.
+    await instance.close();
+    throw error;
+  }
+  try {
+    await start();
+  } catch (error) {
+    await running.stop();
+    throw error;
+  }
+  logger.info('secryn listening', {
+    url: running.url.href.replace(/\/$/, ''),
+    version: VERSION,
+    config: source.kind === 'file' ? source.path : 'built-in defaults',
+    database: instance.config.storage.path,
+  });
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      logger.info('shutting down', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  await running.stop();
+  logger.info('stopped');
+}
