@@ -1,12 +1,15 @@
 /**
  * The serve marker (`<db>.serve.pid`): a marker left by a killed server must not block `serve`
  * or `restore` once its pid belongs to another process (the same user's or another user's),
- * a failed start must not leave one, and the staleness rules hold for each field.
+ * a failed start must not leave one, servers claiming it at the same moment cannot both win,
+ * a release removes only its own marker, and the staleness rules hold for each field.
  */
+import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
 import { chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  claimServeMarker,
   formatServeMarker,
   isMarkerLive,
   ownServeMarker,
@@ -14,6 +17,7 @@ import {
   serveMarkerPath,
 } from '../src/backup/serve-marker.ts';
 import {
+  REPO_ROOT,
   cliCommand,
   freePort,
   pinnedEnv,
@@ -119,6 +123,130 @@ describe('serve marker', () => {
     }
   });
 });
+
+describe('serve marker claims', () => {
+  test('of servers starting at the same moment, exactly one claims the marker, over a stale one too', async () => {
+    using dir = tempDir();
+    const { dbPath, marker } = await instanceWithBackup(dir.path);
+    for (let round = 0; round < 6; round++) {
+      // Every other round starts from a stale marker, which all of them find and replace.
+      if (round % 2 === 1) writeFileSync(marker, '999999999\n');
+      const claimers = await startClaimers(dir.path, dbPath, 6, round);
+      const outcomes = await claimers.release();
+      expect(outcomes.filter((o) => o === 'claimed')).toHaveLength(1);
+      expect(outcomes.filter((o) => o.startsWith('refused: another secryn serve'))).toHaveLength(5);
+      expect(existsSync(marker)).toBe(false); // the winner released it
+    }
+  });
+
+  test('of real serve processes started together on one database, one serves and the rest exit 1', async () => {
+    using dir = tempDir();
+    const { configPath, marker } = await instanceWithBackup(dir.path);
+    const base = readFileSync(configPath, 'utf8');
+    const ports = [freePort(), freePort(), freePort()];
+    const procs = ports.map((port, i) => {
+      const config = join(dir.path, `serve-${i}.toml`);
+      writeFileSync(config, base.replace(/^port = \d+$/m, `port = ${port}`));
+      return spawnServe(config, dir.path);
+    });
+    // The losers exit on their own; the winner keeps serving until told to stop.
+    const deadline = Date.now() + 10_000;
+    while (procs.filter((p) => p.exitCode !== null).length < 2 && Date.now() < deadline) {
+      await Bun.sleep(25);
+    }
+    const losers = procs.filter((p) => p.exitCode !== null);
+    expect(losers.map((p) => p.exitCode)).toEqual([1, 1]);
+    for (const loser of losers) {
+      expect(await new Response(loser.stderr).text()).toMatch(/^secryn: another secryn serve/);
+    }
+    const winner = procs.findIndex((p) => p.exitCode === null);
+    await waitForHealthy(`http://127.0.0.1:${ports[winner]}/v1/health`);
+    const survivor = procs[winner]!;
+    expect(parseServeMarker(readFileSync(marker, 'utf8'))?.pid).toBe(survivor.pid);
+    survivor.kill('SIGTERM');
+    expect(await survivor.exited).toBe(0);
+    expect(existsSync(marker)).toBe(false);
+  }, 20_000);
+
+  test("release leaves a marker that is no longer this process's", () => {
+    using dir = tempDir();
+    const dbPath = join(dir.path, 'secryn.db');
+    const sqlite = new Database(dbPath);
+    try {
+      const release = claimServeMarker(dbPath, sqlite);
+      // Someone replaced it (by hand, or a server that judged ours stale): not ours to remove.
+      writeFileSync(serveMarkerPath(dbPath), '999999999\n');
+      release();
+      expect(readFileSync(serveMarkerPath(dbPath), 'utf8')).toBe('999999999\n');
+    } finally {
+      sqlite.close();
+    }
+  });
+});
+
+/**
+ * Starts `count` processes that each open the database, wait for one signal file and then call
+ * claimServeMarker at the same moment, report the outcome and hold what they claimed until
+ * released. `release()` lets them go and returns what each reported.
+ */
+async function startClaimers(dir: string, dbPath: string, count: number, round: number) {
+  const go = join(dir, `go-${round}`);
+  const done = join(dir, `done-${round}`);
+  const code = `
+    const { Database } = require('bun:sqlite');
+    const { existsSync, writeSync } = require('node:fs');
+    const { claimServeMarker } = require(${JSON.stringify(join(REPO_ROOT, 'src/backup/serve-marker.ts'))});
+    const [dbPath, go, done] = process.argv.slice(-3);
+    const sqlite = new Database(dbPath);
+    sqlite.run('PRAGMA busy_timeout = 5000');
+    writeSync(1, 'ready\\n');
+    while (!existsSync(go)) {}
+    let release = () => {};
+    let outcome;
+    try {
+      release = claimServeMarker(dbPath, sqlite);
+      outcome = 'claimed';
+    } catch (error) {
+      outcome = 'refused: ' + error.message;
+    }
+    writeSync(1, outcome + '\\n');
+    while (!existsSync(done)) {}
+    release();
+    sqlite.close();
+  `;
+  const procs = Array.from({ length: count }, () =>
+    Bun.spawn([process.execPath, '-e', code, dbPath, go, done], { stdout: 'pipe' }),
+  );
+  const readers = procs.map((proc) => lineReader(proc.stdout));
+  for (const next of readers) expect(await next()).toBe('ready');
+  writeFileSync(go, '');
+  const outcomes = await Promise.all(readers.map((next) => next()));
+  return {
+    async release() {
+      writeFileSync(done, '');
+      await Promise.all(procs.map((proc) => proc.exited));
+      return outcomes;
+    },
+  };
+}
+
+/** Reads a child's stdout line by line. */
+function lineReader(stream: ReadableStream<Uint8Array>): () => Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buffered = '';
+  return async () => {
+    while (!buffered.includes('\n')) {
+      const chunk = await reader.read();
+      if (chunk.done) throw new Error(`the claimer stopped early: ${buffered}`);
+      buffered += decoder.decode(chunk.value, { stream: true });
+    }
+    const at = buffered.indexOf('\n');
+    const line = buffered.slice(0, at);
+    buffered = buffered.slice(at + 1);
+    return line;
+  };
+}
 
 describe('serve marker staleness rules', () => {
   const me = process.geteuid!();

@@ -1,14 +1,5 @@
 import { Database, SQLiteError } from 'bun:sqlite';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  linkSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { recordLocalAction } from '../audit/record.ts';
 import type { Clock } from '../clock.ts';
@@ -18,7 +9,13 @@ import { masterKeyFingerprint } from '../crypto/keyring.ts';
 import { openInstance } from '../instance.ts';
 import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import type { Logger } from '../log/logger.ts';
-import { BackupError, inspectBackup, syncFile, type BackupInfo } from './backup.ts';
+import {
+  BackupError,
+  inspectBackup,
+  renameNoReplace,
+  syncFile,
+  type BackupInfo,
+} from './backup.ts';
 import { runningServePid } from './serve-marker.ts';
 
 export type RestoreResult = {
@@ -230,23 +227,6 @@ function claimAsideName(path: string, now: number): string {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
   }
-}
-
-/**
- * Renames `from` to `to`, failing with EEXIST instead of replacing `to` (rename(2) would
- * replace it). Where the file system has no hard links, falls back to rename after a check.
- */
-function renameNoReplace(from: string, to: string): void {
-  try {
-    linkSync(from, to);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
-    if (existsSync(to)) throw Object.assign(new Error(`${to} exists`), { code: 'EEXIST' });
-    renameSync(from, to);
-    return;
-  }
-  unlinkSync(from);
 }
 
 /** Where the backup is copied before it is renamed over the database. */

@@ -1,12 +1,8 @@
-import {
-  closeSync,
-  existsSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { SQLiteError, type Database } from 'bun:sqlite';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { writeAllSync } from '../crypto/atomic-file.ts';
+import { renameNoReplace } from './backup.ts';
 
 /**
  * A pid file beside the database (`<db>.serve.pid`) that says a `secryn serve` is running on it.
@@ -51,26 +47,68 @@ export function runningServePid(databasePath: string): number | undefined {
 }
 
 /**
- * Writes this process's marker; returns a release function.
+ * Writes this process's marker, unless a live `secryn serve` holds it; returns the function that
+ * removes it again, and only if it is still this process's. The check and the write happen
+ * under the database's write lock (`BEGIN IMMEDIATE` on `sqlite`, an open connection to
+ * `databasePath`): two servers starting together take turns, so they cannot both judge the same
+ * stale marker and both replace it. SQLite drops the lock with a dying process, so a crash here
+ * blocks no one. The marker is written to a temp file and hard-linked into place, so a reader
+ * never sees it half-written and an existing one is never replaced.
  * @throws Error when another live `secryn serve` holds the marker.
  */
-export function claimServeMarker(databasePath: string): () => void {
+export function claimServeMarker(databasePath: string, sqlite: Database): () => void {
   const path = serveMarkerPath(databasePath);
-  const other = runningServePid(databasePath);
-  if (other !== undefined) {
-    throw new Error(`another secryn serve (pid ${other}) is running on ${databasePath}`);
-  }
-  rmSync(path, { force: true });
-  const fd = openSync(path, 'wx', 0o600);
+  const mine = formatServeMarker(ownServeMarker());
   try {
-    writeSync(fd, formatServeMarker(ownServeMarker()));
+    sqlite
+      .transaction(() => {
+        const other = runningServePid(databasePath);
+        if (other !== undefined) {
+          throw new Error(`another secryn serve (pid ${other}) is running on ${databasePath}`);
+        }
+        rmSync(path, { force: true });
+        publishMarker(path, mine, databasePath);
+      })
+      .immediate();
+  } catch (error) {
+    if (error instanceof SQLiteError) {
+      throw new Error(`could not lock ${databasePath} to claim ${path}: ${error.message}`);
+    }
+    throw error;
+  }
+  return () => releaseServeMarker(path, mine);
+}
+
+/** Removes the marker at `path` if it still reads `mine`: never another server's. */
+function releaseServeMarker(path: string, mine: string): void {
+  let current: string;
+  try {
+    current = readFileSync(path, 'utf8');
+  } catch {
+    return; // already gone
+  }
+  if (current === mine) rmSync(path, { force: true });
+}
+
+/** Writes `content` to a 0600 temp file beside `path`, then links it to `path` (never over one). */
+function publishMarker(path: string, content: string, databasePath: string): void {
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    writeAllSync(fd, new TextEncoder().encode(content));
   } finally {
     closeSync(fd);
   }
-  return () => {
-    if (runningServePid(databasePath) === process.pid || !existsSync(path))
-      rmSync(path, { force: true });
-  };
+  try {
+    renameNoReplace(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    // Only a server that does not take the lock (an older build) can have written it meanwhile.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new Error(`another secryn serve is starting on ${databasePath}`);
+    }
+    throw error;
+  }
 }
 
 /** The marker this process writes. */

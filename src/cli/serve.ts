@@ -25,7 +25,7 @@ export const serveCommand = defineCommand({
     const instance = openInstance(config, logger);
     let releaseMarker: () => void;
     try {
-      releaseMarker = claimServeMarker(config.storage.path);
+      releaseMarker = claimServeMarker(config.storage.path, instance.sqlite);
     } catch (error) {
       await instance.close();
       throw new CliFailure(error instanceof Error ? error.message : String(error));
