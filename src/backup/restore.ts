@@ -49,7 +49,9 @@ type SetAside = {
  * 3. the current database is checkpointed and moved aside to `<db>.pre-restore-<time>` (with
  *    `-2`, `-3`, … appended when that name is taken: a kept database is never overwritten); one
  *    that SQLite cannot read (damaged, truncated, not a database) is moved aside as it is,
- *    with its -wal and -shm, and `previousUnreadable` says why;
+ *    with its -wal and -shm, and `previousUnreadable` says why; while another process keeps
+ *    the checkpoint from completing (past `storage.busy_timeout_ms`), nothing is moved and
+ *    the restore is refused;
  * 4. the backup is copied in (0600, fsynced, renamed into place), migrated if it is older, and
  *    the restore is recorded in its audit log as `instance.restore`.
  * If anything fails after step 3, the previous database is put back.
