@@ -1,0 +1,162 @@
+/**
+ * Rules every API input follows, through the real routes on one instance:
+ * - impossible dates are a 400 naming the field wherever a time is taken, never rolled over into
+ *   another day (an API key asked to expire on February 30 used to expire on March 2);
+ * - every list refuses a query parameter it does not know (`?rol=admin` must not silently list
+ *   everything);
+ * - free text that ends up in terminals and logs (key names, descriptions) refuses every control
+ *   character: C0, DEL and C1 (U+009B is a terminal's escape-sequence introducer);
+ * - errors about submitted references name the field and the rule, never the submitted value.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { errorOf, openWorld, type World } from './resources-harness.ts';
+
+let w: World;
+let webhook: string;
+beforeAll(async () => {
+  w = openWorld();
+  const created = await w.send(w.admin, 'POST', '/v1/webhooks', {
+    url: 'https://93.184.216.34/hook',
+    events: ['*'],
+  });
+  expect(created.status).toBe(201);
+  webhook = created.json.id;
+});
+afterAll(async () => {
+  await w.close();
+});
+
+describe('impossible dates', () => {
+  test('API key expires_at: February 30 and hour 24 are 400, not another day', async () => {
+    for (const expires_at of [
+      '2037-02-30T00:00:00Z',
+      '2037-04-31T00:00:00Z',
+      '2037-01-10T24:00:00Z',
+    ]) {
+      const created = await w.send(w.admin, 'POST', '/v1/api-keys', {
+        name: 'dated',
+        role: 'reader',
+        expires_at,
+      });
+      expect(created.status).toBe(400);
+      expect(created.json).toMatchObject(errorOf('INVALID_REQUEST', 'expires_at'));
+    }
+    const ok = await w.send(w.admin, 'POST', '/v1/api-keys', {
+      name: 'dated',
+      role: 'reader',
+      expires_at: '2036-02-29T00:00:00Z',
+    });
+    expect(ok.status).toBe(201);
+    expect(ok.json.expires_at).toBe('2036-02-29T00:00:00Z');
+    const updated = await w.send(w.admin, 'PUT', `/v1/api-keys/${ok.json.id}`, {
+      expires_at: '2037-02-29T00:00:00Z',
+    });
+    expect(updated.status).toBe(400);
+    expect(updated.json).toMatchObject(errorOf('INVALID_REQUEST', 'expires_at'));
+  });
+
+  test('audit log and event filters: since/until on impossible dates are 400 naming them', async () => {
+    for (const [path, field] of [
+      ['/v1/audit-logs?since=2027-02-30T00:00:00Z', 'since'],
+      ['/v1/audit-logs?until=2027-02-30', 'until'],
+      ['/v1/events?since=2027-02-30T00:00:00Z', 'since'],
+    ] as const) {
+      const reply = await w.send(w.admin, 'GET', path);
+      expect(reply.status).toBe(400);
+      expect(reply.json).toMatchObject(errorOf('INVALID_REQUEST', field));
+    }
+    expect((await w.send(w.admin, 'GET', '/v1/audit-logs?since=2027-02-28')).status).toBe(200);
+  });
+});
+
+describe('errors never echo submitted values', () => {
+  const expectRefused = async (path: string, body: unknown, field: string, marker: string) => {
+    const reply = await w.send(w.admin, 'POST', path, body);
+    expect(reply.status).toBe(400);
+    expect(reply.json.error.details.field).toBe(field);
+    expect(reply.text).not.toContain(marker);
+  };
+
+  test('webhook events, API key projects, vaults and scopes', async () => {
+    await expectRefused(
+      '/v1/webhooks',
+      { url: 'https://93.184.216.34/x', events: ['resource.created', 'bogus.MARKERevt'] },
+      'events',
+      'MARKERevt',
+    );
+    const missingProject = 'prj_01m8cxxxxxxxxxxxxxxxxxxxxx';
+    await expectRefused(
+      '/v1/api-keys',
+      { name: 'k', role: 'reader', project_ids: [missingProject] },
+      'project_ids',
+      missingProject,
+    );
+    const missingVault = 'vlt_01m8cxxxxxxxxxxxxxxxxxxxxx';
+    await expectRefused(
+      '/v1/api-keys',
+      { name: 'k', role: 'reader', vault_ids: [missingVault] },
+      'vault_ids',
+      missingVault,
+    );
+    await expectRefused(
+      '/v1/api-keys',
+      { name: 'k', role: 'reader', scopes: ['resources:read', 'resources:write'] },
+      'scopes',
+      'resources:write',
+    );
+  });
+});
+
+describe('control characters in free text', () => {
+  test('refused in key names, project and webhook descriptions; newlines allowed in descriptions', async () => {
+    for (const bad of ['a\u009b31mred', 'a\u0085b', 'a\u001bb', 'a\u007fb']) {
+      const key = await w.send(w.admin, 'POST', '/v1/api-keys', { name: bad, role: 'reader' });
+      expect(key.status).toBe(400);
+      expect(key.json.error.details.field).toBe('name');
+      const project = await w.send(w.admin, 'POST', '/v1/projects', {
+        name: 'p',
+        description: bad,
+      });
+      expect(project.status).toBe(400);
+      expect(project.json.error.details.field).toBe('description');
+      const hook = await w.send(w.admin, 'POST', '/v1/webhooks', {
+        url: 'https://93.184.216.34/x',
+        events: ['*'],
+        description: bad,
+      });
+      expect(hook.status).toBe(400);
+      expect(hook.json.error.details.field).toBe('description');
+    }
+    const multiline = await w.send(w.admin, 'POST', '/v1/projects', {
+      name: 'p',
+      description: 'line one\n\tline two',
+    });
+    expect(multiline.status).toBe(201);
+  });
+});
+
+describe('list query parameters', () => {
+  test('an unknown parameter is a 400 naming it, on every list', async () => {
+    const lists = [
+      '/v1/projects',
+      '/v1/vaults',
+      '/v1/resources',
+      '/v1/api-keys',
+      '/v1/webhooks',
+      `/v1/webhooks/${webhook}/deliveries`,
+      '/v1/events',
+      '/v1/audit-logs',
+    ];
+    for (const list of lists) {
+      expect((await w.send(w.admin, 'GET', `${list}?page=1`)).status).toBe(200);
+      const typo = await w.send(w.admin, 'GET', `${list}?rol=admin`);
+      expect(typo.status).toBe(400);
+      expect(typo.json.error.details).toEqual({
+        field: 'rol',
+        reason: 'Unknown field',
+        location: 'query',
+      });
+      expect(typo.json).toMatchObject(errorOf('INVALID_REQUEST', 'rol'));
+    }
+  });
+});
