@@ -174,3 +174,59 @@ describe('secryn CLI', () => {
     }
   });
 });
+
+describe('a database locked by another process', () => {
+  test('a command that cannot get the write lock in time exits 75 with one line saying so', async () => {
+    using dir = tempDir();
+    const configPath = writeConfig(dir.path);
+    expect((await runCli(['init', '--config', configPath])).exitCode).toBe(0);
+    writeFileSync(
+      configPath,
+      readFileSync(configPath, 'utf8').replace('[storage]\n', '[storage]\nbusy_timeout_ms = 200\n'),
+    );
+    const holder = new Database(join(dir.path, 'data/secryn.db'));
+    holder.run('BEGIN IMMEDIATE');
+    try {
+      const create = await runCli([
+        'keys',
+        'create',
+        '--config',
+        configPath,
+        '--name',
+        'ci',
+        '--role',
+        'reader',
+      ]);
+      expect(create.exitCode).toBe(75);
+      expect(create.stderr.trim()).toBe(
+        'secryn: the database is locked by another process (a command or `secryn serve` holding ' +
+          'its write lock longer than storage.busy_timeout_ms); run the command again',
+      );
+      expect(create.stdout).toBe('');
+    } finally {
+      holder.run('ROLLBACK');
+      holder.close();
+    }
+    const after = await runCli(['keys', 'list', '--config', configPath, '--json']);
+    expect(after.exitCode).toBe(0);
+    expect(JSON.parse(after.stdout).map((key: { name: string }) => key.name)).not.toContain('ci');
+  });
+});
+
+describe('serve that cannot listen', () => {
+  test('a host that does not resolve is named in one line, exit 1', async () => {
+    using dir = tempDir();
+    const port = await freePort();
+    const configPath = writeConfig(
+      dir.path,
+      `[server]\nhost = "no-such-host.invalid"\nport = ${port}\n`,
+    );
+    expect((await runCli(['init', '--config', configPath])).exitCode).toBe(0);
+    const serve = await runCli(['serve', '--config', configPath]);
+    expect(serve.exitCode).toBe(1);
+    expect(serve.stderr.trim()).toBe(
+      `secryn: cannot listen on no-such-host.invalid:${port} (server.host, server.port): ` +
+        'the host is not an address or a name that resolves',
+    );
+  });
+});

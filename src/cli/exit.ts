@@ -22,6 +22,11 @@ export const ExitCode = {
   MASTER_KEY_MISMATCH: 13,
   /** The keyring in the database is absent or altered (the master key itself is right). */
   KEYRING_UNUSABLE: 14,
+  /**
+   * sysexits EX_TEMPFAIL: the database stayed locked by another process for longer than
+   * `storage.busy_timeout_ms`; the same command can simply be run again.
+   */
+  DATABASE_BUSY: 75,
   /** sysexits EX_CONFIG: the configuration file is unusable. */
   CONFIG: 78,
 } as const;

@@ -1,3 +1,4 @@
+import { SQLiteError } from 'bun:sqlite';
 import { renderUsage, runCommand, type ArgsDef, type CommandDef } from 'citty';
 import { ConfigError } from '../config/load.ts';
 import { AppError } from '../errors.ts';
@@ -118,6 +119,13 @@ function report(error: unknown): number {
     line(error.message);
     return KEYRING_EXIT_CODES[error.reason];
   }
+  if (isDatabaseBusy(error)) {
+    line(
+      'the database is locked by another process (a command or `secryn serve` holding its ' +
+        'write lock longer than storage.busy_timeout_ms); run the command again',
+    );
+    return ExitCode.DATABASE_BUSY;
+  }
   if (error instanceof AppError) {
     line(
       error.details?.reason ? `${error.message}: ${String(error.details.reason)}` : error.message,
@@ -128,6 +136,14 @@ function report(error: unknown): number {
   if (process.env.SECRYN_DEBUG && error instanceof Error && error.stack)
     process.stderr.write(error.stack + '\n');
   return ExitCode.FAILURE;
+}
+
+/** SQLITE_BUSY (and its extended codes) out of bun:sqlite, however deep in the causes. */
+function isDatabaseBusy(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof SQLiteError && e.code?.startsWith('SQLITE_BUSY')) return true;
+  }
+  return false;
 }
 
 type Chain = {

@@ -54,7 +54,7 @@ async function serveUntilSignal(
   } catch (error) {
     // Nothing runs yet but the database.
     await instance.close();
-    throw error;
+    throw listenFailure(error, instance.config.server) ?? error;
   }
   try {
     await start();
@@ -78,4 +78,28 @@ async function serveUntilSignal(
   });
   await running.stop();
   logger.info('stopped');
+}
+
+/** Why binding fails, in the words an operator acts on, by the listen error's code. */
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'the port is in use by another process',
+  EADDRNOTAVAIL: "the address is not one of this machine's",
+  EINVAL: 'the host is not an address or a name that resolves',
+  EACCES: 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)',
+};
+
+/**
+ * The one line for a listener that could not start (Bun's own messages name neither the host
+ * nor, for a bad host, the cause), or undefined for any other error.
+ */
+function listenFailure(
+  error: unknown,
+  server: { host: string; port: number },
+): CliFailure | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const reason = code === undefined ? undefined : LISTEN_FAILURES[code];
+  if (reason === undefined) return undefined;
+  return new CliFailure(
+    `cannot listen on ${server.host}:${server.port} (server.host, server.port): ${reason}`,
+  );
 }
