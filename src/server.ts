@@ -4,6 +4,7 @@ import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';
 import { instance as instanceTable } from './db/tables.ts';
 import { clientIp } from './access/client-ip.ts';
+import { ConfigError } from './config/load.ts';
 import { docsPlugin } from './http/docs.ts';
 import { createApp, type App, type AppOptions } from './http/app.ts';
 import type { Instance } from './instance.ts';
@@ -107,8 +108,8 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
   const tls =
     config.server.tls_cert_file && config.server.tls_key_file
       ? {
-          cert: readFileSync(config.server.tls_cert_file, 'utf8'),
-          key: readFileSync(config.server.tls_key_file, 'utf8'),
+          cert: readTlsFile('server.tls_cert_file', config.server.tls_cert_file),
+          key: readTlsFile('server.tls_key_file', config.server.tls_key_file),
         }
       : undefined;
   // app.listen (rather than Bun.serve + app.fetch) gives handlers the server, which the
@@ -150,6 +151,19 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
       return stopping;
     },
   };
+}
+
+/**
+ * A TLS file named by the configuration. @throws ConfigError naming the key and the cause (the
+ * CLI's exit 78), rather than a bare ENOENT/EACCES from the read.
+ */
+function readTlsFile(key: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ConfigError([`${key}: cannot read ${path} (${code})`]);
+  }
 }
 
 function formatHost(host: string): string {

@@ -230,3 +230,19 @@ describe('serve that cannot listen', () => {
     );
   });
 });
+
+describe('serve with a TLS file it cannot read', () => {
+  test('is a configuration error (exit 78) naming the key and the cause', async () => {
+    using dir = tempDir();
+    const port = await freePort();
+    const missing = join(dir.path, 'tls/missing.crt');
+    const configPath = writeConfig(
+      dir.path,
+      `[server]\nport = ${port}\ntls_cert_file = "${missing}"\ntls_key_file = "${missing}.key"\n`,
+    );
+    expect((await runCli(['init', '--config', configPath])).exitCode).toBe(0);
+    const serve = await runCli(['serve', '--config', configPath]);
+    expect(serve.exitCode).toBe(78);
+    expect(serve.stderr.trim()).toBe(`server.tls_cert_file: cannot read ${missing} (ENOENT)`);
+  });
+});
