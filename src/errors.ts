@@ -91,3 +91,13 @@ export class ServiceUnavailableError extends AppError {
     super('SERVICE_UNAVAILABLE', 'Service unavailable', { reason });
   }
 }
+
+/**
+ * A write waited for the database's write lock (held by another process) for the whole of
+ * `storage.busy_timeout_ms`. The request's audit entry then does not wait a second budget.
+ */
+export class DatabaseBusyError extends ServiceUnavailableError {
+  constructor() {
+    super('The database cannot accept writes right now');
+  }
+}

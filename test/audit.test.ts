@@ -416,4 +416,42 @@ describe('fail closed', () => {
     expect(verifyChain(instance.sqlite).intact).toBe(true);
     await instance.close();
   });
+
+  test('a write that waited out the busy timeout is a 503 after one timeout, not two', async () => {
+    using dir = tempDir();
+    const instance = createInstance(
+      testConfig(dir.path, { storage: { busy_timeout_ms: 400 } }),
+      memoryLogger(),
+    );
+    const app = buildApp(instance, {
+      features: [fakeAccess, sampleFeature(instance), auditRoutes(instance)],
+      recordOutcome: auditRecorder(instance),
+    });
+    // Another process holds the write lock throughout.
+    const holder = new Database(instance.config.storage.path);
+    holder.run('BEGIN IMMEDIATE');
+    try {
+      const started = performance.now();
+      const write = await call(app, 'POST', '/v1/things', {
+        headers: admin,
+        body: { id: 'w', value: 'v' },
+      });
+      const elapsed = performance.now() - started;
+      expect(write.status).toBe(503);
+      // The write job gave up after 400 ms; its audit entry did not wait another 400 ms.
+      expect(elapsed).toBeGreaterThanOrEqual(400);
+      expect(elapsed).toBeLessThan(700);
+    } finally {
+      holder.run('ROLLBACK');
+      holder.close();
+    }
+    // With the lock free again, reads and writes are audited as usual.
+    const after = await call(app, 'POST', '/v1/things', {
+      headers: admin,
+      body: { id: 'w', value: 'v' },
+    });
+    expect(after.status).toBe(201);
+    expect(verifyChain(instance.sqlite).intact).toBe(true);
+    await instance.close();
+  });
 });

@@ -298,7 +298,9 @@ export function auditRecorder(
   return async (request, status) => {
     const meta = requestMeta(request);
     if (meta.audited || !meta.actor) return;
-    await writer.append(requestEntry(request, status, meta.actor));
+    await writer.append(requestEntry(request, status, meta.actor), {
+      waitForLock: !meta.lockWaitSpent,
+    });
     meta.audited = true;
   };
 }

@@ -33,8 +33,11 @@ export function walSyncer(instance: Instance): SyncWal {
 }
 
 type Waiter = { resolve: () => void; reject: (error: unknown) => void };
-/** An entry waiting for its commit; `queuedAt` (performance.now()) bounds its wait for the lock. */
-type Queued = { entry: AuditEntryInput; waiter: Waiter; queuedAt: number };
+/**
+ * An entry waiting for its commit; `queuedAt` (performance.now()) bounds its wait for the lock,
+ * which `waitForLock: false` skips: such an entry fails as soon as it finds the lock busy.
+ */
+type Queued = { entry: AuditEntryInput; waiter: Waiter; queuedAt: number; waitForLock: boolean };
 
 /**
  * Group commit for the audit entries of requests that change nothing (reads, denials, errors),
@@ -80,11 +83,21 @@ export class AuditWriter {
     this.lock = new WriteLock(instance.sqlite);
   }
 
-  /** Appends `entry` with the next group commit; resolves once it is durable. */
-  append(entry: AuditEntryInput): Promise<void> {
+  /**
+   * Appends `entry` with the next group commit; resolves once it is durable. With
+   * `waitForLock: false` (its request already waited the whole busy timeout) it fails as soon as
+   * another process is found holding the write lock.
+   */
+  append(entry: AuditEntryInput, options: { waitForLock?: boolean } = {}): Promise<void> {
     if (this.broken !== null) return Promise.reject(unavailable());
+    const waitForLock = options.waitForLock ?? true;
     return new Promise<void>((resolve, reject) => {
-      this.queued.push({ entry, waiter: { resolve, reject }, queuedAt: performance.now() });
+      this.queued.push({
+        entry,
+        waiter: { resolve, reject },
+        queuedAt: performance.now(),
+        waitForLock,
+      });
       if (!this.scheduled && !this.syncing && !this.waitingForLock) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -110,8 +123,10 @@ export class AuditWriter {
       // Another process holds the write lock: wait on a timer, keep queueing meanwhile. Each
       // entry fails once it has waited longer than the connection's busy_timeout.
       const expired = this.queued.splice(0, expiredCount(this.queued, this.lock));
-      if (expired.length > 0) {
-        this.fail(expired, lockBusyTooLong(this.lock.waitLimitMs));
+      const unwaiting = this.queued.filter((job) => !job.waitForLock);
+      if (unwaiting.length > 0) this.queued = this.queued.filter((job) => job.waitForLock);
+      if (expired.length + unwaiting.length > 0) {
+        this.fail([...expired, ...unwaiting], lockBusyTooLong(this.lock.waitLimitMs));
         if (this.queued.length === 0) return;
       }
       this.waitingForLock = true;

@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import { ServiceUnavailableError } from '../errors.ts';
+import { DatabaseBusyError, ServiceUnavailableError } from '../errors.ts';
 import { expiredCount, lockBusyTooLong, rollbackIfOpen, WriteLock } from './write-lock.ts';
 
 /** A unit of work run inside the shared write transaction. Synchronous: bun:sqlite is. */
@@ -95,7 +95,7 @@ export class WriteQueue {
         // each job fails once it has waited longer than the connection's busy_timeout.
         const expired = this.pending.splice(0, expiredCount(this.pending, this.lock));
         if (expired.length > 0) {
-          this.failBatch(expired, lockBusyTooLong(this.lock.waitLimitMs));
+          this.failBatch(expired, lockBusyTooLong(this.lock.waitLimitMs), new DatabaseBusyError());
           continue;
         }
         setTimeout(() => this.flush(), this.lock.nextDelay());
@@ -142,9 +142,12 @@ export class WriteQueue {
     });
   }
 
-  private failBatch(batch: Pending[], cause: unknown): void {
+  private failBatch(
+    batch: Pending[],
+    cause: unknown,
+    error = new ServiceUnavailableError('The database cannot accept writes right now'),
+  ): void {
     this.options.onCommitFailure?.(cause);
-    const error = new ServiceUnavailableError('The database cannot accept writes right now');
     for (const item of batch) item.reject(error);
   }
 }

@@ -1,7 +1,7 @@
 import { LogLevels } from 'consola';
 import { Elysia, type AnyElysia } from 'elysia';
 import type { Config } from '../config/schema.ts';
-import { AppError, ServiceUnavailableError } from '../errors.ts';
+import { AppError, DatabaseBusyError, ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { logAccess } from './access-log.ts';
 import { checkDeclaredLength, readJsonBody } from './body.ts';
@@ -67,6 +67,7 @@ export function createApp(options: AppOptions) {
     })
     .onError(async ({ code, error, set, request }) => {
       const meta = requestMeta(request);
+      if (error instanceof DatabaseBusyError) meta.lockWaitSpent = true;
       set.headers['x-request-id'] = meta.requestId;
       set.headers['cache-control'] = 'no-store';
       let result = methodNotAllowed(code, error, request) ?? toPublicError(code, error);

@@ -23,6 +23,11 @@ export type RequestMeta = {
   denied?: boolean;
   /** True once this request's audit entry has been committed (e.g. with its write). */
   audited?: boolean;
+  /**
+   * True when the request already waited `storage.busy_timeout_ms` for the write lock (its write
+   * failed with DatabaseBusyError): its audit entry is tried, but does not wait again.
+   */
+  lockWaitSpent?: boolean;
 };
 
 /** The actor of an audit entry. API requests: `api_key` (or `anonymous` when no key was usable). */
