@@ -324,6 +324,36 @@ describe('audit log over HTTP', () => {
     }
   });
 
+  test('walking the pages by Link sees each entry once, though every list call adds one', async () => {
+    for (let i = 0; i < 7; i++) {
+      await call(app, 'GET', `/v1/things/walk-${i}`, { headers: admin });
+    }
+    for (const start of ['/v1/audit-logs?limit=3', '/v1/audit-logs?limit=2&outcome=error']) {
+      const seen: string[] = [];
+      let next: string | undefined = start;
+      let total: number | undefined;
+      for (let pages = 0; next !== undefined && pages < 1000; pages++) {
+        const response = await call(app, 'GET', next, { headers: admin });
+        expect(response.status).toBe(200);
+        const page = (await response.json()) as Page;
+        total ??= page.pagination.total;
+        // The total of the walk's snapshot, not of the growing log.
+        expect(page.pagination.total).toBe(total);
+        seen.push(...page.data.map((entry) => entry.id));
+        next = /<([^>]+)>; rel="next"/.exec(response.headers.get('link') ?? '')?.[1];
+        if (next !== undefined) expect(next).toContain('max_seq=');
+      }
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen.length).toBe(total!);
+    }
+    const bad = await call(app, 'GET', '/v1/audit-logs?max_seq=1.5', { headers: admin });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { details: unknown } }).error.details).toEqual({
+      field: 'max_seq',
+      reason: 'Must be a positive whole number',
+    });
+  });
+
   test('entries cannot be changed or deleted over the API (405)', async () => {
     for (const [method, path] of [
       ['DELETE', '/v1/audit-logs/aud_x'],

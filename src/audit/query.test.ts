@@ -59,6 +59,7 @@ describe('listAuditEntries', () => {
     expect(listAuditEntries(instance.sqlite, {}, { page: 1, limit: 10 })).toEqual({
       rows: [],
       total: 0,
+      maxSeq: 0,
     });
     append(40);
     expectMatchesScan();

@@ -15,6 +15,11 @@ export type AuditFilters = {
   since?: number;
   /** Exclusive upper bound, epoch ms. */
   until?: number;
+  /**
+   * Only entries at or before this chain position: the newest entry when a walk through the
+   * pages began, so that entries appended meanwhile (the walk's own included) shift no page.
+   */
+  maxSeq?: number;
 };
 
 const OUTCOMES = ['success', 'denied', 'error'] as const;
@@ -41,6 +46,13 @@ export function parseAuditFilters(query: Record<string, string | undefined>): Au
     if (!(OUTCOMES as readonly string[]).includes(outcome))
       throw new InvalidRequestError('outcome', `Must be one of ${OUTCOMES.join(', ')}`);
     filters.outcome = outcome as AuditFilters['outcome'];
+  }
+  const maxSeq = text('max_seq');
+  if (maxSeq !== undefined) {
+    if (!/^[1-9][0-9]{0,15}$/.test(maxSeq) || !Number.isSafeInteger(Number(maxSeq))) {
+      throw new InvalidRequestError('max_seq', 'Must be a positive whole number');
+    }
+    filters.maxSeq = Number(maxSeq);
   }
   for (const field of ['since', 'until'] as const) {
     const value = text(field);
@@ -100,21 +112,28 @@ function whereClause(
   add('at < ?', filters.until);
   add('seq >= ?', bounds?.from);
   add('seq <= ?', bounds?.to);
+  add('seq <= ?', filters.maxSeq);
   return { sql: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }
 
-/** One page of entries matching `filters`, newest first (by chain position), and the total. */
+/**
+ * One page of entries matching `filters`, newest first (by chain position), the total, and
+ * `maxSeq`: the chain position the page was cut at (the filter's, else the newest entry), for the
+ * links to the neighbouring pages.
+ */
 export function listAuditEntries(
   sqlite: Database,
   filters: AuditFilters,
   page: { page: number; limit: number },
-): { rows: AuditRow[]; total: number } {
-  if (Object.values(filters).every((value) => value === undefined)) {
-    return listWholeLog(sqlite, page);
+): { rows: AuditRow[]; total: number; maxSeq: number } {
+  const { maxSeq: _, ...others } = filters;
+  if (Object.values(others).every((value) => value === undefined)) {
+    return listWholeLog(sqlite, page, filters.maxSeq);
   }
   // One snapshot for the bounds, the page and its total, even while the server appends.
   return sqlite.transaction(() => {
-    const where = whereClause(filters, seqBounds(sqlite, filters));
+    const maxSeq = filters.maxSeq ?? headSeq(sqlite);
+    const where = whereClause({ ...filters, maxSeq }, seqBounds(sqlite, filters));
     const total =
       sqlite
         .query<
@@ -128,8 +147,15 @@ export function listAuditEntries(
         SQLQueryBindings[]
       >(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`)
       .all(...where.params, page.limit, (page.page - 1) * page.limit);
-    return { rows, total };
+    return { rows, total, maxSeq };
   })();
+}
+
+function headSeq(sqlite: Database): number {
+  return (
+    sqlite.query<{ head: number | null }, []>('SELECT max(seq) AS head FROM audit_log').get()
+      ?.head ?? 0
+  );
 }
 
 /**
@@ -141,7 +167,8 @@ export function listAuditEntries(
 function listWholeLog(
   sqlite: Database,
   page: { page: number; limit: number },
-): { rows: AuditRow[]; total: number } {
+  maxSeq: number | undefined,
+): { rows: AuditRow[]; total: number; maxSeq: number } {
   return sqlite.transaction(() => {
     const bounds = sqlite
       .query<{ head: number | null; start: number | null }, []>(
@@ -149,7 +176,7 @@ function listWholeLog(
                 (SELECT through_seq FROM audit_checkpoint WHERE id = 1) AS start`,
       )
       .get();
-    const head = bounds?.head ?? 0;
+    const head = Math.min(bounds?.head ?? 0, maxSeq ?? Number.MAX_SAFE_INTEGER);
     const total = Math.max(0, head - (bounds?.start ?? 0));
     const rows = sqlite
       .query<
@@ -157,7 +184,7 @@ function listWholeLog(
         [number, number]
       >(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log WHERE seq <= ? ORDER BY seq DESC LIMIT ?`)
       .all(head - (page.page - 1) * page.limit, page.limit);
-    return { rows, total };
+    return { rows, total, maxSeq: head };
   })();
 }
 

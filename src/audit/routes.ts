@@ -17,6 +17,10 @@ const AuditListQuery = strictObject({
   outcome: filter('success, denied or error'),
   since: filter('From this time on (RFC 3339, or YYYY-MM-DD)'),
   until: filter('Before this time (RFC 3339, or YYYY-MM-DD)'),
+  max_seq: filter(
+    'Only entries up to this chain position. The Link header sets it to the newest entry of ' +
+      'the first page, so pages do not shift while new entries arrive; follow Link to keep it.',
+  ),
 });
 
 const detail = (summary: string, description: string) => ({
@@ -37,8 +41,10 @@ export function auditRoutes(instance: Instance) {
       ({ query, request, set }) => {
         const page = readPage(query);
         const filters = parseAuditFilters(query);
-        const { rows, total } = listAuditEntries(instance.sqlite, filters, page);
-        return listResponse(request, set, page, total, rows.map(toAuditEntryView));
+        const { rows, total, maxSeq } = listAuditEntries(instance.sqlite, filters, page);
+        return listResponse(request, set, page, total, rows.map(toAuditEntryView), {
+          max_seq: String(maxSeq),
+        });
       },
       {
         query: AuditListQuery,

@@ -81,17 +81,27 @@ export function listResponse<T>(
   page: PageRequest,
   total: number,
   data: T[],
+  linkParams: Record<string, string> = {},
 ): ListBody<T> {
-  const link = linkHeader(request.url, page, total);
+  const link = linkHeader(request.url, page, total, linkParams);
   if (link) set.headers['link'] = link;
   return { data, pagination: { total, page: page.page, limit: page.limit } };
 }
 
-/** The RFC 8288 `Link` header value for a page, or undefined when there is no neighbour. */
-export function linkHeader(url: string, page: PageRequest, total: number): string | undefined {
+/**
+ * The RFC 8288 `Link` header value for a page, or undefined when there is no neighbour.
+ * `linkParams` are set on both links (e.g. the snapshot a walk through the pages keeps).
+ */
+export function linkHeader(
+  url: string,
+  page: PageRequest,
+  total: number,
+  linkParams: Record<string, string> = {},
+): string | undefined {
   const parsed = new URL(url);
   const at = (n: number) => {
     const params = new URLSearchParams(parsed.search);
+    for (const [name, value] of Object.entries(linkParams)) params.set(name, value);
     params.set('page', String(n));
     params.set('limit', String(page.limit));
     return `<${parsed.pathname}?${params.toString()}>`;
