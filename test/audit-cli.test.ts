@@ -253,6 +253,14 @@ describe('secryn audit (processes)', () => {
       const cut = await runCli(['audit', 'verify', '--config', cfg, '--anchor', anchor]);
       expect(cut.exitCode).toBe(AUDIT_CHAIN_BROKEN);
       expect(cut.stderr).toContain('(truncated)');
+      // Something that is not a hash is a usage error, not a report of removed entries.
+      for (const bad of ['deadbeef', anchor.toUpperCase(), `${anchor}0`]) {
+        const refused = await runCli(['audit', 'verify', '--config', cfg, '--anchor', bad]);
+        expect(refused.exitCode).toBe(2);
+        expect(refused.stderr.trim()).toBe(
+          'secryn: --anchor must be an entry hash: 64 hex characters, as `audit verify` prints it',
+        );
+      }
     });
   });
 

@@ -16,7 +16,7 @@ import {
   openExistingDatabase,
   print,
 } from './common.ts';
-import { CliFailure } from './exit.ts';
+import { CliFailure, ExitCode } from './exit.ts';
 
 /**
  * Exit code of `secryn audit verify` when the chain is broken (sysexits EX_DATAERR), distinct
@@ -54,6 +54,14 @@ const verifyCommand = defineCommand({
     },
   },
   run({ args }) {
+    // A hash is 64 lowercase hex characters; anything else could never be found, and would be
+    // reported as entries cut from the log.
+    if (args.anchor !== undefined && !/^[0-9a-f]{64}$/.test(args.anchor)) {
+      throw new CliFailure(
+        '--anchor must be an entry hash: 64 hex characters, as `audit verify` prints it',
+        ExitCode.USAGE,
+      );
+    }
     const sqlite = openForReading(args);
     let result;
     try {
