@@ -304,9 +304,11 @@ function assemble(
         }
       }
       try {
+        // Best effort and never worth a wait: another process may hold the lock.
+        sqlite.run('PRAGMA busy_timeout = 0');
         sqlite.run('PRAGMA optimize');
       } catch {
-        // Best effort; the database may be read-only.
+        // Best effort; the database may be read-only or locked.
       }
       closeNow(sqlite);
     },

@@ -182,11 +182,15 @@ describe('a database locked by another process', () => {
     expect((await runCli(['init', '--config', configPath])).exitCode).toBe(0);
     writeFileSync(
       configPath,
-      readFileSync(configPath, 'utf8').replace('[storage]\n', '[storage]\nbusy_timeout_ms = 200\n'),
+      readFileSync(configPath, 'utf8').replace(
+        '[storage]\n',
+        '[storage]\nbusy_timeout_ms = 1500\n',
+      ),
     );
     const holder = new Database(join(dir.path, 'data/secryn.db'));
     holder.run('BEGIN IMMEDIATE');
     try {
+      const started = performance.now();
       const create = await runCli([
         'keys',
         'create',
@@ -198,11 +202,16 @@ describe('a database locked by another process', () => {
         'reader',
       ]);
       expect(create.exitCode).toBe(75);
+      // One wait for the lock: not a second one for the error entry, nor a third at close.
+      expect(performance.now() - started).toBeLessThan(1500 + 1500);
       expect(create.stderr.trim()).toBe(
         'secryn: the database is locked by another process (a command or `secryn serve` holding ' +
           'its write lock longer than storage.busy_timeout_ms); run the command again',
       );
       expect(create.stdout).toBe('');
+      const serve = await runCli(['serve', '--config', configPath]);
+      expect(serve.exitCode).toBe(75);
+      expect(serve.stderr.trim()).toContain('could not lock');
     } finally {
       holder.run('ROLLBACK');
       holder.close();

@@ -9,6 +9,7 @@ import { entryHash, GENESIS_HASH, type ChainFields } from './chain.ts';
 import { auditWriterFor, type AuditWriter } from './writer.ts';
 import { auditEntryId } from './entry-id.ts';
 import { perConnection } from '../db/per-connection.ts';
+import { isDatabaseBusy } from '../db/write-lock.ts';
 
 export type { AuditActor, AuditTarget };
 
@@ -242,6 +243,8 @@ export function recordLocalAction<T>(
       })
       .immediate();
   } catch (error) {
+    // A lock that stayed busy for the whole timeout would make the error entry wait as long again.
+    if (isDatabaseBusy(error)) throw error;
     try {
       sqlite
         .transaction(() => appendAuditEntry(db, clock, localAuditEntry(action, target, 'error')))

@@ -72,7 +72,9 @@ export function claimServeMarker(databasePath: string, sqlite: Database): () => 
       .immediate();
   } catch (error) {
     if (error instanceof SQLiteError) {
-      throw new Error(`could not lock ${databasePath} to claim ${path}: ${error.message}`);
+      throw new Error(`could not lock ${databasePath} to claim ${path}: ${error.message}`, {
+        cause: error,
+      });
     }
     throw error;
   }

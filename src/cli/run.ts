@@ -1,9 +1,9 @@
-import { SQLiteError } from 'bun:sqlite';
 import { renderUsage, runCommand, type ArgsDef, type CommandDef } from 'citty';
 import { ConfigError } from '../config/load.ts';
 import { AppError } from '../errors.ts';
 import { MasterKeyError, type MasterKeyFailure } from '../crypto/errors.ts';
 import { IncompatibleSchemaError } from '../db/migrate.ts';
+import { isDatabaseBusy } from '../db/write-lock.ts';
 import { AlreadyInitializedError, NotInitializedError } from '../instance.ts';
 import { KeyringError, MasterKeyMismatchError, type KeyringFailure } from '../keyring/errors.ts';
 import { CliFailure, ExitCode } from './exit.ts';
@@ -136,14 +136,6 @@ function report(error: unknown): number {
   if (process.env.SECRYN_DEBUG && error instanceof Error && error.stack)
     process.stderr.write(error.stack + '\n');
   return ExitCode.FAILURE;
-}
-
-/** SQLITE_BUSY (and its extended codes) out of bun:sqlite, however deep in the causes. */
-function isDatabaseBusy(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if (e instanceof SQLiteError && e.code?.startsWith('SQLITE_BUSY')) return true;
-  }
-  return false;
 }
 
 type Chain = {

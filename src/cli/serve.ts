@@ -1,13 +1,14 @@
 import { defineCommand } from 'citty';
 import { buildFeatures } from '../features.ts';
 import { claimServeMarker } from '../backup/serve-marker.ts';
+import { isDatabaseBusy } from '../db/write-lock.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { openInstance, type Instance } from '../instance.ts';
 import type { Logger } from '../log/logger.ts';
 import { startServer, type RunningServer } from '../server.ts';
 import { VERSION } from '../version.ts';
 import { cliLogger, commonArgs, loadCliConfig } from './common.ts';
-import { CliFailure } from './exit.ts';
+import { CliFailure, ExitCode } from './exit.ts';
 
 /**
  * `secryn serve`: runs the API (and the background workers) until SIGTERM or SIGINT, then
@@ -28,7 +29,10 @@ export const serveCommand = defineCommand({
       releaseMarker = claimServeMarker(config.storage.path, instance.sqlite);
     } catch (error) {
       await instance.close();
-      throw new CliFailure(error instanceof Error ? error.message : String(error));
+      throw new CliFailure(
+        error instanceof Error ? error.message : String(error),
+        isDatabaseBusy(error) ? ExitCode.DATABASE_BUSY : ExitCode.FAILURE,
+      );
     }
     try {
       await serveUntilSignal(instance, source, logger);

@@ -30,7 +30,7 @@ export class WriteLock {
     try {
       this.sqlite.run('BEGIN IMMEDIATE');
     } catch (error) {
-      if (error instanceof SQLiteError && error.code?.startsWith('SQLITE_BUSY')) return false;
+      if (isDatabaseBusy(error)) return false;
       this.attempts = 0;
       throw error;
     } finally {
@@ -49,6 +49,17 @@ export class WriteLock {
   waitedTooLong(queuedAt: number, now: number = performance.now()): boolean {
     return now - queuedAt >= this.waitLimitMs;
   }
+}
+
+/**
+ * Whether `error` (or an error in its `cause` chain) is SQLite's SQLITE_BUSY, any extended code
+ * included: another connection held the lock; nothing is wrong with the database.
+ */
+export function isDatabaseBusy(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof SQLiteError && e.code?.startsWith('SQLITE_BUSY')) return true;
+  }
+  return false;
 }
 
 /** The error the queues fail their work with when the lock stayed busy too long. */
