@@ -308,9 +308,9 @@ describe('backup and restore', () => {
     reader.query('SELECT count(*) FROM operator_note').get();
 
     const refused = await runCli(['restore', backupFile, '--config', configPath]);
-    expect(refused.exitCode).toBe(1);
+    expect(refused.exitCode).toBe(75);
     expect(refused.stderr).toBe(
-      `secryn: another process has ${dbPath} open (its WAL could not be checkpointed); stop it before restoring\n`,
+      `secryn: another process has ${dbPath} open or locked (its WAL could not be checkpointed); stop it before restoring\n`,
     );
     expect(readdirSync(join(dir.path, 'data')).filter((f) => f.includes('pre-restore'))).toEqual(
       [],
@@ -324,6 +324,36 @@ describe('backup and restore', () => {
     const kept = new Database(JSON.parse(restore.stdout).previous, { readonly: true });
     expect(kept.query('SELECT note FROM operator_note').get()).toEqual({ note: 'only in the WAL' });
     kept.close();
+  });
+
+  test('a database another process holds locked is refused (exit 75), never moved aside as unreadable', async () => {
+    using dir = tempDir();
+    const { configPath } = await initInstance(dir.path);
+    writeFileSync(
+      configPath,
+      readFileSync(configPath, 'utf8').replace('[storage]\n', '[storage]\nbusy_timeout_ms = 200\n'),
+    );
+    const backupFile = join(dir.path, 'snapshot.db');
+    expect((await runCli(['backup', backupFile, '--config', configPath])).exitCode).toBe(0);
+    const dbPath = join(dir.path, 'data/secryn.db');
+    // A process in exclusive locking mode keeps its lock after its commit.
+    const holder = new Database(dbPath);
+    holder.run('PRAGMA locking_mode = EXCLUSIVE');
+    holder.run('CREATE TABLE operator_note (note TEXT)');
+    holder.run("INSERT INTO operator_note VALUES ('held')");
+    try {
+      const refused = await runCli(['restore', backupFile, '--json', '--config', configPath]);
+      expect(refused.exitCode).toBe(75);
+      expect(refused.stderr).toContain(`another process has ${dbPath} open or locked`);
+      expect(readdirSync(join(dir.path, 'data')).filter((f) => f.includes('pre-restore'))).toEqual(
+        [],
+      );
+    } finally {
+      holder.close();
+    }
+    const note = new Database(dbPath, { readonly: true });
+    expect(note.query('SELECT note FROM operator_note').get()).toEqual({ note: 'held' });
+    note.close();
   });
 
   test('restores in the same second keep every replaced database: a kept file is never overwritten', async () => {

@@ -33,7 +33,11 @@ export type BackupInfo = {
 
 /** A backup (or restore) that cannot be made; the message says why, without secrets. */
 export class BackupError extends Error {
-  constructor(message: string) {
+  /** @param busy another process holds the database: the command may simply be run again. */
+  constructor(
+    message: string,
+    readonly busy = false,
+  ) {
     super(message);
     this.name = 'BackupError';
   }

@@ -5,6 +5,7 @@ import { recordLocalAction } from '../audit/record.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import { fsyncDirectory } from '../crypto/atomic-file.ts';
+import { isDatabaseBusy } from '../db/write-lock.ts';
 import { masterKeyFingerprint } from '../crypto/keyring.ts';
 import { openInstance } from '../instance.ts';
 import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
@@ -157,21 +158,17 @@ function moveAside(path: string, now: number, busyTimeoutMs: number): SetAside {
  *   `busyTimeoutMs`): its WAL then still holds commits, which moving the file would lose.
  */
 function checkpoint(path: string, busyTimeoutMs: number): string | null {
-  const problem = readProblem(path);
+  const problem = readProblem(path, busyTimeoutMs);
   if (problem !== null) return problem;
   let sqlite: Database | undefined;
   try {
     sqlite = new Database(path, { readwrite: true, create: false });
     sqlite.run(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
     const result = sqlite.query<{ busy: number }, []>('PRAGMA wal_checkpoint(TRUNCATE)').get();
-    if (result?.busy !== 0) {
-      throw new BackupError(
-        `another process has ${path} open (its WAL could not be checkpointed); stop it before ` +
-          'restoring',
-      );
-    }
+    if (result?.busy !== 0) throw heldByAnotherProcess(path);
     return null;
   } catch (error) {
+    if (isLockError(error)) throw heldByAnotherProcess(path);
     if (error instanceof SQLiteError) return error.message;
     throw error;
   } finally {
@@ -179,20 +176,38 @@ function checkpoint(path: string, busyTimeoutMs: number): string | null {
   }
 }
 
+/** SQLITE_BUSY or SQLITE_LOCKED (and their extended codes): another process, not damage. */
+function isLockError(error: unknown): boolean {
+  return (
+    isDatabaseBusy(error) ||
+    (error instanceof SQLiteError && (error.code ?? '').startsWith('SQLITE_LOCKED'))
+  );
+}
+
+function heldByAnotherProcess(path: string): BackupError {
+  return new BackupError(
+    `another process has ${path} open or locked (its WAL could not be checkpointed); stop it ` +
+      'before restoring',
+    true,
+  );
+}
+
 /**
  * SQLite's reason why the database at `path` cannot be read (`quick_check`), or null. The
  * connection is read-only: a read-write one would checkpoint on close, copying the WAL into a
  * damaged file and deleting the WAL, which would change what is set aside.
  */
-function readProblem(path: string): string | null {
+function readProblem(path: string, busyTimeoutMs: number): string | null {
   let sqlite: Database | undefined;
   try {
     sqlite = new Database(path, { readonly: true });
+    sqlite.run(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
     const first = sqlite
       .query<{ quick_check: string }, []>('PRAGMA quick_check')
       .get()?.quick_check;
     return first === 'ok' ? null : `damaged (${first ?? 'quick_check returned nothing'})`;
   } catch (error) {
+    if (isLockError(error)) throw heldByAnotherProcess(path);
     if (error instanceof SQLiteError) return error.message;
     throw error;
   } finally {

@@ -4,7 +4,7 @@ import { BackupError } from '../backup/backup.ts';
 import { restoreBackup, type RestoreResult } from '../backup/restore.ts';
 import { systemClock } from '../clock.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
-import { CliFailure } from './exit.ts';
+import { CliFailure, ExitCode } from './exit.ts';
 
 /**
  * `secryn restore <file>`: replaces the database with a backup sealed with the configured master
@@ -41,7 +41,9 @@ export const restoreCommand = defineCommand({
       const kept = describePrevious(result);
       if (kept) print(kept);
     } catch (error) {
-      if (error instanceof BackupError) throw new CliFailure(error.message);
+      if (error instanceof BackupError) {
+        throw new CliFailure(error.message, error.busy ? ExitCode.DATABASE_BUSY : ExitCode.FAILURE);
+      }
       throw error;
     }
   },
