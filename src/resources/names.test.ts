@@ -294,7 +294,7 @@ describe('through the HTTP error funnel', () => {
     expect(JSON.parse(ok.text)).toEqual({ name: 'caf\u00e9', tags: ['caf\u00e9'] });
     const cases: [unknown, string, string][] = [
       [{ name: '\u0958'.repeat(200) }, 'name', RESOURCE_NAME_RULE],
-      [{ name: 'ok', tags: ['\u0958'.repeat(40)] }, 'tags', TAG_RULE],
+      [{ name: 'ok', tags: ['ok', '\u0958'.repeat(40)] }, 'tags.1', TAG_RULE],
     ];
     for (const [body, field, reason] of cases) {
       const { status, text } = await post(body);

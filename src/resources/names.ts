@@ -98,31 +98,27 @@ export const ResourceName = t
   .Decode((value) => toNfc(value, resourceNameRegExp, 'name', RESOURCE_NAME_RULE))
   .Encode((value) => value);
 
-/** TypeBox schema of one tag, decoded to NFC; `field` names it in the error. */
-function tagSchema(field: string) {
-  return t
-    .Transform(
-      t.String({
-        minLength: 1,
-        pattern: TAG_PATTERN,
-        description:
-          '1–64 printable Unicode characters; no ",", no leading or trailing whitespace. ' +
-          'Stored in Unicode NFC.',
-        error: TAG_RULE,
-      }),
-    )
-    .Decode((value) => toNfc(value, tagRegExp, field, TAG_RULE))
-    .Encode((value) => value);
-}
+const TagString = t.String({
+  minLength: 1,
+  pattern: TAG_PATTERN,
+  description:
+    '1–64 printable Unicode characters; no ",", no leading or trailing whitespace. ' +
+    'Stored in Unicode NFC.',
+  error: TAG_RULE,
+});
 
-/** TypeBox schema of the `tag` filter of a list. */
-export const Tag = tagSchema('tag');
+/** TypeBox schema of the `tag` filter of a list, decoded to NFC. */
+export const Tag = t
+  .Transform(TagString)
+  .Decode((value) => toNfc(value, tagRegExp, 'tag', TAG_RULE))
+  .Encode((value) => value);
 
 /**
- * TypeBox schema of a tag list (at most {@link MAX_TAGS} entries). It does not refuse
- * duplicates: pass the validated list through {@link normalizeTags} before storing it.
+ * TypeBox schema of a tag list (at most {@link MAX_TAGS} entries). It neither normalises nor
+ * de-duplicates: pass the validated list through {@link normalizeTags} before storing it, which
+ * does both and names a tag that NFC makes too long by its index (`tags.3`).
  */
-export const Tags = t.Array(tagSchema('tags'), { maxItems: MAX_TAGS, error: TAGS_RULE });
+export const Tags = t.Array(TagString, { maxItems: MAX_TAGS, error: TAGS_RULE });
 
 /** Whether `value` is a valid resource name. */
 export function isResourceName(value: unknown): value is string {
