@@ -5,13 +5,10 @@ import {
   existsSync,
   fchmodSync,
   fsyncSync,
-  linkSync,
   openSync,
   readSync,
-  renameSync,
   rmSync,
   statSync,
-  unlinkSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
@@ -244,21 +241,4 @@ export function syncFile(path: string): void {
   } finally {
     closeSync(fd);
   }
-}
-
-/**
- * Renames `from` to `to`, failing with EEXIST instead of replacing `to` (rename(2) would
- * replace it). Where the file system has no hard links, falls back to rename after a check.
- */
-export function renameNoReplace(from: string, to: string): void {
-  try {
-    linkSync(from, to);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
-    if (existsSync(to)) throw Object.assign(new Error(`${to} exists`), { code: 'EEXIST' });
-    renameSync(from, to);
-    return;
-  }
-  unlinkSync(from);
 }

@@ -4,19 +4,13 @@ import { dirname } from 'node:path';
 import { recordLocalAction } from '../audit/record.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
-import { fsyncDirectory } from '../crypto/atomic-file.ts';
+import { fsyncDirectory, renameNoReplace } from '../crypto/atomic-file.ts';
 import { isDatabaseBusy } from '../db/write-lock.ts';
 import { masterKeyFingerprint } from '../crypto/keyring.ts';
 import { openInstance } from '../instance.ts';
 import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import type { Logger } from '../log/logger.ts';
-import {
-  BackupError,
-  inspectBackup,
-  renameNoReplace,
-  syncFile,
-  type BackupInfo,
-} from './backup.ts';
+import { BackupError, inspectBackup, syncFile, type BackupInfo } from './backup.ts';
 import { runningServePid } from './serve-marker.ts';
 
 export type RestoreResult = {

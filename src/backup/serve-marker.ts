@@ -1,8 +1,6 @@
 import { SQLiteError, type Database } from 'bun:sqlite';
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { writeAllSync } from '../crypto/atomic-file.ts';
-import { renameNoReplace } from './backup.ts';
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../crypto/atomic-file.ts';
 
 /**
  * A pid file beside the database (`<db>.serve.pid`) that says a `secryn serve` is running on it.
@@ -92,19 +90,11 @@ function releaseServeMarker(path: string, mine: string): void {
   if (current === mine) rmSync(path, { force: true });
 }
 
-/** Writes `content` to a 0600 temp file beside `path`, then links it to `path` (never over one). */
+/** Writes the marker (0600) through a temp file linked to `path`, never over an existing one. */
 function publishMarker(path: string, content: string, databasePath: string): void {
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
-    writeAllSync(fd, new TextEncoder().encode(content));
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameNoReplace(temp, path);
+    writeFileAtomic(path, content, 0o600, { replace: false });
   } catch (error) {
-    rmSync(temp, { force: true });
     // Only a server that does not take the lock (an older build) can have written it meanwhile.
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new Error(`another secryn serve is starting on ${databasePath}`);

@@ -51,6 +51,24 @@ describe('writeFileAtomic', () => {
   });
 });
 
+describe('writeFileAtomic without replacing', () => {
+  test('creates a missing file; an existing one is left as it was, EEXIST, no temp file', () => {
+    const target = path.join(dir, 'marker');
+    writeFileAtomic(target, 'first\n', 0o600, { replace: false });
+    expect(fs.readFileSync(target, 'utf8')).toBe('first\n');
+    expect(fs.statSync(target).mode & 0o777).toBe(0o600);
+    let code: string | undefined;
+    try {
+      writeFileAtomic(target, 'second\n', 0o600, { replace: false });
+    } catch (error) {
+      code = (error as NodeJS.ErrnoException).code;
+    }
+    expect(code).toBe('EEXIST');
+    expect(fs.readFileSync(target, 'utf8')).toBe('first\n');
+    expect(fs.readdirSync(dir)).toEqual(['marker']);
+  });
+});
+
 describe('fsyncDirectory', () => {
   test('succeeds on a directory and throws on a missing one', () => {
     fsyncDirectory(dir);

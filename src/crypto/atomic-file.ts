@@ -1,12 +1,15 @@
 /**
- * Crash-safe file replacement: after a crash the target holds either the old or the new content,
- * never a mix or an empty file. Used for the master key file and its rotation.
+ * Crash-safe file writes: after a crash the target holds either the old or the new content (or,
+ * without replacing, nothing), never a mix or an empty file. Used for the serve marker; the
+ * master key files use the fsync helpers.
  */
 import {
   closeSync,
   constants,
+  existsSync,
   fchmodSync,
   fsyncSync,
+  linkSync,
   openSync,
   renameSync,
   unlinkSync,
@@ -41,9 +44,15 @@ export function writeAllSync(fd: number, data: Uint8Array): void {
  * Atomically replaces `path` with `data` (strings as UTF-8) and permission bits `mode`: writes a
  * temp file in the same directory (created exclusively with `mode`, then fchmod'ed so the umask
  * cannot loosen or tighten it), fsyncs it, renames it over `path`, and fsyncs the directory.
- * On failure the temp file is removed and `path` is untouched.
+ * With `replace: false` an existing `path` is left alone and the call fails with EEXIST
+ * ({@link renameNoReplace}). On failure the temp file is removed and `path` is untouched.
  */
-export function writeFileAtomic(path: string, data: Uint8Array | string, mode: number): void {
+export function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+  mode: number,
+  options: { replace?: boolean } = {},
+): void {
   const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
   const dir = dirname(path);
   const tempPath = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -57,7 +66,8 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode: n
     } finally {
       closeSync(fd);
     }
-    renameSync(tempPath, path);
+    if (options.replace === false) renameNoReplace(tempPath, path);
+    else renameSync(tempPath, path);
     renamed = true;
     fsyncDirectory(dir);
   } finally {
@@ -69,4 +79,21 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode: n
       }
     }
   }
+}
+
+/**
+ * Renames `from` to `to`, failing with EEXIST instead of replacing `to` (rename(2) would
+ * replace it). Where the file system has no hard links, falls back to rename after a check.
+ */
+export function renameNoReplace(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
+    if (existsSync(to)) throw Object.assign(new Error(`${to} exists`), { code: 'EEXIST' });
+    renameSync(from, to);
+    return;
+  }
+  unlinkSync(from);
 }
