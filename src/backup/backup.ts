@@ -137,23 +137,21 @@ function createPrivateFile(path: string): void {
 
 /** `VACUUM INTO`, with SQLite's failure (a damaged page, a full disk) as one BackupError line. */
 function vacuumInto(sqlite: Database, source: string, target: string): void {
-  try {
-    sqlite.run('VACUUM INTO ?', [target]);
-  } catch (error) {
-    if (error instanceof SQLiteError) {
-      throw new BackupError(`could not back up ${source}: ${error.message}; nothing was written`);
-    }
-    throw error;
-  }
+  asBackupError(`could not back up ${source}`, () => sqlite.run('VACUUM INTO ?', [target]));
 }
 
 /** {@link readSecrynIdentity} of the source, with SQLite's failure as one BackupError line. */
 function readSourceIdentity(sqlite: Database, source: string): boolean {
+  return asBackupError(`could not read ${source}`, () => readSecrynIdentity(sqlite) !== undefined);
+}
+
+/** Runs `step`; a SQLiteError becomes `BackupError("<what>: <SQLite's message>; nothing was written")`. */
+function asBackupError<T>(what: string, step: () => T): T {
   try {
-    return readSecrynIdentity(sqlite) !== undefined;
+    return step();
   } catch (error) {
     if (error instanceof SQLiteError) {
-      throw new BackupError(`could not read ${source}: ${error.message}; nothing was written`);
+      throw new BackupError(`${what}: ${error.message}; nothing was written`);
     }
     throw error;
   }

@@ -162,12 +162,20 @@ function checkpoint(path: string, busyTimeoutMs: number): string | null {
     if (result?.busy !== 0) throw heldByAnotherProcess(path);
     return null;
   } catch (error) {
-    if (isLockError(error)) throw heldByAnotherProcess(path);
-    if (error instanceof SQLiteError) return error.message;
-    throw error;
+    return unreadableReason(error, path);
   } finally {
     closeQuietly(sqlite);
   }
+}
+
+/**
+ * SQLite's message for a database at `path` it cannot read. A lock held by another process is
+ * not damage: it refuses the restore ({@link heldByAnotherProcess}). Anything else is rethrown.
+ */
+function unreadableReason(error: unknown, path: string): string {
+  if (isLockError(error)) throw heldByAnotherProcess(path);
+  if (error instanceof SQLiteError) return error.message;
+  throw error;
 }
 
 /** SQLITE_BUSY or SQLITE_LOCKED (and their extended codes): another process, not damage. */
@@ -201,9 +209,7 @@ function readProblem(path: string, busyTimeoutMs: number): string | null {
       .get()?.quick_check;
     return first === 'ok' ? null : `damaged (${first ?? 'quick_check returned nothing'})`;
   } catch (error) {
-    if (isLockError(error)) throw heldByAnotherProcess(path);
-    if (error instanceof SQLiteError) return error.message;
-    throw error;
+    return unreadableReason(error, path);
   } finally {
     closeQuietly(sqlite);
   }
