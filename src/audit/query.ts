@@ -57,20 +57,12 @@ export function parseAuditFilters(query: Record<string, string | undefined>): Au
   for (const field of ['since', 'until'] as const) {
     const value = text(field);
     if (value === undefined) continue;
-    const ms = parseTimestamp(value);
+    const ms = timestampMs(value, { dateOnly: true });
     if (ms === undefined)
       throw new InvalidRequestError(field, 'Must be an RFC 3339 timestamp or a YYYY-MM-DD date');
     filters[field] = ms;
   }
   return filters;
-}
-
-/**
- * Epoch ms of an RFC 3339 timestamp or a `YYYY-MM-DD` date (UTC), else undefined (also for
- * impossible dates such as February 30).
- */
-export function parseTimestamp(value: string): number | undefined {
-  return timestampMs(value, { dateOnly: true });
 }
 
 /**

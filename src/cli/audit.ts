@@ -1,12 +1,13 @@
 import { defineCommand } from 'citty';
 import type { Database } from 'bun:sqlite';
 import { once } from 'node:events';
-import { parseTimestamp, streamAuditEntries } from '../audit/query.ts';
+import { streamAuditEntries } from '../audit/query.ts';
 import { localUserActor } from '../audit/record.ts';
 import { pruneAuditLog } from '../audit/retention.ts';
 import { toAuditEntryView, type AuditRow } from '../audit/rows.ts';
 import { verifyChain } from '../audit/verify.ts';
 import { assertKnownMigrationHistory } from '../db/migrate.ts';
+import { timestampMs } from '../http/schemas.ts';
 import { openInstance } from '../instance.ts';
 import {
   cliLogger,
@@ -95,7 +96,7 @@ function parseBound(flag: string, value: string | undefined, now: number): numbe
     const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[relative[2] as 'd' | 'h' | 'm'];
     return now - Number(relative[1]) * unit;
   }
-  const ms = parseTimestamp(value);
+  const ms = timestampMs(value, { dateOnly: true });
   if (ms === undefined) {
     throw new CliFailure(
       `--${flag} must be an RFC 3339 timestamp, a YYYY-MM-DD date or a duration like 7d`,
