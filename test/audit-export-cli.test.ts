@@ -11,29 +11,38 @@ import { cliCommand, memoryLogger, pinnedEnv, runCli, tempDir, writeConfig } fro
 
 const DAY = 86_400_000;
 
+/**
+ * An instance in `dir` whose log holds `count` local `thing.read` entries, the first at `startMs`
+ * and each `stepMs` after the one before; returns its config path.
+ */
+async function instanceWithEntries(
+  dir: string,
+  startMs: number,
+  count: number,
+  stepMs: number,
+): Promise<string> {
+  const config = writeConfig(dir);
+  const clock = manualClock(startMs);
+  const instance = createInstance(loadConfig({ path: config }).config, memoryLogger(), undefined, {
+    clock,
+  });
+  instance.sqlite.transaction(() => {
+    for (let i = 0; i < count; i++) {
+      appendAuditEntry(instance.db, clock, localAuditEntry('thing.read', null));
+      clock.advance(stepMs);
+    }
+  })();
+  await instance.close();
+  return config;
+}
+
 describe('secryn audit export', () => {
   const dir = tempDir();
   let config: string;
 
   beforeAll(async () => {
-    config = writeConfig(dir.path);
     // One entry at noon UTC each day from 2024-02-27 (2024 is a leap year) to 2024-03-02.
-    const clock = manualClock(Date.UTC(2024, 1, 27, 12));
-    const instance = createInstance(
-      loadConfig({ path: config }).config,
-      memoryLogger(),
-      undefined,
-      {
-        clock,
-      },
-    );
-    instance.sqlite.transaction(() => {
-      for (let i = 0; i < 5; i++) {
-        appendAuditEntry(instance.db, clock, localAuditEntry('thing.read', null));
-        clock.advance(DAY);
-      }
-    })();
-    await instance.close();
+    config = await instanceWithEntries(dir.path, Date.UTC(2024, 1, 27, 12), 5, DAY);
   });
   afterAll(() => dir[Symbol.dispose]());
 
@@ -78,24 +87,8 @@ describe('secryn audit export | head', () => {
   let config: string;
 
   beforeAll(async () => {
-    config = writeConfig(dir.path);
-    const clock = manualClock();
-    const instance = createInstance(
-      loadConfig({ path: config }).config,
-      memoryLogger(),
-      undefined,
-      {
-        clock,
-      },
-    );
     // Far more than a pipe holds (64 KiB) plus one export chunk (64 KiB): about 1.5 MB of CSV.
-    instance.sqlite.transaction(() => {
-      for (let i = 0; i < 5000; i++) {
-        appendAuditEntry(instance.db, clock, localAuditEntry('thing.read', null));
-        clock.advance(1000);
-      }
-    })();
-    await instance.close();
+    config = await instanceWithEntries(dir.path, Date.UTC(2026, 0, 1), 5000, 1000);
   });
   afterAll(() => dir[Symbol.dispose]());
 

@@ -71,6 +71,23 @@ async function initInstance(dir: string): Promise<{ configPath: string; token: s
   return { configPath, token: JSON.parse(init.stdout).admin_key.token };
 }
 
+/**
+ * An instance with a backup at `<dir>/snapshot.db` and a 200 ms busy timeout, so that a
+ * restore refused because another process holds the database says so quickly.
+ */
+async function backedUpWithShortBusyTimeout(
+  dir: string,
+): Promise<{ configPath: string; backupFile: string; dbPath: string }> {
+  const { configPath } = await initInstance(dir);
+  writeFileSync(
+    configPath,
+    readFileSync(configPath, 'utf8').replace('[storage]\n', '[storage]\nbusy_timeout_ms = 200\n'),
+  );
+  const backupFile = join(dir, 'snapshot.db');
+  expect((await runCli(['backup', backupFile, '--config', configPath])).exitCode).toBe(0);
+  return { configPath, backupFile, dbPath: join(dir, 'data/secryn.db') };
+}
+
 describe('backup and restore', () => {
   test('backup is encrypted and 0600; restore brings it back and keeps the replaced database', async () => {
     using dir = tempDir();
@@ -290,15 +307,7 @@ describe('backup and restore', () => {
 
   test('restore refuses, moving nothing, while another process keeps the WAL from being checkpointed', async () => {
     using dir = tempDir();
-    const { configPath } = await initInstance(dir.path);
-    // A short busy timeout so that the refusal comes quickly.
-    writeFileSync(
-      configPath,
-      readFileSync(configPath, 'utf8').replace('[storage]\n', '[storage]\nbusy_timeout_ms = 200\n'),
-    );
-    const backupFile = join(dir.path, 'snapshot.db');
-    expect((await runCli(['backup', backupFile, '--config', configPath])).exitCode).toBe(0);
-    const dbPath = join(dir.path, 'data/secryn.db');
+    const { configPath, backupFile, dbPath } = await backedUpWithShortBusyTimeout(dir.path);
     // A commit still in the WAL, and a reader (say, a sqlite3 shell) holding a snapshot of it.
     const writer = new Database(dbPath);
     writer.run('CREATE TABLE operator_note (note TEXT)');
@@ -328,14 +337,7 @@ describe('backup and restore', () => {
 
   test('a database another process holds locked is refused (exit 75), never moved aside as unreadable', async () => {
     using dir = tempDir();
-    const { configPath } = await initInstance(dir.path);
-    writeFileSync(
-      configPath,
-      readFileSync(configPath, 'utf8').replace('[storage]\n', '[storage]\nbusy_timeout_ms = 200\n'),
-    );
-    const backupFile = join(dir.path, 'snapshot.db');
-    expect((await runCli(['backup', backupFile, '--config', configPath])).exitCode).toBe(0);
-    const dbPath = join(dir.path, 'data/secryn.db');
+    const { configPath, backupFile, dbPath } = await backedUpWithShortBusyTimeout(dir.path);
     // A process in exclusive locking mode keeps its lock after its commit.
     const holder = new Database(dbPath);
     holder.run('PRAGMA locking_mode = EXCLUSIVE');
