@@ -66,7 +66,7 @@ const MASTER_KEY_EXIT_CODES: Record<MasterKeyFailure, number> = {
   missing: ExitCode.MASTER_KEY_MISSING,
   bad_permissions: ExitCode.MASTER_KEY_PERMISSIONS,
   invalid: ExitCode.MASTER_KEY_INVALID,
-  unreadable: ExitCode.MASTER_KEY_INVALID,
+  unreadable: ExitCode.MASTER_KEY_UNREADABLE,
   exists: ExitCode.ALREADY_INITIALIZED,
 };
 
