@@ -53,13 +53,17 @@ describe('secryn CLI', () => {
       stdout: '',
       stderr: 'secryn: unknown option --bogus (see: secryn --help)\n',
     });
-    const group = await runCli(['keys', '--json']);
+    const group = await runCli(['keys']);
     expect(group).toMatchObject({
       exitCode: 2,
       stdout: '',
       stderr:
         'secryn: "secryn keys" needs a subcommand: create, list, revoke (see: secryn keys --help)\n',
     });
+    // With --json, the same failure as a JSON error (test/cli-json-errors.test.ts).
+    const groupJson = await runCli(['keys', '--json']);
+    expect(groupJson.exitCode).toBe(2);
+    expect(JSON.parse(groupJson.stderr).error.code).toBe('USAGE');
   });
 
   test('each kind of bad config file exits 78 with only its error lines', async () => {

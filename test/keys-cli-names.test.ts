@@ -8,7 +8,13 @@ import { beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { runCli, tempDir, writeConfig } from './harness.ts';
 
-const NAME_RULE = 'secryn: --name: Must be 1 to 100 characters without control characters\n';
+// `create` runs with --json, so the refusal is a JSON error (test/cli-json-errors.test.ts).
+const NAME_RULE = {
+  error: {
+    code: 'USAGE',
+    message: '--name: Must be 1 to 100 characters without control characters',
+  },
+};
 const EVIL = 'evil\x1b[31mred\nkey_fake  admin';
 
 describe('secryn keys and key names', () => {
@@ -31,7 +37,7 @@ describe('secryn keys and key names', () => {
     for (const name of ['x'.repeat(101), 'x'.repeat(500), EVIL, 'tab\there', 'del\x7f']) {
       const result = await create(name);
       expect(result.exitCode).toBe(2);
-      expect(result.stderr).toBe(NAME_RULE);
+      expect(JSON.parse(result.stderr)).toEqual(NAME_RULE);
       expect(result.stdout).toBe('');
     }
     const empty = await create('');

@@ -160,3 +160,52 @@ describe.skipIf(!systemdAnalyze)('systemd-analyze on systemd/secryn.service', ()
     expect(unitText).toMatch(/overall exposure level \d+\.\d OK/);
   });
 });
+
+describe('the unit, config/secryn.systemd.toml and the README agree', () => {
+  const service = sectionEntries(unitText, 'Service');
+  const repo = path.resolve(import.meta.dir, '..');
+  const readme = fs.readFileSync(path.join(repo, 'README.md'), 'utf8');
+
+  test('the shipped config parses and names the paths the unit gives the service', async () => {
+    const { loadConfig } = await import('../src/config/load.ts');
+    const { config } = loadConfig({ path: path.join(repo, 'config/secryn.systemd.toml') });
+    const stateDir = `/var/lib/${service.get('StateDirectory')?.[0]}`;
+    expect(path.dirname(config.storage.path)).toBe(stateDir);
+    const credentialSource = service.get('LoadCredential')?.[0]?.split(':')[1];
+    expect(config.encryption.master_key_file).toBe(credentialSource!);
+    expect(config.log.format).toBe('json');
+  });
+
+  test('the README installs that config where ExecStart reads it, with no hand edit', () => {
+    const configPath = / --config (\S+)$/.exec(service.get('ExecStart')?.[0] ?? '')?.[1];
+    expect(configPath).toBe('/etc/secryn/secryn.toml');
+    const install = /```sh\n(install -m 0755 dist\/secryn[\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    expect(install).toContain(`install -m 0644 config/secryn.systemd.toml ${configPath}`);
+    expect(install).toContain(`secryn init --config ${configPath}`);
+    expect(install).not.toMatch(/edit/i);
+    // Maintenance commands: root, in the unit's header and in the README alike.
+    expect(unitText).toContain(`sudo secryn keys list --config ${configPath}`);
+    expect(readme).toContain(`sudo secryn keys list --config ${configPath}`);
+    expect(`${unitText}\n${readme}`).not.toMatch(/^[^`]*sudo -u secryn \/usr/m);
+  });
+});
+
+describe('secryn init and the unit sandbox', () => {
+  test('refuses a database under /etc (read-only to the service), creating nothing', async () => {
+    const { runCli } = await import('./harness.ts');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'secryn-'));
+    tempDirs.push(dir);
+    const target = `/etc/secryn-test-${path.basename(dir)}`;
+    const configPath = path.join(dir, 'secryn.toml');
+    fs.writeFileSync(
+      configPath,
+      `[storage]\npath = "${target}/secryn.db"\n[encryption]\nmaster_key_file = "${dir}/master.key"\n`,
+    );
+    const result = await runCli(['init', '--config', configPath]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('--force-location');
+    expect(result.stderr).toContain('/etc');
+    expect(fs.existsSync(target)).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'master.key'))).toBe(false);
+  });
+});

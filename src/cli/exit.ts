@@ -16,12 +16,17 @@ export const ExitCode = {
   MASTER_KEY_MISSING: 10,
   /** The master key file is accessible to group or others (fix: chmod 600). */
   MASTER_KEY_PERMISSIONS: 11,
-  /** The master key is truncated, not base64 of 32 bytes, or cannot be read. */
+  /** The master key is truncated or not base64 of 32 bytes. */
   MASTER_KEY_INVALID: 12,
   /** The master key is not the one the instance's keyring is sealed with. */
   MASTER_KEY_MISMATCH: 13,
   /** The keyring in the database is absent or altered (the master key itself is right). */
   KEYRING_UNUSABLE: 14,
+  /**
+   * The master key file exists but this process cannot read it (EACCES: typically a maintenance
+   * command run as the service user, while the key file is root's), or it is not a regular file.
+   */
+  MASTER_KEY_UNREADABLE: 15,
   /**
    * sysexits EX_TEMPFAIL: the database stayed locked by another process for longer than
    * `storage.busy_timeout_ms`; the same command can simply be run again.

@@ -1,8 +1,10 @@
 import { defineCommand } from 'citty';
 import { existsSync } from 'node:fs';
+import { dirname, resolve, sep } from 'node:path';
 import { createInstance } from '../instance.ts';
 import { configuredKeyPath } from '../keyring/key-files.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
+import { CliFailure } from './exit.ts';
 // First admin API key (access layer): created and audited inside init's own transaction.
 import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
 import { systemClock } from '../clock.ts';
@@ -28,6 +30,11 @@ export const initCommand = defineCommand({
       description: 'Succeed without changes when an instance already exists',
       default: false,
     },
+    'force-location': {
+      type: 'boolean',
+      description: 'Create the database even under /etc, /usr, /boot or /efi',
+      default: false,
+    },
   },
   async run({ args }) {
     const { config } = loadCliConfig(args);
@@ -36,6 +43,7 @@ export const initCommand = defineCommand({
       else print(JSON.stringify({ created: false, database: config.storage.path }));
       return;
     }
+    if (!args['force-location']) refuseSystemLocation(config.storage.path);
     const logger = cliLogger(config);
     // --- first admin API key: same transaction as the instance, audited as the local user ---
     let adminKey: { id: string; token: string } | undefined;
@@ -76,3 +84,24 @@ export const initCommand = defineCommand({
     }
   },
 });
+
+/**
+ * Directories that hold no data by design and that systemd's ProtectSystem= (full and strict,
+ * as in systemd/secryn.service) makes read-only to every service: a database created there by
+ * `init` run as root works for that command and fails the service at its first write. Home
+ * directories stay allowed (a development instance in a checkout under /home is fine).
+ */
+const SYSTEM_DIRECTORIES = ['/etc', '/usr', '/boot', '/efi'];
+
+function refuseSystemLocation(databasePath: string): void {
+  const directory = dirname(resolve(databasePath));
+  const system = SYSTEM_DIRECTORIES.find(
+    (root) => directory === root || directory.startsWith(root + sep),
+  );
+  if (system === undefined) return;
+  throw new CliFailure(
+    `refusing to create the database in ${directory}: the service cannot write under ${system} ` +
+      '(ProtectSystem=strict); set storage.path under /var/lib/secryn (see ' +
+      'config/secryn.systemd.toml), or pass --force-location',
+  );
+}

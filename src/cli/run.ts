@@ -26,7 +26,13 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<never
       rawArgs.includes('-h') ||
       (chain.commands.length === 1 && rawArgs.length === 0)
     ) {
-      const usage = await renderUsage(target, chain.commands.at(-2));
+      // The parent passed to citty carries the whole path, so that a subcommand's usage reads
+      // `secryn keys create …` (citty would print the immediate parent's name only: `keys create`).
+      const parentPath = ['secryn', ...chain.names.slice(0, -1)].join(' ');
+      const usage = await renderUsage(
+        target,
+        chain.commands.length > 1 ? { meta: { name: parentPath } } : undefined,
+      );
       process.stdout.write((color ? usage : stripAnsi(usage)) + '\n');
       return exit(ExitCode.OK);
     }
@@ -56,8 +62,29 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<never
     await runCommand(target, { rawArgs: chain.rest });
     return exit(ExitCode.OK);
   } catch (error) {
-    return exit(report(error));
+    const failure = describeFailure(error);
+    // With --json, the failure is one JSON object on stderr (stdout stays empty, so a script
+    // parsing stdout never mistakes an error for data); the exit status is the same either way.
+    if (wantsJson(rawArgs)) {
+      const { code, message } = failure;
+      process.stderr.write(JSON.stringify({ error: { code, message } }) + '\n');
+    } else {
+      for (const line of failure.lines) process.stderr.write(line + '\n');
+    }
+    if (process.env.SECRYN_DEBUG && failure.stack) process.stderr.write(failure.stack + '\n');
+    return exit(failure.exitCode);
   }
+}
+
+/** `--json` given before any `--` (its value forms `--json=false` / `--no-json` turn it off). */
+function wantsJson(rawArgs: string[]): boolean {
+  let json = false;
+  for (const arg of rawArgs) {
+    if (arg === '--') break;
+    if (arg === '--json' || arg === '--json=true') json = true;
+    if (arg === '--no-json' || arg === '--json=false') json = false;
+  }
+  return json;
 }
 
 class UsageError extends Error {}
@@ -66,7 +93,7 @@ const MASTER_KEY_EXIT_CODES: Record<MasterKeyFailure, number> = {
   missing: ExitCode.MASTER_KEY_MISSING,
   bad_permissions: ExitCode.MASTER_KEY_PERMISSIONS,
   invalid: ExitCode.MASTER_KEY_INVALID,
-  unreadable: ExitCode.MASTER_KEY_INVALID,
+  unreadable: ExitCode.MASTER_KEY_UNREADABLE,
   exists: ExitCode.ALREADY_INITIALIZED,
 };
 
@@ -77,65 +104,81 @@ const KEYRING_EXIT_CODES: Record<KeyringFailure, number> = {
   usage: ExitCode.USAGE,
 };
 
-function report(error: unknown): number {
-  const line = (text: string) => process.stderr.write(`secryn: ${text}\n`);
+/** A failed command as it is reported: exit status, a stable code, the message and its lines. */
+type Failure = {
+  exitCode: number;
+  /** Stable, for scripts: the exit status's name (`MASTER_KEY_MISSING`), or an API error code. */
+  code: string;
+  message: string;
+  /** The human-readable lines (usually `secryn: <message>`). */
+  lines: string[];
+  stack?: string;
+};
+
+const EXIT_CODE_NAMES = new Map<number, string>([
+  ...Object.entries(ExitCode).map(([name, code]) => [code, name] as [number, string]),
+  // `audit verify`'s own status (src/cli/audit.ts), reached through a CliFailure.
+  [65, 'AUDIT_CHAIN_BROKEN'],
+]);
+
+function failure(exitCode: number, message: string, code?: string): Failure {
+  return {
+    exitCode,
+    code: code ?? EXIT_CODE_NAMES.get(exitCode) ?? 'FAILURE',
+    message,
+    lines: [`secryn: ${message}`],
+  };
+}
+
+function describeFailure(error: unknown): Failure {
   if (error instanceof ConfigError) {
-    for (const l of error.lines) process.stderr.write(l + '\n');
-    return ExitCode.CONFIG;
+    return {
+      ...failure(ExitCode.CONFIG, error.lines.join('; '), 'CONFIG_INVALID'),
+      lines: error.lines,
+    };
   }
-  if (error instanceof UsageError) {
-    line(error.message);
-    return ExitCode.USAGE;
-  }
+  if (error instanceof UsageError) return failure(ExitCode.USAGE, error.message);
   if (error instanceof Error && error.name === 'CLIError') {
-    line(stripAnsi(error.message));
-    return ExitCode.USAGE;
+    return failure(ExitCode.USAGE, stripAnsi(error.message));
   }
-  if (error instanceof CliFailure) {
-    line(error.message);
-    return error.exitCode;
-  }
+  if (error instanceof CliFailure) return failure(error.exitCode, error.message);
   if (error instanceof IncompatibleSchemaError) {
-    line(error.message);
-    return ExitCode.FAILURE;
+    return failure(ExitCode.FAILURE, error.message, 'INCOMPATIBLE_SCHEMA');
   }
-  if (error instanceof NotInitializedError) {
-    line(error.message);
-    return ExitCode.NOT_INITIALIZED;
-  }
+  if (error instanceof NotInitializedError) return failure(ExitCode.NOT_INITIALIZED, error.message);
   if (error instanceof AlreadyInitializedError) {
-    line(error.message);
-    return ExitCode.ALREADY_INITIALIZED;
+    return failure(ExitCode.ALREADY_INITIALIZED, error.message);
   }
   if (error instanceof MasterKeyError) {
-    line(error.message);
-    return MASTER_KEY_EXIT_CODES[error.reason];
+    return failure(MASTER_KEY_EXIT_CODES[error.reason], error.message);
   }
   if (error instanceof MasterKeyMismatchError) {
-    line(error.message);
-    return ExitCode.MASTER_KEY_MISMATCH;
+    return failure(ExitCode.MASTER_KEY_MISMATCH, error.message);
   }
-  if (error instanceof KeyringError) {
-    line(error.message);
-    return KEYRING_EXIT_CODES[error.reason];
-  }
+  if (error instanceof KeyringError)
+    return failure(KEYRING_EXIT_CODES[error.reason], error.message);
   if (isDatabaseBusy(error)) {
-    line(
+    return failure(
+      ExitCode.DATABASE_BUSY,
       'the database is locked by another process (a command or `secryn serve` holding its ' +
         'write lock longer than storage.busy_timeout_ms); run the command again',
     );
-    return ExitCode.DATABASE_BUSY;
   }
   if (error instanceof AppError) {
-    line(
+    return failure(
+      ExitCode.FAILURE,
       error.details?.reason ? `${error.message}: ${String(error.details.reason)}` : error.message,
+      error.code,
     );
-    return ExitCode.FAILURE;
   }
-  line(`unexpected error: ${error instanceof Error ? error.message : String(error)}`);
-  if (process.env.SECRYN_DEBUG && error instanceof Error && error.stack)
-    process.stderr.write(error.stack + '\n');
-  return ExitCode.FAILURE;
+  return {
+    ...failure(
+      ExitCode.FAILURE,
+      `unexpected error: ${error instanceof Error ? error.message : String(error)}`,
+      'UNEXPECTED',
+    ),
+    stack: error instanceof Error ? error.stack : undefined,
+  };
 }
 
 type Chain = {

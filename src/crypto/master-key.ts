@@ -98,7 +98,16 @@ function readKeyFile(path: string, sourceLabel: string, requirePrivate: boolean)
     if (code === 'ENOENT') {
       throw new MasterKeyError('missing', `master key ${sourceLabel} does not exist`);
     }
-    throw new MasterKeyError('unreadable', `cannot open master key ${sourceLabel} (${code})`);
+    // EACCES/EPERM: the file is there but not for this user (a root-only key file read by a
+    // command run as the service user); say so rather than leave the errno to be decoded.
+    const hint =
+      code === 'EACCES' || code === 'EPERM'
+        ? ': this user may not read it (run the command as the user that owns it, e.g. root)'
+        : '';
+    throw new MasterKeyError(
+      'unreadable',
+      `cannot open master key ${sourceLabel} (${code})${hint}`,
+    );
   }
   try {
     const stat = fstatSync(fd);

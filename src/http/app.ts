@@ -38,7 +38,21 @@ export function createApp(options: AppOptions) {
   const maxBody = config.server.max_body_bytes;
   const methodNotAllowed = methodNotAllowedFor(new RouteTable(() => app.routes));
 
-  const app = new Elysia({ name: 'secryn' })
+  const app = new Elysia({
+    name: 'secryn',
+    // Bun calls this when a response fails after the app returned it, e.g. a file body that
+    // cannot be opened (docs assets removed under a server run from source). Without it Bun
+    // answers a bare 500 and nothing is logged; the access line, written earlier, says 200.
+    serve: {
+      error: (error: Error) => {
+        logger.error('response failed after its handler returned', { status: 500 }, error);
+        return Response.json(errorBody('INTERNAL_ERROR', 'Internal server error'), {
+          status: 500,
+          headers: { 'cache-control': 'no-store' },
+        });
+      },
+    },
+  })
     .onRequest(({ request, set, server }) => {
       const socketIp = server?.requestIP(request)?.address;
       const meta = setRequestMeta(request, {
@@ -97,13 +111,10 @@ export function createApp(options: AppOptions) {
   // The level is fixed at start. Without an access log the hook is not registered at all:
   // Elysia runs every after-response hook on its own setImmediate, per request.
   if (logger.level >= LogLevels.info) {
-    app.onAfterResponse(({ request, set }) => {
-      logAccess(
-        logger,
-        request,
-        typeof set.status === 'number' ? set.status : 200,
-        requestMeta(request),
-      );
+    // The status sent is the returned Response's own when there is one (`new Response(body,
+    // { status })` leaves set.status at 200), else set.status (the error funnel sets it).
+    app.onAfterResponse(({ request, set, responseValue }) => {
+      logAccess(logger, request, statusOfResponse(responseValue, set.status), requestMeta(request));
     });
   }
   app.use(healthRoutes({ version: options.version, isHealthy: options.isHealthy }));

@@ -18,6 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { openapi } from '@elysiajs/openapi';
+import type { BunFile } from 'bun';
 import { Elysia } from 'elysia';
 import swaggerUiPackage from 'swagger-ui-dist/package.json' with { type: 'json' };
 // `type: 'file'` embeds each file in a `bun build --compile` executable and yields its path
@@ -200,14 +201,21 @@ export function docsPlugin(options: DocsPluginOptions) {
   for (const [name, asset] of Object.entries(assets)) {
     plugin.get(
       assetUrl(name),
-      () =>
-        new Response(asset.body(), {
+      async () => {
+        const body = asset.body();
+        // A file gone from under a server run from source (node_modules being reinstalled)
+        // must fail here, through the error funnel (a 500 logged as 500), not after the
+        // response has left the app with status 200.
+        if (typeof body !== 'string' && !(await (body as BunFile).exists()))
+          throw new Error(`docs asset ${name} is missing`);
+        return new Response(body, {
           headers: {
             'content-type': asset.contentType,
             'cache-control': 'public, max-age=31536000, immutable',
             ...securityHeaders,
           },
-        }),
+        });
+      },
       { detail: { hide: true } },
     );
   }
