@@ -160,3 +160,43 @@ describe('list query parameters', () => {
     }
   });
 });
+
+describe('an empty update', () => {
+  test('is the unchanged object on every update route, and 409 on a revoked key, never a 500', async () => {
+    const project = await w.send(w.admin, 'POST', '/v1/projects', { name: 'empty-update' });
+    expect(project.status).toBe(201);
+    const vault = await w.send(w.admin, 'POST', '/v1/vaults', {
+      project_id: project.json.id,
+      name: 'empty-update',
+    });
+    expect(vault.status).toBe(201);
+    const resource = await w.send(w.admin, 'POST', '/v1/resources', {
+      vault_id: vault.json.id,
+      type: 'secret',
+      name: 'empty-update',
+      value: 'v',
+    });
+    expect(resource.status).toBe(201);
+    const key = await w.send(w.admin, 'POST', '/v1/api-keys', { name: 'empty', role: 'reader' });
+    expect(key.status).toBe(201);
+    for (const path of [
+      `/v1/projects/${project.json.id}`,
+      `/v1/vaults/${vault.json.id}`,
+      `/v1/resources/${resource.json.id}`,
+      `/v1/webhooks/${webhook}`,
+      `/v1/api-keys/${key.json.id}`,
+    ]) {
+      const before = await w.send(w.admin, 'GET', path);
+      const reply = await w.send(w.admin, 'PUT', path, {});
+      expect([path, reply.status]).toEqual([path, 200]);
+      expect(reply.json.id).toBe(before.json.id);
+    }
+    expect((await w.send(w.admin, 'DELETE', `/v1/api-keys/${key.json.id}`)).status).toBe(200);
+    const revoked = await w.send(w.admin, 'PUT', `/v1/api-keys/${key.json.id}`, {});
+    expect(revoked.status).toBe(409);
+    expect(revoked.json.error.code).toBe('CONFLICT');
+    expect((await w.send(w.admin, 'DELETE', `/v1/resources/${resource.json.id}`)).status).toBe(200);
+    const deleted = await w.send(w.admin, 'PUT', `/v1/resources/${resource.json.id}`, {});
+    expect(deleted.status).toBe(404);
+  });
+});
