@@ -200,3 +200,36 @@ describe('an empty update', () => {
     expect(deleted.status).toBe(404);
   });
 });
+
+describe('echoed names', () => {
+  test('an unknown field or parameter name comes back bounded and without control characters', async () => {
+    const huge = 'k'.repeat(200_000);
+    const body = await w.send(w.admin, 'POST', '/v1/projects', { name: 'echo', [huge]: 1 });
+    expect(body.status).toBe(400);
+    expect(body.json.error.details.reason).toBe('Unknown field');
+    expect(body.json.error.details.field).toBe(`${'k'.repeat(63)}…`);
+    expect(body.text.length).toBeLessThan(500);
+
+    const query = await w.send(w.admin, 'GET', `/v1/projects?${'q'.repeat(10_000)}=1`);
+    expect(query.status).toBe(400);
+    expect(query.json.error.details).toEqual({
+      field: `${'q'.repeat(63)}…`,
+      reason: 'Unknown field',
+      location: 'query',
+    });
+
+    const escapes = await w.send(
+      w.admin,
+      'GET',
+      '/v1/projects?%1B%5B31mevil%1B%5B0m%07%C2%9B%7F=1',
+    );
+    expect(escapes.status).toBe(400);
+    expect(escapes.json.error.details.field).toBe('evil');
+    const nested = await w.send(w.admin, 'POST', '/v1/projects', {
+      name: 'echo',
+      ['\u001b]0;title\u0007x\u0000y']: 1,
+    });
+    expect(nested.status).toBe(400);
+    expect(nested.json.error.details.field).toBe('xy');
+  });
+});
