@@ -53,6 +53,22 @@ describe('impossible dates', () => {
     });
     expect(updated.status).toBe(400);
     expect(updated.json).toMatchObject(errorOf('INVALID_REQUEST', 'expires_at'));
+    // A zone offset must not carry an expiry past what the API can show (year 10000).
+    const beyond = await w.send(w.admin, 'POST', '/v1/api-keys', {
+      name: 'dated',
+      role: 'reader',
+      expires_at: '9999-12-31T23:59:59-23:59',
+    });
+    expect(beyond.status).toBe(400);
+    expect(beyond.json.error.details).toEqual({
+      field: 'expires_at',
+      reason: 'Must be no later than 9999-12-31T23:59:59Z',
+    });
+    const latest = await w.send(w.admin, 'PUT', `/v1/api-keys/${ok.json.id}`, {
+      expires_at: '9999-12-31T23:59:59Z',
+    });
+    expect(latest.status).toBe(200);
+    expect(latest.json.expires_at).toBe('9999-12-31T23:59:59Z');
   });
 
   test('audit log and event filters: since/until on impossible dates are 400 naming them', async () => {

@@ -16,7 +16,7 @@ import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError, InvalidRequestError } from '../errors.ts';
 import { findProject } from '../projects/service.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
-import { PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
+import { LATEST_TIMESTAMP_MS, PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
 import type { ApiKeyObject } from './schemas.ts';
 import { apiKeys, type ApiKeyRow } from './tables.ts';
 import { newTypeId } from '../ids.ts';
@@ -109,10 +109,20 @@ export function checkScopes(role: Role, scopes: readonly Permission[] | null): v
   }
 }
 
-/** @throws InvalidRequestError when an expiry is not in the future. */
+/**
+ * @throws InvalidRequestError when an expiry is not in the future, or lies beyond what the API
+ * can show (a zone offset can push `9999-12-31T23:59:59-23:59` there; `secryn keys create
+ * --expires-in 999999w` stored `+021192-04-06T01:02Z`).
+ */
 export function checkExpiry(expiresAt: number | null, now: number): void {
   if (expiresAt !== null && !(expiresAt > now)) {
     throw new InvalidRequestError('expires_at', 'Must be in the future');
+  }
+  if (expiresAt !== null && expiresAt > LATEST_TIMESTAMP_MS) {
+    throw new InvalidRequestError(
+      'expires_at',
+      `Must be no later than ${toRfc3339(LATEST_TIMESTAMP_MS)}`,
+    );
   }
 }
 
