@@ -8,7 +8,7 @@ import { emitEvent } from '../events/emit.ts';
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import { ROLE_PERMISSIONS, type Permission, type Role } from '../access/permissions.ts';
 import { noteApiKeyChange } from '../access/authenticate.ts';
-import type { VaultResolver } from '../access/grants.ts';
+import { canManageKey, type VaultResolver } from '../access/grants.ts';
 import type { KeyGrant, KeyRateLimit } from '../access/principal.ts';
 import { generateApiToken, hashApiToken } from '../crypto/api-token.ts';
 import type { Db } from '../db/client.ts';
@@ -241,7 +241,8 @@ export function revokeApiKey(db: Db, id: string, now: number): ApiKeyRow | undef
  * Records `api_key.created` / `api_key.revoked` in the outbox; call it inside the write
  * transaction of the change (the API handlers' and the CLI's), not for keys made by init. The
  * object is the key's public metadata (never the token or its hash); a key limited to exactly one
- * project belongs to that project's webhooks, any other to the instance-wide ones.
+ * project belongs to that project's webhooks, any other to the instance-wide ones; either only
+ * when the webhook's audience may manage the key (never for an admin key).
  */
 export function emitApiKeyEvent(
   db: Db,
@@ -257,6 +258,8 @@ export function emitApiKeyEvent(
       type,
       projectId: projectIds.length === 1 ? projectIds[0]! : null,
       object: { ...toApiKeyObject(row) },
+      // As `GET /v1/api-keys`: only keys that may manage this one learn about it.
+      visibleTo: (viewer) => canManageKey(viewer, keyGrantOf(row), vaultResolver(db)),
     },
   );
 }
