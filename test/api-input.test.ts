@@ -53,6 +53,22 @@ describe('impossible dates', () => {
     });
     expect(updated.status).toBe(400);
     expect(updated.json).toMatchObject(errorOf('INVALID_REQUEST', 'expires_at'));
+    // A zone offset must not carry an expiry past what the API can show (year 10000).
+    const beyond = await w.send(w.admin, 'POST', '/v1/api-keys', {
+      name: 'dated',
+      role: 'reader',
+      expires_at: '9999-12-31T23:59:59-23:59',
+    });
+    expect(beyond.status).toBe(400);
+    expect(beyond.json.error.details).toEqual({
+      field: 'expires_at',
+      reason: 'Must be no later than 9999-12-31T23:59:59Z',
+    });
+    const latest = await w.send(w.admin, 'PUT', `/v1/api-keys/${ok.json.id}`, {
+      expires_at: '9999-12-31T23:59:59Z',
+    });
+    expect(latest.status).toBe(200);
+    expect(latest.json.expires_at).toBe('9999-12-31T23:59:59Z');
   });
 
   test('audit log and event filters: since/until on impossible dates are 400 naming them', async () => {
@@ -158,5 +174,78 @@ describe('list query parameters', () => {
       });
       expect(typo.json).toMatchObject(errorOf('INVALID_REQUEST', 'rol'));
     }
+  });
+});
+
+describe('an empty update', () => {
+  test('is the unchanged object on every update route, and 409 on a revoked key, never a 500', async () => {
+    const project = await w.send(w.admin, 'POST', '/v1/projects', { name: 'empty-update' });
+    expect(project.status).toBe(201);
+    const vault = await w.send(w.admin, 'POST', '/v1/vaults', {
+      project_id: project.json.id,
+      name: 'empty-update',
+    });
+    expect(vault.status).toBe(201);
+    const resource = await w.send(w.admin, 'POST', '/v1/resources', {
+      vault_id: vault.json.id,
+      type: 'secret',
+      name: 'empty-update',
+      value: 'v',
+    });
+    expect(resource.status).toBe(201);
+    const key = await w.send(w.admin, 'POST', '/v1/api-keys', { name: 'empty', role: 'reader' });
+    expect(key.status).toBe(201);
+    for (const path of [
+      `/v1/projects/${project.json.id}`,
+      `/v1/vaults/${vault.json.id}`,
+      `/v1/resources/${resource.json.id}`,
+      `/v1/webhooks/${webhook}`,
+      `/v1/api-keys/${key.json.id}`,
+    ]) {
+      const before = await w.send(w.admin, 'GET', path);
+      const reply = await w.send(w.admin, 'PUT', path, {});
+      expect([path, reply.status]).toEqual([path, 200]);
+      expect(reply.json.id).toBe(before.json.id);
+    }
+    expect((await w.send(w.admin, 'DELETE', `/v1/api-keys/${key.json.id}`)).status).toBe(200);
+    const revoked = await w.send(w.admin, 'PUT', `/v1/api-keys/${key.json.id}`, {});
+    expect(revoked.status).toBe(409);
+    expect(revoked.json.error.code).toBe('CONFLICT');
+    expect((await w.send(w.admin, 'DELETE', `/v1/resources/${resource.json.id}`)).status).toBe(200);
+    const deleted = await w.send(w.admin, 'PUT', `/v1/resources/${resource.json.id}`, {});
+    expect(deleted.status).toBe(404);
+  });
+});
+
+describe('echoed names', () => {
+  test('an unknown field or parameter name comes back bounded and without control characters', async () => {
+    const huge = 'k'.repeat(200_000);
+    const body = await w.send(w.admin, 'POST', '/v1/projects', { name: 'echo', [huge]: 1 });
+    expect(body.status).toBe(400);
+    expect(body.json.error.details.reason).toBe('Unknown field');
+    expect(body.json.error.details.field).toBe(`${'k'.repeat(63)}…`);
+    expect(body.text.length).toBeLessThan(500);
+
+    const query = await w.send(w.admin, 'GET', `/v1/projects?${'q'.repeat(10_000)}=1`);
+    expect(query.status).toBe(400);
+    expect(query.json.error.details).toEqual({
+      field: `${'q'.repeat(63)}…`,
+      reason: 'Unknown field',
+      location: 'query',
+    });
+
+    const escapes = await w.send(
+      w.admin,
+      'GET',
+      '/v1/projects?%1B%5B31mevil%1B%5B0m%07%C2%9B%7F=1',
+    );
+    expect(escapes.status).toBe(400);
+    expect(escapes.json.error.details.field).toBe('evil');
+    const nested = await w.send(w.admin, 'POST', '/v1/projects', {
+      name: 'echo',
+      ['\u001b]0;title\u0007x\u0000y']: 1,
+    });
+    expect(nested.status).toBe(400);
+    expect(nested.json.error.details.field).toBe('xy');
   });
 });

@@ -54,7 +54,7 @@ describe('/v1/api-keys', () => {
   let app: ReturnType<typeof buildApp>;
   let adminToken: string;
 
-  const keyFor = (over: Partial<KeyGrant>) =>
+  const keyFor = (over: Partial<KeyGrant> & { name?: string }) =>
     insertApiKey(
       instance.db,
       newApiKeyId(),
@@ -296,7 +296,8 @@ describe('/v1/api-keys', () => {
 
   test('update: name, scopes and expiry within limits; revoked keys cannot change', async () => {
     const expiring = keyFor({ role: 'manager', expiresAt: Date.UTC(2030, 2, 1) }).token;
-    const target = keyFor({ role: 'contributor' }).row.id;
+    // Expires before the editor: it could have created it.
+    const target = keyFor({ role: 'contributor', expiresAt: Date.UTC(2030, 1, 15) }).row.id;
     const put = (token: string, body: unknown, id = target) =>
       call(app, 'PUT', `/v1/api-keys/${id}`, { headers: as(token), body });
     const renamed = await put(expiring, { name: 'renamed', scopes: ['resources:read'] });
@@ -325,6 +326,67 @@ describe('/v1/api-keys', () => {
     const conflict = await put(adminToken, { name: 'again' });
     expect(conflict.status).toBe(409);
     expect(findApiKey(instance.db, target)?.name).toBe('renamed');
+    // An empty body on a revoked key is the same conflict (it was a 500, "No values to set").
+    const empty = await put(adminToken, {});
+    expect(empty.status).toBe(409);
+    expect((await json<ErrorBody>(empty)).error.code).toBe('CONFLICT');
+    // On a live key it is a no-op answered with the key as it is.
+    const live = keyFor({ role: 'reader', expiresAt: Date.UTC(2030, 1, 1) }).row.id;
+    const unchanged = await put(adminToken, {}, live);
+    expect(unchanged.status).toBe(200);
+    expect(await json<ApiKey>(unchanged)).toMatchObject({ id: live, name: 'k' });
+  });
+
+  test('update follows the creation rules against the key as it is and as it will be', async () => {
+    const put = (token: string, id: string, body: unknown) =>
+      call(app, 'PUT', `/v1/api-keys/${id}`, { headers: as(token), body });
+    const fullManager = keyFor({ role: 'manager', name: 'full', expiresAt: Date.UTC(2030, 5, 1) });
+    // The review's case: a manager narrowed to key management extended a full manager's life.
+    const keyAdmin = keyFor({ role: 'manager', scopes: ['api_keys:read', 'api_keys:write'] }).token;
+    const extended = await put(keyAdmin, fullManager.row.id, { expires_at: null });
+    expect(extended.status).toBe(403);
+    expect((await json<ErrorBody>(extended)).error.details).toMatchObject({ field: 'role' });
+    // Least privilege: not even a rename, or a narrowing, of a key it could not have created.
+    expect((await put(keyAdmin, fullManager.row.id, { name: 'x' })).status).toBe(403);
+    expect((await put(keyAdmin, fullManager.row.id, {})).status).toBe(403);
+    expect((await put(keyAdmin, fullManager.row.id, { scopes: ['api_keys:read'] })).status).toBe(
+      403,
+    );
+    const stored = findApiKey(instance.db, fullManager.row.id)!;
+    expect(stored).toMatchObject({ name: 'full', scopes: null, expiresAt: Date.UTC(2030, 5, 1) });
+    // It can still see it, and revoke it (revoking only takes access away).
+    expect(
+      (await call(app, 'GET', `/v1/api-keys/${fullManager.row.id}`, { headers: as(keyAdmin) }))
+        .status,
+    ).toBe(200);
+    // A key it could create it may change, but only into one it could create.
+    const narrow = keyFor({ role: 'manager', scopes: ['api_keys:read'] }).row.id;
+    expect((await put(keyAdmin, narrow, { name: 'renamed' })).status).toBe(200);
+    const widened = await put(keyAdmin, narrow, { scopes: null });
+    expect(widened.status).toBe(403);
+    expect((await json<ErrorBody>(widened)).error.details).toMatchObject({ field: 'role' });
+    // An expiring editor: not onto a key that outlives it, not beyond its own expiry.
+    const expiring = keyFor({ role: 'manager', expiresAt: Date.UTC(2030, 2, 1) }).token;
+    const forever = keyFor({ role: 'reader' }).row.id;
+    const renamed = await put(expiring, forever, { name: 'x' });
+    expect(renamed.status).toBe(403);
+    expect((await json<ErrorBody>(renamed)).error.details).toMatchObject({ field: 'expires_at' });
+    expect((await put(expiring, forever, { expires_at: '2030-02-01T00:00:00Z' })).status).toBe(403);
+    const shortLived = keyFor({ role: 'reader', expiresAt: Date.UTC(2030, 1, 1) }).row.id;
+    expect((await put(expiring, shortLived, { expires_at: '2030-02-15T00:00:00Z' })).status).toBe(
+      200,
+    );
+    expect((await put(expiring, shortLived, { expires_at: '2030-04-01T00:00:00Z' })).status).toBe(
+      403,
+    );
+    // A project manager and a key reaching a vault of another project: hidden, as before.
+    const projectManager = keyFor({ role: 'manager', projectIds: [PROJECT_A] }).token;
+    const crossing = keyFor({ role: 'reader', projectIds: [PROJECT_A], vaultIds: [VAULT_B] });
+    expect((await put(projectManager, crossing.row.id, { name: 'x' })).status).toBe(404);
+    const revoked = await call(app, 'DELETE', `/v1/api-keys/${fullManager.row.id}`, {
+      headers: as(keyAdmin),
+    });
+    expect(revoked.status).toBe(200);
   });
 
   test('revoke: effective on the very next request; idempotent; audited', async () => {

@@ -259,3 +259,37 @@ describe('serve with a TLS file it cannot read', () => {
     expect(serve.stderr.trim()).toBe(`server.tls_cert_file: cannot read ${missing} (ENOENT)`);
   });
 });
+
+describe('keys create --expires-in', () => {
+  test('beyond what the API can show is refused like expires_at (exit 2), and nothing is stored', async () => {
+    using dir = tempDir();
+    const config = writeConfig(dir.path);
+    expect((await runCli(['init', '--config', config])).exitCode).toBe(0);
+    const create = (duration: string) =>
+      runCli([
+        'keys',
+        'create',
+        '--config',
+        config,
+        '--role',
+        'reader',
+        '--name',
+        'far',
+        '--expires-in',
+        duration,
+        '--json',
+      ]);
+    const far = await create('999999w');
+    expect(far.stderr).toBe('secryn: --expires-in: Must be no later than 9999-12-31T23:59:59Z\n');
+    expect(far.exitCode).toBe(2);
+    expect(far.stdout).toBe('');
+    const near = await create('520w');
+    expect(near.exitCode).toBe(0);
+    expect((JSON.parse(near.stdout) as { expires_at: string }).expires_at).toMatch(/^20\d\d-/);
+    const list = await runCli(['keys', 'list', '--config', config, '--json']);
+    expect((JSON.parse(list.stdout) as { name: string }[]).map((k) => k.name).sort()).toEqual([
+      'far',
+      'initial admin',
+    ]);
+  });
+});

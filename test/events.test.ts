@@ -14,6 +14,7 @@ import {
 } from '../src/webhooks/test-fixture.ts';
 import { DeliveryWorker } from '../src/webhooks/worker.ts';
 import { tempDir } from './harness.ts';
+import { openWorld } from './resources-harness.ts';
 
 const DAY = 86_400_000;
 
@@ -259,5 +260,120 @@ describe('expiry notices', () => {
       'resource.expired:renewed:-',
     ]);
     expect((await notices()).some((n) => n.includes(':deleted:'))).toBe(false);
+  });
+});
+
+describe('events follow the visibility of the object they describe', () => {
+  test('an admin key’s events are hidden from managers, in the list, by id and in deliveries', async () => {
+    const w = openWorld();
+    try {
+      const manager = w.key({ role: 'manager' }).token;
+      const project = await w.send(w.admin, 'POST', '/v1/projects', { name: 'p' });
+      const projectManager = w.key({ role: 'manager', projectIds: [project.json.id] }).token;
+      // Instance-wide and project webhooks, made by a manager and by an admin: each one's
+      // audience is the weakest key that reaches it, whoever created it.
+      const hook = async (token: string, body: Record<string, unknown>) => {
+        const created = await w.send(token, 'POST', '/v1/webhooks', {
+          url: 'https://93.184.216.34/hook',
+          events: ['api_key.created', 'api_key.revoked'],
+          ...body,
+        });
+        expect(created.status).toBe(201);
+        return created.json.id as string;
+      };
+      const managerHook = await hook(manager, {});
+      const adminHook = await hook(w.admin, {});
+      const projectHook = await hook(w.admin, { project_id: project.json.id });
+
+      const adminKey = await w.send(w.admin, 'POST', '/v1/api-keys', {
+        name: 'root',
+        role: 'admin',
+      });
+      expect(adminKey.status).toBe(201);
+      expect((await w.send(w.admin, 'DELETE', `/v1/api-keys/${adminKey.json.id}`)).status).toBe(
+        200,
+      );
+      const readerKey = await w.send(manager, 'POST', '/v1/api-keys', {
+        name: 'ci',
+        role: 'reader',
+        project_ids: [project.json.id],
+      });
+      expect(readerKey.status).toBe(201);
+
+      const listed = async (token: string) =>
+        ((await w.send(token, 'GET', '/v1/events?type=api_key.*')).json.data as Event[]).map(
+          (event) => [event.type, event.data.object.id],
+        );
+      expect(await listed(w.admin)).toEqual([
+        ['api_key.created', readerKey.json.id],
+        ['api_key.revoked', adminKey.json.id],
+        ['api_key.created', adminKey.json.id],
+      ]);
+      const managerList = await w.send(manager, 'GET', '/v1/events');
+      expect(managerList.json.data.map((event: Event) => event.type)).toEqual([
+        'api_key.created',
+        'project.created',
+      ]);
+      expect(managerList.json.pagination.total).toBe(2);
+      expect(managerList.text).not.toContain(adminKey.json.id);
+      expect(managerList.text).not.toContain(adminKey.json.prefix);
+      expect(await listed(projectManager)).toEqual([['api_key.created', readerKey.json.id]]);
+      const adminEvents = (await w.send(w.admin, 'GET', '/v1/events?type=api_key.*')).json
+        .data as Event[];
+      for (const event of adminEvents.filter((e) => e.data.object.id === adminKey.json.id)) {
+        expect((await w.send(w.admin, 'GET', `/v1/events/${event.id}`)).status).toBe(200);
+        expect((await w.send(manager, 'GET', `/v1/events/${event.id}`)).status).toBe(404);
+      }
+
+      const delivered = (webhookId: string) =>
+        (
+          w.instance.sqlite
+            .query(
+              `SELECT json_extract(e.payload, '$.data.object.id') AS id FROM webhook_deliveries d
+               JOIN events e ON e.id = d.event_id WHERE d.webhook_id = ? ORDER BY e.seq`,
+            )
+            .all(webhookId) as { id: string }[]
+        ).map((row) => row.id);
+      // Not even the admin's own instance-wide webhook: any unlimited manager may repoint it.
+      expect(delivered(managerHook)).toEqual([readerKey.json.id]);
+      expect(delivered(adminHook)).toEqual([readerKey.json.id]);
+      expect(delivered(projectHook)).toEqual([readerKey.json.id]);
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('a key with a vault outside the project is not sent to that project’s webhooks', async () => {
+    const w = openWorld();
+    try {
+      const a = (await w.send(w.admin, 'POST', '/v1/projects', { name: 'a' })).json.id;
+      const b = (await w.send(w.admin, 'POST', '/v1/projects', { name: 'b' })).json.id;
+      const vaultB = (await w.send(w.admin, 'POST', '/v1/vaults', { project_id: b, name: 'v' }))
+        .json.id;
+      const projectManager = w.key({ role: 'manager', projectIds: [a] }).token;
+      const hook = await w.send(projectManager, 'POST', '/v1/webhooks', {
+        url: 'https://93.184.216.34/hook',
+        events: ['*'],
+        project_id: a,
+      });
+      expect(hook.status).toBe(201);
+      const crossing = await w.send(w.admin, 'POST', '/v1/api-keys', {
+        name: 'crossing',
+        role: 'reader',
+        project_ids: [a],
+        vault_ids: [vaultB],
+      });
+      expect(crossing.status).toBe(201);
+      // The project manager cannot see that key, so neither its list nor its webhook does.
+      expect((await w.send(projectManager, 'GET', `/v1/api-keys/${crossing.json.id}`)).status).toBe(
+        404,
+      );
+      expect((await w.send(projectManager, 'GET', '/v1/events')).text).not.toContain(
+        crossing.json.id,
+      );
+      expect(w.count('webhook_deliveries')).toBe(0);
+    } finally {
+      await w.close();
+    }
   });
 });

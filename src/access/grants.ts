@@ -167,3 +167,31 @@ export function assertKeyManageable(
 export function refuseGrantProblem(problem: GrantProblem | undefined): void {
   if (problem) throw new GrantExceededError(problem);
 }
+
+/**
+ * Throws 403 unless `editor` may change `current` by `changes` (a name-only change and an empty
+ * one included). Least privilege, as for creation: an editor may only modify a key it could have
+ * created, and only into a key it could create. So a key narrowed by scopes, or one that
+ * expires, cannot touch a key stronger or longer-lived than itself, not even to rename it or
+ * narrow it; revoking it (which only takes access away) needs reach alone.
+ */
+export function assertCanEdit(
+  editor: KeyGrant,
+  current: KeyGrant,
+  changes: Partial<Pick<KeyGrant, 'scopes' | 'expiresAt'>>,
+  resolveVault?: VaultResolver,
+): void {
+  const asItIs = grantProblem(editor, current, resolveVault);
+  if (asItIs) {
+    throw new GrantExceededError({
+      field: asItIs.field,
+      reason: `This key cannot change a key it could not create: ${asItIs.reason}`,
+    });
+  }
+  const updated: KeyGrant = {
+    ...current,
+    scopes: changes.scopes === undefined ? current.scopes : changes.scopes,
+    expiresAt: changes.expiresAt === undefined ? current.expiresAt : changes.expiresAt,
+  };
+  refuseGrantProblem(grantProblem(editor, updated, resolveVault));
+}

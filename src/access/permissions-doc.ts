@@ -86,8 +86,16 @@ A key with \`api_keys:write\` can only create keys within its own power: the new
 permissions (role narrowed by scopes) must be a subset of its own, only an admin can create an
 admin (and only an admin or a manager a manager), the new key's projects must lie within its own,
 each vault it grants must be one the creating key reaches itself, and if the creating key
-expires, the new key must expire no later. Updates (\`scopes\`, \`expires_at\`) follow the same rules. Keys other than
-admins see, update and revoke only non-admin keys within their own projects and vaults. The
+expires, the new key must expire no later.
+
+Changing a key (\`PUT /v1/api-keys/:id\`: \`name\`, \`scopes\`, \`expires_at\`) follows the same
+rules twice, least privilege as in Vault or Stripe: the editing key must be able to create the
+key **as it is** and **as it will be**. So a key cannot touch a key stronger or longer-lived than
+itself, not even to rename or narrow it — a manager narrowed to \`api_keys:read\`/\`write\` cannot
+change a full manager key, and a key that expires cannot change one that does not (403 naming the
+field). Revoking only takes access away, so it needs reach alone: keys other than admins see and
+revoke the non-admin keys within their own projects and vaults (others: hidden 404). A revoked
+key cannot be changed (409). The
 \`secryn keys\` commands act as the local operator and are not limited.
 `;
 }

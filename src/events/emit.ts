@@ -3,6 +3,8 @@
  * write transaction.
  */
 import { Database, type Statement } from 'bun:sqlite';
+import type { KeyGrant } from '../access/principal.ts';
+import { webhookAudience } from '../access/visibility.ts';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
@@ -17,6 +19,12 @@ export type EventInput = {
   /** The project the object belongs to; null for instance-wide events (master key, …). */
   projectId: string | null;
   object: Record<string, unknown>;
+  /**
+   * Who may see the object, when more than its project decides (an admin key's metadata is for
+   * admins only): webhooks whose audience (`webhookAudience`) fails it get no delivery. The event
+   * list applies the same rule through `src/events/visibility.ts`.
+   */
+  visibleTo?: (viewer: KeyGrant) => boolean;
 };
 
 /** Options for internal callers; features normally pass none. */
@@ -54,7 +62,10 @@ type Statements = {
     unknown,
     [{ id: string; type: string; projectId: string | null; payload: string; createdAt: number }]
   >;
-  matching: Statement<{ id: string; events: string }, [{ projectId: string | null }]>;
+  matching: Statement<
+    { id: string; events: string; projectId: string | null },
+    [{ projectId: string | null }]
+  >;
   insertDelivery: Statement<
     unknown,
     [{ id: string; webhookId: string; eventId: string; now: number }]
@@ -69,7 +80,7 @@ const statementsFor = perConnection(
        VALUES ($id, $type, $projectId, $payload, $createdAt)`,
     ),
     matching: sqlite.query(
-      `SELECT id, events FROM webhooks
+      `SELECT id, events, project_id AS projectId FROM webhooks
        WHERE enabled = 1 AND (project_id IS NULL OR project_id = $projectId)`,
     ),
     insertDelivery: sqlite.query(
@@ -90,7 +101,7 @@ const statementsFor = perConnection(
  *
  * A webhook matches when it is enabled, its `events` contain the exact type or `"*"`, and it has
  * no project filter or the event's `projectId` equals it (instance-wide events, projectId null,
- * reach only unfiltered webhooks). Keys in {@link FORBIDDEN_EVENT_KEYS} are stripped from
+ * reach only unfiltered webhooks), and the webhook's audience passes `visibleTo`. Keys in {@link FORBIDDEN_EVENT_KEYS} are stripped from
  * `object` at any depth. Throws when called outside a transaction (the event would commit apart
  * from its change) and on database errors (which roll the caller's job back).
  */
@@ -127,6 +138,7 @@ export function emitEvent(
       : statements.matching
           .all({ projectId: event.projectId })
           .filter((row) => subscribes(row.events, event.type))
+          .filter((row) => event.visibleTo?.(webhookAudience(row.projectId)) ?? true)
           .map((row) => row.id);
   for (const webhookId of targets) {
     statements.insertDelivery.run({ id: newTypeId('dlv'), webhookId, eventId: id, now });

@@ -1,18 +1,19 @@
 /**
  * `GET /v1/events` (API.md §6): the event log, exactly as webhooks receive it. A key limited to
  * projects sees the events of those projects only (instance-wide events, such as
- * `master_key.rotated`, are for keys limited to nothing); outside them it answers a hidden 404.
+ * `master_key.rotated`, are for keys limited to nothing), and an `api_key.*` event only to keys
+ * that may manage that key (see ./visibility.ts); outside them it answers a hidden 404.
  */
 import { Elysia } from 'elysia';
 import { principalOf } from '../access/principal.ts';
-import { hasProjectScope, hideAsNotFound, projectScopeFilter } from '../access/visibility.ts';
+import { hasProjectScope, hideAsNotFound } from '../access/visibility.ts';
 import { NotFoundError } from '../errors.ts';
 import { listResponse, listSchema, readPage } from '../http/pagination.ts';
 import type { Instance } from '../instance.ts';
 import { parseTimestamp } from '../http/schemas.ts';
 import { EventListQuery, EventParams, EventSchema } from '../webhooks/schemas.ts';
 import { findEvent, listEvents } from './service.ts';
-import { events } from './tables.ts';
+import { canSeeEvent, visibleEventFilter } from './visibility.ts';
 
 const detail = (summary: string, description: string) => ({
   summary,
@@ -35,7 +36,7 @@ export function eventRoutes(instance: Instance) {
         const { data, total } = listEvents(
           db,
           {
-            visible: projectScopeFilter(key, events.projectId),
+            visible: visibleEventFilter(db, key),
             type: query.type,
             sinceMs: query.since === undefined ? undefined : parseTimestamp(query.since, 'since'),
             projectId: query.project_id,
@@ -60,12 +61,7 @@ export function eventRoutes(instance: Instance) {
       ({ params, request }) => {
         const found = findEvent(db, params.id);
         if (!found) throw new NotFoundError('Event');
-        const key = principalOf(request);
-        const visible =
-          found.projectId === null
-            ? key.role === 'admin' || (key.projectIds.length === 0 && key.vaultIds.length === 0)
-            : hasProjectScope(key, found.projectId);
-        if (!visible) hideAsNotFound(request, 'Event');
+        if (!canSeeEvent(db, principalOf(request), found)) hideAsNotFound(request, 'Event');
         return found.payload;
       },
       {

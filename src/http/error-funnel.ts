@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from 'node:util';
 import { AppError, type ErrorCode, type ErrorDetails } from '../errors.ts';
 
 /** The public error body of API.md §1. */
@@ -31,9 +32,42 @@ export function statusOf(code: ErrorCode): number {
   return STATUS_BY_CODE[code];
 }
 
-/** Error body for a code. */
+/**
+ * Error body for a code. `details.field` is the one place a name chosen by the client (an
+ * unknown body field, a query parameter, a header) is echoed, so it is made safe here for every
+ * path: see {@link echoedName}.
+ */
 export function errorBody(code: ErrorCode, message: string, details?: ErrorDetails): ErrorBody {
-  return { error: details ? { code, message, details } : { code, message } };
+  if (!details) return { error: { code, message } };
+  const safe =
+    typeof details.field === 'string' ? { ...details, field: echoedName(details.field) } : details;
+  return { error: { code, message, details: safe } };
+}
+
+/** How many characters of a client-chosen name an error echoes. */
+export const ECHOED_NAME_MAX = 64;
+
+// C0, DEL and C1 (U+009B is a terminal's escape-sequence introducer), and unpaired surrogates.
+const UNSAFE_CHARS =
+  /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * A client-chosen name as an error may echo it: terminal escape sequences and control
+ * characters removed, at most {@link ECHOED_NAME_MAX} characters (then `…`). Error bodies end up
+ * in terminals and logs, and an unbounded echo lets a client make the server copy whatever it
+ * sent (a 200,000-character field name came back whole).
+ */
+export function echoedName(name: string): string {
+  // Cut first so that the cleaning below never walks a huge input; the margin keeps the
+  // visible characters that an escape sequence near the start would otherwise push out.
+  const cut = name.length > ECHOED_NAME_MAX * 4;
+  const clean = stripVTControlCharacters(name.slice(0, ECHOED_NAME_MAX * 4)).replace(
+    UNSAFE_CHARS,
+    '',
+  );
+  const chars = Array.from(clean);
+  if (!cut && chars.length <= ECHOED_NAME_MAX) return clean;
+  return `${chars.slice(0, ECHOED_NAME_MAX - 1).join('')}…`;
 }
 
 type ValidationIssue = { path?: string; message?: string; value?: unknown; schema?: unknown };

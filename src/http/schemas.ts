@@ -82,6 +82,12 @@ export function parseTimestamp(text: string, field: string): number {
   return ms;
 }
 
+/**
+ * The latest time the API stores and shows: {@link Timestamp} has a four-digit year, and
+ * `toRfc3339` renders years up to 9999 (beyond, `toISOString` switches to `+010000-…`).
+ */
+export const LATEST_TIMESTAMP_MS = Date.UTC(9999, 11, 31, 23, 59, 59);
+
 /** An RFC 3339 timestamp with a zone, e.g. `2030-01-15T10:30:00Z`. */
 export const Timestamp = t.String({
   pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$',

@@ -7,16 +7,14 @@
 import { Elysia, t } from 'elysia';
 import type { LastUsedTracker } from '../access/authenticate.ts';
 import {
+  assertCanEdit,
   assertCanGrant,
   assertKeyManageable,
   canManageKey,
-  expiryProblem,
-  permissionsProblem,
-  refuseGrantProblem,
 } from '../access/grants.ts';
 import { principalOf } from '../access/principal.ts';
 import { commitAudited } from '../audit/record.ts';
-import { NotFoundError } from '../errors.ts';
+import { ConflictError, NotFoundError } from '../errors.ts';
 import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
 import { listResponse, listSchema, paginationQuery, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
@@ -147,24 +145,24 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
       async ({ params, body, request }) => {
         const editor = principalOf(request);
         const row = manageableKey(request, params.id);
+        // Checked first: an empty body on a revoked key used to reach the database as an
+        // UPDATE without columns (500).
+        if (row.revokedAt !== null) throw new ConflictError('The API key is revoked');
         const changes: ApiKeyChanges = {};
         if (body.name !== undefined) changes.name = body.name;
         if (body.scopes !== undefined) {
           checkScopes(row.role, body.scopes);
-          refuseGrantProblem(permissionsProblem(editor, row.role, body.scopes));
           changes.scopes = body.scopes;
         }
         if (body.expires_at !== undefined) {
           const expiresAt =
             body.expires_at === null ? null : parseTimestamp(body.expires_at, 'expires_at');
           checkExpiry(expiresAt, clock.now());
-          refuseGrantProblem(expiryProblem(editor, expiresAt));
           changes.expiresAt = expiresAt;
         }
+        assertCanEdit(editor, keyGrantOf(row), changes, resolveVault);
         const updated = await commitAudited(instance, request, 200, () =>
-          Object.keys(changes).length === 0 && row.revokedAt === null
-            ? row
-            : updateApiKey(db, row.id, changes),
+          Object.keys(changes).length === 0 ? row : updateApiKey(db, row.id, changes),
         );
         return present(updated);
       },
@@ -175,8 +173,9 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
         response: { 200: ApiKeySchema },
         detail: detail(
           'Update an API key',
-          'Changes name, scopes or expiry, within the caller’s own limits. A revoked key ' +
-            'cannot be changed (409).',
+          'Changes name, scopes or expiry. The caller must be able to create the key both as ' +
+            'it is and as it will be (its role, scopes, projects, vaults and expiry within the ' +
+            'caller’s own; 403 otherwise). A revoked key cannot be changed (409).',
         ),
       },
     )

@@ -8,7 +8,7 @@ import { emitEvent } from '../events/emit.ts';
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import { ROLE_PERMISSIONS, type Permission, type Role } from '../access/permissions.ts';
 import { noteApiKeyChange } from '../access/authenticate.ts';
-import type { VaultResolver } from '../access/grants.ts';
+import { canManageKey, type VaultResolver } from '../access/grants.ts';
 import type { KeyGrant, KeyRateLimit } from '../access/principal.ts';
 import { generateApiToken, hashApiToken } from '../crypto/api-token.ts';
 import type { Db } from '../db/client.ts';
@@ -16,7 +16,7 @@ import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError, InvalidRequestError } from '../errors.ts';
 import { findProject } from '../projects/service.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
-import { PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
+import { LATEST_TIMESTAMP_MS, PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
 import type { ApiKeyObject } from './schemas.ts';
 import { apiKeys, type ApiKeyRow } from './tables.ts';
 import { newTypeId } from '../ids.ts';
@@ -109,10 +109,20 @@ export function checkScopes(role: Role, scopes: readonly Permission[] | null): v
   }
 }
 
-/** @throws InvalidRequestError when an expiry is not in the future. */
+/**
+ * @throws InvalidRequestError when an expiry is not in the future, or lies beyond what the API
+ * can show (a zone offset can push `9999-12-31T23:59:59-23:59` there; `secryn keys create
+ * --expires-in 999999w` stored `+021192-04-06T01:02Z`).
+ */
 export function checkExpiry(expiresAt: number | null, now: number): void {
   if (expiresAt !== null && !(expiresAt > now)) {
     throw new InvalidRequestError('expires_at', 'Must be in the future');
+  }
+  if (expiresAt !== null && expiresAt > LATEST_TIMESTAMP_MS) {
+    throw new InvalidRequestError(
+      'expires_at',
+      `Must be no later than ${toRfc3339(LATEST_TIMESTAMP_MS)}`,
+    );
   }
 }
 
@@ -231,7 +241,8 @@ export function revokeApiKey(db: Db, id: string, now: number): ApiKeyRow | undef
  * Records `api_key.created` / `api_key.revoked` in the outbox; call it inside the write
  * transaction of the change (the API handlers' and the CLI's), not for keys made by init. The
  * object is the key's public metadata (never the token or its hash); a key limited to exactly one
- * project belongs to that project's webhooks, any other to the instance-wide ones.
+ * project belongs to that project's webhooks, any other to the instance-wide ones; either only
+ * when the webhook's audience may manage the key (never for an admin key).
  */
 export function emitApiKeyEvent(
   db: Db,
@@ -247,6 +258,8 @@ export function emitApiKeyEvent(
       type,
       projectId: projectIds.length === 1 ? projectIds[0]! : null,
       object: { ...toApiKeyObject(row) },
+      // As `GET /v1/api-keys`: only keys that may manage this one learn about it.
+      visibleTo: (viewer) => canManageKey(viewer, keyGrantOf(row), vaultResolver(db)),
     },
   );
 }
