@@ -57,7 +57,8 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
       { cwd: out.path, stdout: 'pipe', stderr: 'pipe' },
     );
     expect(run.exitCode).toBe(0);
-    // Regenerate: bunx openapi-typescript <(curl .../docs/json) -o test/contract/secryn-api.d.ts
+    // After an API change: UPDATE_CONTRACT_TYPES=1 bun test test/contract.test.ts, then review.
+    if (process.env.UPDATE_CONTRACT_TYPES === '1') writeFileSync(GENERATED, readFileSync(target));
     expect(readFileSync(target, 'utf8') === readFileSync(GENERATED, 'utf8')).toBe(true);
   }, 60_000);
 
