@@ -21,8 +21,8 @@ import { Elysia, t } from 'elysia';
 import { docsPlugin } from './src/http/docs.ts';
 
 const app = new Elysia()
-  .use(docsPlugin({ version: '${VERSION}' }))
   .post('/v1/thing', ({ body }) => body, { body: t.Object({ name: t.String() }) })
+  .use(docsPlugin({ version: '${VERSION}' }))
   .listen({ hostname: '127.0.0.1', port: 0 });
 console.log(JSON.stringify({ port: app.server?.port }));
 `;
@@ -43,7 +43,7 @@ const makeTempDir = (): string => {
 function prepareBuildTree(): string {
   const buildDir = makeTempDir();
   fs.mkdirSync(path.join(buildDir, 'src/http'), { recursive: true });
-  for (const file of ['docs.ts', 'docs-assets.d.ts']) {
+  for (const file of ['docs.ts', 'docs-assets.d.ts', 'openapi-document.ts']) {
     fs.copyFileSync(path.join(REPO_ROOT, 'src/http', file), path.join(buildDir, 'src/http', file));
   }
   fs.writeFileSync(path.join(buildDir, 'entry.ts'), ENTRY_SOURCE);

@@ -23,8 +23,8 @@ export type AppOptions = {
    * that no request is answered without its audit entry (fail closed).
    */
   recordOutcome?: (request: Request, status: number) => Promise<void>;
-  /** Plugins mounted at the root (e.g. the docs). */
-  plugins?: AnyElysia[];
+  /** Plugins mounted at the root after the features (e.g. the docs, which list every route). */
+  plugins?: (AnyElysia | ((app: AnyElysia) => AnyElysia))[];
   /** Feature modules; each declares its own `/v1/...` paths. */
   features?: AnyElysia[];
 };
@@ -119,8 +119,9 @@ export function createApp(options: AppOptions) {
   }
   app.use(healthRoutes({ version: options.version, isHealthy: options.isHealthy }));
 
-  for (const plugin of options.plugins ?? []) app.use(plugin);
   for (const feature of options.features ?? []) app.use(feature);
+  // After the features: the docs plugin documents the routes registered before it.
+  for (const plugin of options.plugins ?? []) app.use(plugin);
   return app;
 }
 

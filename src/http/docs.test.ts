@@ -5,12 +5,13 @@ import { DOCS_ASSETS_PREFIX, DOCS_PATH, DOCS_SPEC_PATH, docsPlugin } from './doc
 const ORIGIN = 'http://localhost';
 
 function buildApp() {
+  // Mounted last: the document lists the routes registered before it.
   return new Elysia()
-    .use(docsPlugin({ version: '0.0.0-test' }))
     .post('/v1/thing', ({ body }) => ({ id: 'thg_1', name: body.name }), {
       body: t.Object({ name: t.String({ minLength: 1 }) }),
       response: t.Object({ id: t.String(), name: t.String() }),
-    });
+    })
+    .use(docsPlugin({ version: '0.0.0-test' }));
 }
 
 type App = ReturnType<typeof buildApp>;

@@ -17,9 +17,8 @@
  * (an image from validator.swagger.io) is switched off.
  */
 import { createHash } from 'node:crypto';
-import { openapi } from '@elysiajs/openapi';
 import type { BunFile } from 'bun';
-import { Elysia } from 'elysia';
+import type { AnyElysia } from 'elysia';
 import swaggerUiPackage from 'swagger-ui-dist/package.json' with { type: 'json' };
 // `type: 'file'` embeds each file in a `bun build --compile` executable and yields its path
 // (`/$bunfs/root/...` there, node_modules when run from source). See ./docs-assets.d.ts.
@@ -28,6 +27,7 @@ import swaggerUiCssPath from 'swagger-ui-dist/swagger-ui.css' with { type: 'file
 import swaggerUiPageCssPath from 'swagger-ui-dist/index.css' with { type: 'file' };
 import favicon32Path from 'swagger-ui-dist/favicon-32x32.png' with { type: 'file' };
 import favicon16Path from 'swagger-ui-dist/favicon-16x16.png' with { type: 'file' };
+import { buildOpenApiDocument } from './openapi-document.ts';
 
 /** Path of the interactive documentation page. */
 export const DOCS_PATH = '/docs';
@@ -35,6 +35,9 @@ export const DOCS_PATH = '/docs';
 export const DOCS_SPEC_PATH = '/docs/json';
 /** Every asset the page loads lives below this prefix. */
 export const DOCS_ASSETS_PREFIX = '/docs/assets';
+
+/** The `license` of package.json (test/openapi.test.ts keeps them equal). */
+export const LICENSE = 'UNLICENSED';
 
 /** Options of {@link docsPlugin}. */
 export interface DocsPluginOptions {
@@ -146,45 +149,51 @@ const securityHeaders = {
  * - `GET /docs/json`: OpenAPI 3.1 document of every route of the app it is `.use()`d in,
  *   titled "Secryn API" at `options.version`, with the `bearerAuth` scheme
  *   (`Authorization: Bearer scr_...`) required by default. Public routes opt out with
- *   `detail: { security: [] }`;
+ *   `detail: { security: [] }`. See ./openapi-document.ts for what it adds to the route schemas;
  * - `GET /docs/assets/<tag>/<file>`: embedded Swagger UI files, cached for a year.
- * None of these paths appear in the OpenAPI document. Registering it twice with the same
- * version is a no-op (named plugin).
+ * None of these paths appear in the OpenAPI document.
+ *
+ * Mount it LAST: the document is built once, when the plugin is mounted, from the routes
+ * registered by then, and served as the same bytes ever after. Built later (on the first
+ * request for it, as `@elysiajs/openapi` does), it would depend on which routes had already
+ * been called: compiling a route's validators mutates its schema objects.
  */
 export function docsPlugin(options: DocsPluginOptions) {
-  const plugin = new Elysia({ name: 'docs', seed: options.version })
-    .use(
-      openapi({
-        path: DOCS_PATH,
-        specPath: DOCS_SPEC_PATH,
-        provider: null,
-        // The routes below are hidden one by one too; this catches any /docs route added later.
-        exclude: { paths: [/^\/docs(?:\/|$)/] },
-        documentation: {
-          info: {
-            title: 'Secryn API',
-            version: options.version,
-            description:
-              'Self-hosted secrets manager. Send `Authorization: Bearer scr_...` on every ' +
-              'request except the health check and this documentation.',
-          },
-          components: {
-            securitySchemes: {
-              bearerAuth: {
-                type: 'http',
-                scheme: 'bearer',
-                bearerFormat: 'scr_ API key',
-                description:
-                  'Secryn API key sent as `Authorization: Bearer scr_...`. Missing, malformed, ' +
-                  'unknown, expired or revoked keys get 401 UNAUTHORIZED.',
-              },
-            },
-          },
-          security: [{ bearerAuth: [] }],
+  return (app: AnyElysia) => {
+    const document = JSON.stringify(
+      buildOpenApiDocument(app, {
+        info: {
+          title: 'Secryn API',
+          version: options.version,
+          description:
+            'Self-hosted secrets manager. Send `Authorization: Bearer scr_...` on every ' +
+            'request except the health check and this documentation.',
+          license: { name: LICENSE },
         },
+        servers: [{ url: '/', description: 'This Secryn server' }],
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'scr_ API key',
+            description:
+              'Secryn API key sent as `Authorization: Bearer scr_...`. Missing, malformed, ' +
+              'unknown, expired or revoked keys get 401 UNAUTHORIZED.',
+          },
+        },
+        // The routes below are hidden one by one too; this catches any /docs route added later.
+        exclude: [/^\/docs(?:\/|$)/],
       }),
-    )
-    .get(
+    );
+    app.get(
+      DOCS_SPEC_PATH,
+      () =>
+        new Response(document, {
+          headers: { 'content-type': 'application/json; charset=utf-8', ...securityHeaders },
+        }),
+      { detail: { hide: true } },
+    );
+    app.get(
       DOCS_PATH,
       () =>
         new Response(pageHtml, {
@@ -197,28 +206,27 @@ export function docsPlugin(options: DocsPluginOptions) {
         }),
       { detail: { hide: true } },
     );
-
-  for (const [name, asset] of Object.entries(assets)) {
-    plugin.get(
-      assetUrl(name),
-      async () => {
-        const body = asset.body();
-        // A file gone from under a server run from source (node_modules being reinstalled)
-        // must fail here, through the error funnel (a 500 logged as 500), not after the
-        // response has left the app with status 200.
-        if (typeof body !== 'string' && !(await (body as BunFile).exists()))
-          throw new Error(`docs asset ${name} is missing`);
-        return new Response(body, {
-          headers: {
-            'content-type': asset.contentType,
-            'cache-control': 'public, max-age=31536000, immutable',
-            ...securityHeaders,
-          },
-        });
-      },
-      { detail: { hide: true } },
-    );
-  }
-
-  return plugin;
+    for (const [name, asset] of Object.entries(assets)) {
+      app.get(
+        assetUrl(name),
+        async () => {
+          const body = asset.body();
+          // A file gone from under a server run from source (node_modules being reinstalled)
+          // must fail here, through the error funnel (a 500 logged as 500), not after the
+          // response has left the app with status 200.
+          if (typeof body !== 'string' && !(await (body as BunFile).exists()))
+            throw new Error(`docs asset ${name} is missing`);
+          return new Response(body, {
+            headers: {
+              'content-type': asset.contentType,
+              'cache-control': 'public, max-age=31536000, immutable',
+              ...securityHeaders,
+            },
+          });
+        },
+        { detail: { hide: true } },
+      );
+    }
+    return app;
+  };
 }
