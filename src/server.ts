@@ -79,7 +79,8 @@ export function writabilityProbe(
       last = { ...last, pending };
     }
     const writable = last.pending ? await last.pending : last.ok;
-    return writable && readiness.every((ready) => ready());
+    // A write that failed on a full disk since the cached verdict counts too.
+    return writable && !diskSpace.isFull && readiness.every((ready) => ready());
   };
 }
 
