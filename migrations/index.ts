@@ -3,5 +3,5 @@ import m0 from './0000_init.sql' with { type: 'text' };
 
 /** Every migration in order, embedded as text at build time. */
 export const embeddedMigrations: { tag: string; createdAt: number; sql: string }[] = [
-  { tag: '0000_init', createdAt: 1795724705769, sql: m0 },
+  { tag: '0000_init', createdAt: 1796610754441, sql: m0 },
 ];

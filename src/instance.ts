@@ -7,6 +7,7 @@ import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import type { Config } from './config/schema.ts';
 import { createDb, openDatabase, type Db } from './db/client.ts';
+import { diskSpaceFor } from './db/disk-full.ts';
 import { pendingMigrationCount, runMigrations } from './db/migrate.ts';
 import { instance as instanceTable } from './db/tables.ts';
 import { WriteQueue } from './db/write-queue.ts';
@@ -276,8 +277,11 @@ function assemble(
   keyring: LiveKeyring,
 ): Instance {
   const writes = new WriteQueue(sqlite, {
-    onCommitFailure: (error) =>
-      logger.error('database commit failed', error instanceof Error ? error : undefined),
+    // A full disk is logged once by its DiskSpace, not once per failed batch.
+    onCommitFailure: (error) => {
+      if (diskSpaceFor(sqlite, logger).failed(error)) return;
+      logger.error('database commit failed', error instanceof Error ? error : undefined);
+    },
   });
   let closed = false;
   const closeHooks: (() => void)[] = [];

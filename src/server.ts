@@ -2,6 +2,7 @@ import type { Server } from 'bun';
 import { readFileSync } from 'node:fs';
 import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';
+import { diskSpaceFor } from './db/disk-full.ts';
 import { instance as instanceTable } from './db/tables.ts';
 import { clientIp } from './access/client-ip.ts';
 import { ConfigError } from './config/load.ts';
@@ -51,6 +52,7 @@ export function writabilityProbe(
   readiness: (() => boolean)[] = [],
 ): () => Promise<boolean> {
   let last: { at: number; ok: boolean; pending?: Promise<boolean> } = { at: -Infinity, ok: false };
+  const diskSpace = diskSpaceFor(instance.sqlite, instance.logger);
   const probe = async () => {
     try {
       await instance.writes.run(() =>
@@ -60,8 +62,10 @@ export function writabilityProbe(
           .where(eq(instanceTable.id, 1))
           .run(),
       );
+      diskSpace.succeeded(); // space came back: the state clears without a restart
       return true;
-    } catch {
+    } catch (error) {
+      diskSpace.failed(error);
       return false;
     }
   };
@@ -75,7 +79,8 @@ export function writabilityProbe(
       last = { ...last, pending };
     }
     const writable = last.pending ? await last.pending : last.ok;
-    return writable && readiness.every((ready) => ready());
+    // A write that failed on a full disk since the cached verdict counts too.
+    return writable && !diskSpace.isFull && readiness.every((ready) => ready());
   };
 }
 
@@ -95,6 +100,8 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
     clientIp:
       options.clientIp ??
       ((request, socketIp) => clientIp(request, socketIp, instance.config.server.trust_proxy)),
+    unavailableReason: () =>
+      diskSpaceFor(instance.sqlite, instance.logger).isFull ? 'disk_full' : undefined,
     recordOutcome: options.recordOutcome,
     plugins: [docsPlugin({ version: VERSION }), ...(options.plugins ?? [])],
     features: options.features,

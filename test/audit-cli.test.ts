@@ -36,6 +36,7 @@ type Exported = {
   action: string;
   outcome: string;
   status: number | null;
+  details?: Record<string, unknown>;
   hash: string;
   prev_hash: string;
 };
@@ -113,8 +114,9 @@ describe('secryn audit (processes)', () => {
     expect(verify.stderr).toBe('');
     expect(verify.exitCode).toBe(0);
     const result = JSON.parse(verify.stdout) as { intact: boolean; verified: number };
-    // init's admin key, 6 CLI-created keys, and one entry per request.
-    expect(result).toMatchObject({ intact: true, verified: 1 + cliAppends + served });
+    // init's admin key, 6 CLI-created keys, one entry per authenticated request, and one
+    // summary of the 48 requests refused without a valid key (written on the clean stop).
+    expect(result).toMatchObject({ intact: true, verified: 1 + cliAppends + served - 48 + 1 });
 
     const exportRun = await runCli(['audit', 'export', '--config', config]);
     expect(exportRun.exitCode).toBe(0);
@@ -122,7 +124,12 @@ describe('secryn audit (processes)', () => {
     expect(exported).toHaveLength(result.verified);
     expect(exported.filter((e) => e.actor.type === 'local_user')).toHaveLength(7);
     expect(exported.filter((e) => e.action === 'api_key.list')).toHaveLength(432);
-    expect(exported.filter((e) => e.outcome === 'denied')).toHaveLength(48);
+    const denied = exported.filter((e) => e.outcome === 'denied');
+    expect(denied).toHaveLength(1);
+    expect(denied[0]).toMatchObject({
+      action: 'request.rejected_summary',
+      details: { count: 48, by_status: { '401': 48 } },
+    });
     expect(exported.map((e) => e.seq)).toEqual(exported.map((_, i) => i + 1));
   });
 
@@ -218,7 +225,7 @@ describe('secryn audit (processes)', () => {
         db.run(
           `INSERT INTO audit_log SELECT 40, 'aud_01jinserted000000000000000', at, actor_type,
              actor_id, actor_name, 'api_key.revoke', target_type, target_id, outcome, status, ip,
-             user_agent, request_id, hash, hash FROM audit_log WHERE seq = 39`,
+             user_agent, request_id, details, hash, hash FROM audit_log WHERE seq = 39`,
         );
       });
       expect(result.exitCode).toBe(AUDIT_CHAIN_BROKEN);

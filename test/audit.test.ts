@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { Elysia, t } from 'elysia';
 import { TypeID } from 'typeid-js';
 import { auditEntryId, seqOfAuditEntryId } from '../src/audit/entry-id.ts';
+import { rejectionSummariesFor } from '../src/audit/anonymous-summary.ts';
 import { auditRecorder, commitAudited } from '../src/audit/record.ts';
 import { auditRoutes } from '../src/audit/routes.ts';
 import { verifyChain } from '../src/audit/verify.ts';
@@ -146,7 +147,7 @@ describe('audit log over HTTP', () => {
     const cases: [string, string, Record<string, string>, number, string, string][] = [
       ['POST', '/v1/things', admin, 201, 'success', 'thing.create'],
       ['GET', '/v1/things/t1', admin, 200, 'success', 'thing.reveal'],
-      ['GET', '/v1/things/t1', {}, 401, 'denied', 'request.unauthenticated'],
+      ['GET', '/v1/things/t1', {}, 401, 'denied', 'request.rejected_summary'],
       ['GET', '/v1/things/t1', { ...admin, 'x-test': 'forbid' }, 403, 'denied', 'thing.reveal'],
       ['GET', '/v1/things/hidden', admin, 404, 'denied', 'thing.reveal'],
       ['GET', '/v1/things/t1', { ...admin, 'x-test': 'throttle' }, 429, 'denied', 'thing.reveal'],
@@ -161,6 +162,11 @@ describe('audit log over HTTP', () => {
         body: method === 'POST' ? { id: 't1', value: SECRET } : undefined,
       });
       expect(response.status).toBe(status);
+      // A rejected anonymous request is counted into its address's summary, written per window.
+      if (status === 401) {
+        expect(entriesBy(requestId)).toHaveLength(0);
+        await rejectionSummariesFor(instance).flush();
+      }
       const rows = entriesBy(requestId);
       expect(rows).toHaveLength(1);
       expect(rows[0]).toMatchObject({
@@ -179,9 +185,13 @@ describe('audit log over HTTP', () => {
       target_type: 'thing',
       target_id: 't1',
     });
-    expect(entriesBy('audit-outcome-3')[0]).toMatchObject({
-      actor_type: 'anonymous',
-      actor_id: null,
+    const summary = entriesBy('audit-outcome-3')[0]!;
+    expect(summary).toMatchObject({ actor_type: 'anonymous', actor_id: null });
+    expect(JSON.parse(summary.details as string)).toMatchObject({
+      count: 1,
+      first_request_id: 'audit-outcome-3',
+      last_request_id: 'audit-outcome-3',
+      user_agents: ['audit-test/1.0'],
     });
     expect(verifyChain(instance.sqlite).intact).toBe(true);
   });

@@ -18,6 +18,7 @@ const sample: ChainFields = {
   userAgent: 'curl/8.5.0',
   requestId: 'req_abc',
   prevHash: GENESIS_HASH,
+  details: null,
 };
 
 describe('hash chain encoding', () => {
@@ -56,10 +57,21 @@ describe('hash chain encoding', () => {
       { userAgent: 'x' },
       { requestId: null },
       { prevHash: 'f'.repeat(64) },
+      { details: '{"count":2}' },
     ];
     const hashes = new Set(variants.map((change) => entryHash({ ...sample, ...change })));
     expect(hashes.size).toBe(variants.length);
     expect(hashes.has(base)).toBe(false);
+  });
+
+  test('details are appended after prev_hash only when present', () => {
+    const details = '{"count":10000}';
+    expect(canonicalEncoding({ ...sample, details })).toBe(
+      `${canonicalEncoding(sample).slice(0, -1)},${JSON.stringify(details)}]`,
+    );
+    expect(entryHash({ ...sample, details: '{"count":10001}' })).not.toBe(
+      entryHash({ ...sample, details }),
+    );
   });
 
   test('no two field splits encode alike (separators are escaped)', () => {

@@ -21,6 +21,8 @@ export type ChainFields = {
   userAgent: string | null;
   requestId: string | null;
   prevHash: string;
+  /** JSON object text of extra facts (e.g. a summary's count); null on ordinary entries. */
+  details: string | null;
 };
 
 /**
@@ -30,7 +32,7 @@ export type ChainFields = {
  * Secryn.
  */
 export function canonicalEncoding(entry: ChainFields): string {
-  return JSON.stringify([
+  const fields: (string | number | null)[] = [
     CHAIN_FORMAT,
     entry.seq,
     entry.id,
@@ -47,7 +49,10 @@ export function canonicalEncoding(entry: ChainFields): string {
     entry.userAgent,
     entry.requestId,
     entry.prevHash,
-  ]);
+  ];
+  // Appended only when present, so every entry without details encodes exactly as before.
+  if (entry.details !== null) fields.push(entry.details);
+  return JSON.stringify(fields);
 }
 
 /** An entry's hash: lowercase hex SHA-256 of its canonical encoding (which includes `prev_hash`). */

@@ -116,12 +116,16 @@ describe('appending', () => {
       appendAuditEntry(instance.db, clock, {
         ...localAuditEntry('x.y', null),
         userAgent: 'u'.repeat(10_000),
+        requestId: 'r'.repeat(10_000),
       }),
     );
-    const ua = instance.sqlite
-      .query<{ n: number }, []>('SELECT length(user_agent) AS n FROM audit_log')
+    const lengths = instance.sqlite
+      .query<
+        { ua: number; rid: number },
+        []
+      >('SELECT length(user_agent) AS ua, length(request_id) AS rid FROM audit_log')
       .get()!;
-    expect(ua.n).toBe(512);
+    expect(lengths).toEqual({ ua: 256, rid: 128 });
     expect(verifyChain(instance.sqlite).intact).toBe(true);
   });
 });

@@ -7,6 +7,7 @@ import { requestMeta, type AuditActor, type AuditTarget } from '../http/request-
 import { localActor, type Instance } from '../instance.ts';
 import { entryHash, GENESIS_HASH, type ChainFields } from './chain.ts';
 import { auditWriterFor, type AuditWriter } from './writer.ts';
+import { rejectionSummariesFor } from './anonymous-summary.ts';
 import { auditEntryId } from './entry-id.ts';
 import { perConnection } from '../db/per-connection.ts';
 import { isDatabaseBusy } from '../db/write-lock.ts';
@@ -26,6 +27,12 @@ export type AuditEntryInput = {
   ip: string | null;
   userAgent: string | null;
   requestId: string | null;
+  /**
+   * Extra facts stored as a JSON object in `details` (and hashed into the chain); only for
+   * entries the fixed fields cannot describe, e.g. a `request.rejected_summary`. Built by
+   * Secryn, never copied from a request.
+   */
+  details?: Record<string, unknown> | null;
 };
 
 /**
@@ -40,8 +47,10 @@ export class AuditUnavailableError extends ServiceUnavailableError {
 }
 
 /** Longest user agent kept; the rest is cut so that a client cannot bloat the log. */
-const MAX_USER_AGENT = 512;
-/** Longest identifier-like field kept (actor/target ids and names, action, request id). */
+export const MAX_USER_AGENT = 256;
+/** Longest request id kept: what `chooseRequestId` accepts from a client (request-meta.ts). */
+export const MAX_REQUEST_ID = 128;
+/** Longest identifier-like field kept (actor/target ids and names, action). */
 const MAX_FIELD = 256;
 
 type Head = { seq: number; hash: string };
@@ -61,9 +70,9 @@ const statementsFor = perConnection(
     ),
     insert: sqlite.query(
       `INSERT INTO audit_log (seq, id, at, actor_type, actor_id, actor_name, action, target_type,
-         target_id, outcome, status, ip, user_agent, request_id, prev_hash, hash)
+         target_id, outcome, status, ip, user_agent, request_id, details, prev_hash, hash)
        VALUES ($seq, $id, $at, $actorType, $actorId, $actorName, $action, $targetType,
-         $targetId, $outcome, $status, $ip, $userAgent, $requestId, $prevHash, $hash)`,
+         $targetId, $outcome, $status, $ip, $userAgent, $requestId, $details, $prevHash, $hash)`,
     ),
   }),
 );
@@ -133,8 +142,9 @@ function appendAfter(
     status: entry.status === null ? null : Math.trunc(entry.status),
     ip: clip(entry.ip, MAX_FIELD),
     userAgent: clip(entry.userAgent, MAX_USER_AGENT),
-    requestId: clip(entry.requestId, MAX_FIELD),
+    requestId: clip(entry.requestId, MAX_REQUEST_ID),
     prevHash: head.hash,
+    details: entry.details ? JSON.stringify(entry.details) : null,
   };
   const row = fields as ChainFields & { hash: string };
   row.hash = entryHash(fields);
@@ -187,7 +197,7 @@ function requestEntry(request: Request, status: number, actor: AuditActor): Audi
     target: meta.target ?? null,
     outcome: outcomeOf(status, meta.denied === true),
     status,
-    ip: meta.clientIp && meta.clientIp !== 'unknown' ? meta.clientIp : null,
+    ip: clientAddress(meta.clientIp),
     userAgent: request.headers.get('user-agent'),
     requestId: meta.requestId,
   };
@@ -289,7 +299,9 @@ export async function commitAudited<T>(
 
 /**
  * The app's recordOutcome hook: an entry for every request that reached authentication (its
- * meta has an actor) and is not audited yet. Entries of one event-loop turn are group-committed
+ * meta has an actor) and is not audited yet — except rejected anonymous requests (401, 429
+ * without a usable key), which are counted into per-address summaries written once per
+ * `audit.anonymous_summary_seconds` (anonymous-summary.ts). Entries of one event-loop turn are group-committed
  * together by the instance's {@link AuditWriter}; the hook resolves once its entry is durable
  * and rejects if it cannot be written, which the app turns into a 503 (fail closed).
  * @param writer for tests; default the instance's own writer.
@@ -298,9 +310,23 @@ export function auditRecorder(
   instance: Instance,
   writer: AuditWriter = auditWriterFor(instance),
 ): (request: Request, status: number) => Promise<void> {
+  const summaries = rejectionSummariesFor(instance);
   return async (request, status) => {
     const meta = requestMeta(request);
     if (meta.audited || !meta.actor) return;
+    if (meta.actor.type === 'anonymous' && (status === 401 || status === 429)) {
+      // Summarised per address and window (anonymous-summary.ts): a flood costs bounded disk,
+      // and the rejection is answered without waiting for the disk.
+      summaries.add({
+        ip: clientAddress(meta.clientIp),
+        userAgent: request.headers.get('user-agent'),
+        requestId: meta.requestId,
+        status,
+        at: Math.trunc(instance.clock.now()),
+      });
+      meta.audited = true;
+      return;
+    }
     await writer.append(requestEntry(request, status, meta.actor), {
       waitForLock: !meta.lockWaitSpent,
     });
@@ -317,6 +343,10 @@ function connectionOf(db: Db): Database {
   const client: unknown = (db as { $client?: unknown }).$client;
   if (!(client instanceof Database)) throw new Error('the audit log needs a bun:sqlite connection');
   return client;
+}
+
+function clientAddress(ip: string | undefined): string | null {
+  return ip && ip !== 'unknown' ? ip : null;
 }
 
 function clip(value: string | null | undefined, max: number): string | null {

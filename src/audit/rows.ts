@@ -10,7 +10,7 @@ export type AuditRow = ChainFields & { hash: string };
 /** The columns of `audit_log` aliased to {@link AuditRow}'s names, for raw prepared queries. */
 export const AUDIT_ROW_COLUMNS = `seq, id, at, actor_type AS actorType, actor_id AS actorId,
   actor_name AS actorName, action, target_type AS targetType, target_id AS targetId, outcome,
-  status, ip, user_agent AS userAgent, request_id AS requestId, prev_hash AS prevHash, hash`;
+  status, ip, user_agent AS userAgent, request_id AS requestId, details, prev_hash AS prevHash, hash`;
 
 const Nullable = <T extends TSchema>(schema: T) => t.Union([schema, t.Null()]);
 
@@ -35,6 +35,11 @@ export const AuditEntrySchema = t.Object({
   ip: Nullable(t.String()),
   user_agent: Nullable(t.String()),
   request_id: Nullable(t.String()),
+  /**
+   * Only on entries that carry more than the fixed fields: a `request.rejected_summary` holds
+   * its count, first/last request ids and times, and distinct user agents here (docs/audit.md).
+   */
+  details: t.Optional(t.Record(t.String(), t.Unknown())),
   hash: t.String({ description: 'SHA-256 (hex) over the entry and prev_hash' }),
   prev_hash: t.String(),
 });
@@ -57,7 +62,21 @@ export function toAuditEntryView(row: AuditRow): AuditEntryView {
     ip: row.ip,
     user_agent: row.userAgent,
     request_id: row.requestId,
+    ...(row.details === null ? {} : { details: parseDetails(row.details) }),
     hash: row.hash,
     prev_hash: row.prevHash,
   };
+}
+
+/** The stored details text as an object; a row edited into non-JSON still renders. */
+function parseDetails(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      return value as Record<string, unknown>;
+    }
+  } catch {
+    // Falls through: verification reports the edit; the listing still shows what is stored.
+  }
+  return { unparsable: text.slice(0, 256) };
 }

@@ -25,6 +25,8 @@ export const auditLog = sqliteTable(
     ip: text('ip'),
     userAgent: text('user_agent'),
     requestId: text('request_id'),
+    /** JSON object of extra facts, e.g. the count of a `request.rejected_summary`; else null. */
+    details: text('details'),
     prevHash: text('prev_hash').notNull(),
     hash: text('hash').notNull(),
   },

@@ -1,5 +1,6 @@
 import { closeSync, fdatasync, openSync } from 'node:fs';
 import { expiredCount, lockBusyTooLong, rollbackIfOpen, WriteLock } from '../db/write-lock.ts';
+import { DiskFullError, diskSpaceFor, type DiskSpace } from '../db/disk-full.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { Instance } from '../instance.ts';
 import { appendAuditEntries, type AuditEntryInput } from './record.ts';
@@ -73,6 +74,7 @@ export class AuditWriter {
   private readonly walPath: string | null;
   private waitingForLock = false;
   private readonly lock: WriteLock;
+  private readonly diskSpace: DiskSpace;
 
   constructor(
     private readonly instance: Instance,
@@ -81,6 +83,7 @@ export class AuditWriter {
     const { path, synchronous } = instance.config.storage;
     this.walPath = synchronous === 'full' && path !== ':memory:' ? `${path}-wal` : null;
     this.lock = new WriteLock(instance.sqlite);
+    this.diskSpace = diskSpaceFor(instance.sqlite, instance.logger);
   }
 
   /**
@@ -136,6 +139,7 @@ export class AuditWriter {
       }, this.lock.nextDelay());
       return;
     }
+    this.diskSpace.succeeded();
     const batch = this.queued;
     this.queued = [];
     if (this.walPath === null) {
@@ -171,6 +175,11 @@ export class AuditWriter {
   }
 
   private fail(failed: Queued[], error: unknown): void {
+    // A full disk is logged once (DiskSpace), and its 503s are not logged again per request.
+    if (this.diskSpace.failed(error)) {
+      for (const job of failed) job.waiter.reject(new DiskFullError(error));
+      return;
+    }
     this.instance.logger.error(
       'audit entries could not be committed',
       { entries: failed.length },

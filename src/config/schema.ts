@@ -64,6 +64,12 @@ export const ConfigSchema = Type.Object(
     }),
     audit: Section({
       retention_days: Type.Integer({ minimum: 0, maximum: 36500, default: 0 }),
+      anonymous_summary_seconds: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
+      anonymous_summary_max_addresses: Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        default: 256,
+      }),
     }),
     events: Section({
       retention_days: Type.Integer({ minimum: 1, maximum: 36500, default: 90 }),

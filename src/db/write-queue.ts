@@ -148,6 +148,8 @@ export class WriteQueue {
     error = new ServiceUnavailableError('The database cannot accept writes right now'),
   ): void {
     this.options.onCommitFailure?.(cause);
+    // Kept for classification (e.g. a full disk: src/db/disk-full.ts), never shown to clients.
+    error.cause ??= cause;
     for (const item of batch) item.reject(error);
   }
 }

@@ -2,6 +2,7 @@ import { LogLevels } from 'consola';
 import { Elysia, type AnyElysia } from 'elysia';
 import type { Config } from '../config/schema.ts';
 import { AppError, DatabaseBusyError, ServiceUnavailableError } from '../errors.ts';
+import { DiskFullError } from '../db/disk-full.ts';
 import type { Logger } from '../log/logger.ts';
 import { logAccess } from './access-log.ts';
 import { checkDeclaredLength, readJsonBody } from './body.ts';
@@ -15,6 +16,8 @@ export type AppOptions = {
   logger: Logger;
   version: string;
   isHealthy: () => Promise<boolean>;
+  /** Why health answers 503, when a known cause applies (see HealthOptions). */
+  unavailableReason?: () => string | undefined;
   /** Resolves the client address of a request (socket address, or X-Forwarded-For when trusted). */
   clientIp?: (request: Request, socketIp: string | undefined) => string;
   /**
@@ -71,11 +74,7 @@ export function createApp(options: AppOptions) {
       try {
         await options.recordOutcome(request, statusOfResponse(response, set.status));
       } catch (recordError) {
-        logger.error(
-          'could not record the request outcome',
-          { request_id: requestMeta(request).requestId },
-          asError(recordError),
-        );
+        logUnrecorded(logger, requestMeta(request).requestId, recordError);
         throw new OutcomeNotRecorded();
       }
     })
@@ -96,11 +95,7 @@ export function createApp(options: AppOptions) {
         try {
           await options.recordOutcome(request, result.status);
         } catch (recordError) {
-          logger.error(
-            'could not record the request outcome',
-            { request_id: meta.requestId },
-            asError(recordError),
-          );
+          logUnrecorded(logger, meta.requestId, recordError);
           result = toPublicError('UNKNOWN', new ServiceUnavailableError());
         }
       }
@@ -117,7 +112,13 @@ export function createApp(options: AppOptions) {
       logAccess(logger, request, statusOfResponse(responseValue, set.status), requestMeta(request));
     });
   }
-  app.use(healthRoutes({ version: options.version, isHealthy: options.isHealthy }));
+  app.use(
+    healthRoutes({
+      version: options.version,
+      isHealthy: options.isHealthy,
+      unavailableReason: options.unavailableReason,
+    }),
+  );
 
   for (const feature of options.features ?? []) app.use(feature);
   // After the features: the docs plugin documents the routes registered before it.
@@ -158,6 +159,15 @@ function statusOfResponse(response: unknown, status: number | string | undefined
     return response.code; // Elysia's status(code, body)
   }
   return typeof status === 'number' ? status : 200;
+}
+
+/**
+ * Logs a request answered 503 because its outcome could not be recorded; not when the disk is
+ * full, which src/db/disk-full.ts logs once for all of them (a flood would repeat it per request).
+ */
+function logUnrecorded(logger: Logger, requestId: string, error: unknown): void {
+  if (error instanceof DiskFullError) return;
+  logger.error('could not record the request outcome', { request_id: requestId }, asError(error));
 }
 
 function asError(value: unknown): Error | undefined {
