@@ -857,6 +857,9 @@ export interface components {
             ip: string | null;
             user_agent: string | null;
             request_id: string | null;
+            details?: {
+                [key: string]: unknown;
+            };
             /** @description SHA-256 (hex) over the entry and prev_hash */
             hash: string;
             prev_hash: string;
@@ -937,6 +940,8 @@ export interface operations {
                         /** @enum {string} */
                         status: "ok" | "unavailable";
                         version: string;
+                        /** @description Why unavailable, e.g. `disk_full` */
+                        reason?: string;
                     };
                 };
             };
@@ -952,6 +957,8 @@ export interface operations {
                         /** @enum {string} */
                         status: "ok" | "unavailable";
                         version: string;
+                        /** @description Why unavailable, e.g. `disk_full` */
+                        reason?: string;
                     };
                 };
             };
