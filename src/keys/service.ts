@@ -18,6 +18,7 @@ import { findProject } from '../projects/service.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
 import { PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
 import type { ApiKeyObject } from './schemas.ts';
+import { sealApiKeyRow } from './integrity.ts';
 import { apiKeys, type ApiKeyRow } from './tables.ts';
 import { newTypeId } from '../ids.ts';
 
@@ -166,6 +167,7 @@ export function insertApiKey(
         })
         .returning()
         .get();
+      sealApiKeyRow(db, id);
       return { row, token: generated.token };
     } catch (error) {
       if (attempt < 3 && isLookupIdCollision(error)) continue;
@@ -224,6 +226,7 @@ export function revokeApiKey(db: Db, id: string, now: number): ApiKeyRow | undef
     .set({ revokedAt: now })
     .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
     .run();
+  sealApiKeyRow(db, id);
   return findApiKey(db, id);
 }
 
@@ -271,6 +274,7 @@ export function updateApiKey(db: Db, id: string, changes: ApiKeyChanges): ApiKey
     .returning()
     .get();
   if (!row) throw new ConflictError('The API key is revoked');
+  sealApiKeyRow(db, id);
   return row;
 }
 
