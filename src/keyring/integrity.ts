@@ -15,7 +15,8 @@ import {
   wrapIntegrityRootKey,
   type IntegrityKeys,
 } from '../crypto/integrity.ts';
-import { KeyringError } from './errors.ts';
+import { masterKeyFingerprint } from '../crypto/keyring.ts';
+import { KeyringError, MasterKeyMismatchError } from './errors.ts';
 
 /** The derived keys of an open instance, and the first audit entry hashed with a key. */
 export type Integrity = IntegrityKeys & { auditKeyedFrom: number };
@@ -167,4 +168,37 @@ export function nextAuditSeq(sqlite: Database): number {
       .get()?.seq ??
     0;
   return head + 1;
+}
+
+/**
+ * The integrity keys of a database opened without an instance (`audit verify`, `restore`'s
+ * check of a backup), changing nothing: the master key must be the one the keyring records and
+ * the record must exist and open. Throws MasterKeyMismatchError or KeyringError otherwise.
+ */
+export function readIntegrityWith(sqlite: Database, masterKey: Uint8Array): Integrity {
+  const state = sqlite
+    .query<
+      { fingerprint: string },
+      []
+    >('SELECT master_key_fingerprint AS fingerprint FROM keyring_state WHERE id = 1')
+    .get();
+  if (!state) throw new KeyringError('not_initialized', 'the database has no keyring');
+  const fingerprint = masterKeyFingerprint(masterKey);
+  if (fingerprint !== state.fingerprint) {
+    throw new MasterKeyMismatchError(
+      `wrong master key: the configured key (fingerprint ${fingerprint}) is not the one this ` +
+        `database is sealed with (fingerprint ${state.fingerprint})`,
+      state.fingerprint,
+      fingerprint,
+    );
+  }
+  const row = readIntegrityRow(sqlite);
+  if (!row) {
+    throw new KeyringError(
+      'not_initialized',
+      'the database has no integrity record (it was last opened by a version before integrity ' +
+        'protection): start the instance once to create it',
+    );
+  }
+  return unlockIntegrity(masterKey, row);
 }
