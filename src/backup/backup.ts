@@ -12,6 +12,8 @@ import {
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
+import { forgetIntegrity, readIntegrityWith, registerIntegrity } from '../keyring/integrity.ts';
+import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import { createDb, openDatabase } from '../db/client.ts';
@@ -51,7 +53,12 @@ export class BackupError extends Error {
  * @throws NotInitializedError when there is no database; BackupError for anything else an
  *   operator can act on (target exists, source not a Secryn database or unreadable).
  */
-export function createBackup(config: Config, target: string, clock: Clock): BackupInfo {
+export function createBackup(
+  config: Config,
+  target: string,
+  clock: Clock,
+  env: Env = process.env,
+): BackupInfo {
   const source = config.storage.path;
   if (!existsSync(source)) throw new NotInitializedError(source);
   if (existsSync(target))
@@ -68,8 +75,16 @@ export function createBackup(config: Config, target: string, clock: Clock): Back
   });
   try {
     if (!readSourceIdentity(sqlite, source)) throw notSecrynSource(source);
+    // The backup's own audit entry is keyed: it needs the master key's integrity key.
+    const masterKey = loadConfiguredMasterKey(config, env);
+    try {
+      registerIntegrity(sqlite, readIntegrityWith(sqlite, masterKey.key));
+    } finally {
+      masterKey.key.fill(0);
+    }
     return writeBackup(sqlite, source, target, clock);
   } finally {
+    forgetIntegrity(sqlite);
     sqlite.close();
   }
 }
