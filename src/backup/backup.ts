@@ -45,7 +45,8 @@ export class BackupError extends Error {
 /**
  * Writes a consistent snapshot of the database to `target` with `VACUUM INTO`, which reads one
  * transaction's view and is safe while `secryn serve` keeps writing. The copy holds values only as
- * ciphertext and never the master key: it is useless without the key, which the operator must
+ * ciphertext and never the master key (its metadata is readable: keep it private); its secrets
+ * cannot be read, nor its keys and audit log edited undetected, without the key, which the operator must
  * back up separately. The source must be a Secryn database (else it is left untouched and nothing
  * is written). The target is created exclusively with mode 0600 before any byte is written
  * (refusing an existing file), fsynced, checked with `PRAGMA integrity_check`, and the backup is
