@@ -27,6 +27,8 @@ import { generateApiToken } from '../src/crypto/api-token.ts';
 import { principalFor } from '../src/access/principal.ts';
 import { RequestRateLimiter } from '../src/access/rate-limit.ts';
 import { openDatabase } from '../src/db/client.ts';
+import { loadMasterKey } from '../src/crypto/master-key.ts';
+import { readIntegrityWith, registerIntegrity } from '../src/keyring/integrity.ts';
 import {
   benchOptions,
   errorCount,
@@ -112,6 +114,7 @@ async function startSecryn(synchronous: 'full' | 'normal'): Promise<{
   token: string;
   keyId: string;
   dbPath: string;
+  keyPath: string;
 }> {
   const port = await freePort();
   const dir = join(work, synchronous);
@@ -153,6 +156,7 @@ async function startSecryn(synchronous: 'full' | 'normal'): Promise<{
     token: admin_key.token,
     keyId: admin_key.id,
     dbPath: join(dir, 'secryn.db'),
+    keyPath: join(dir, 'master.key'),
   };
 }
 
@@ -260,6 +264,10 @@ try {
   // --- (b) in-process costs ----------------------------------------------------------------
   const sqlite = openDatabase(secrynServer.dbPath, { synchronous: 'normal', busyTimeoutMs: 1000 });
   sqlite.run('PRAGMA query_only = ON');
+  // Key rows are checked against their MAC: load the integrity keys as the server does.
+  const masterKey = loadMasterKey({ env: {}, filePath: secrynServer.keyPath });
+  registerIntegrity(sqlite, readIntegrityWith(sqlite, masterKey.key));
+  masterKey.key.fill(0);
   const authenticator = new Authenticator(sqlite, Date.now);
   const header = `Bearer ${secrynServer.token}`;
   if (!authenticator.authenticate(header)) throw new Error('the admin token did not authenticate');

@@ -21,7 +21,6 @@ CREATE TABLE `audit_log` (
 	`ip` text,
 	`user_agent` text,
 	`request_id` text,
-	`details` text,
 	`prev_hash` text NOT NULL,
 	`hash` text NOT NULL
 );

@@ -297,7 +297,8 @@ function assemble(
       if (closed) return;
       closed = true;
       await writes.close();
-      keyring.close();
+      // Hooks run while the keys are still held: a hook may append a keyed audit entry (the
+      // rejection summaries flushed on a clean stop).
       for (const hook of closeHooks.splice(0)) {
         try {
           hook();
@@ -307,6 +308,7 @@ function assemble(
           });
         }
       }
+      keyring.close();
       try {
         // Best effort and never worth a wait: another process may hold the lock.
         sqlite.run('PRAGMA busy_timeout = 0');

@@ -7,6 +7,8 @@ import { Database } from 'bun:sqlite';
 import { afterAll, describe, expect, test } from 'bun:test';
 import { verifyChain } from '../src/audit/verify.ts';
 import { buildFeatures } from '../src/features.ts';
+import { readIntegrityWith } from '../src/keyring/integrity.ts';
+import { loadConfiguredMasterKey } from '../src/keyring/key-files.ts';
 import { createInstance, type Instance } from '../src/instance.ts';
 import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
 import { buildApp } from '../src/server.ts';
@@ -98,7 +100,9 @@ async function closeAndRead(instance: Instance, path: string) {
   try {
     const bytes = databaseBytes(sqlite);
     const rows = sqlite.query<Row, []>('SELECT * FROM audit_log ORDER BY seq').all();
-    return { rows, bytes, intact: verifyChain(sqlite).intact };
+    // The chain is keyed: verify it with the audit key read back under the master key.
+    const key = readIntegrityWith(sqlite, loadConfiguredMasterKey(instance.config, {}).key);
+    return { rows, bytes, intact: verifyChain(sqlite, { key }).intact };
   } finally {
     sqlite.close();
   }

@@ -5,11 +5,12 @@
  */
 import { Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { manualClock } from '../src/clock.ts';
 import { appendAuditEntry, localAuditEntry } from '../src/audit/record.ts';
 import { AUDIT_CHAIN_BROKEN } from '../src/cli/audit.ts';
+import { entryHash, type ChainFields } from '../src/audit/chain.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createInstance } from '../src/instance.ts';
 import {
@@ -46,6 +47,15 @@ const parseJsonl = (text: string) =>
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Exported);
+
+/** A copy of an instance's database and master key under `dir/name`. */
+function copyOf(dir: string, name: string): string {
+  const copy = join(dir, name);
+  mkdirSync(join(copy, 'data'), { recursive: true, mode: 0o700 });
+  copyFileSync(join(dir, 'data/secryn.db'), join(copy, 'data/secryn.db'));
+  copyFileSync(join(dir, 'data/master.key'), join(copy, 'data/master.key'));
+  return copy;
+}
 
 describe('secryn audit (processes)', () => {
   const dir = tempDir();
@@ -186,9 +196,7 @@ describe('secryn audit (processes)', () => {
   describe('verify names the first tampered entry', () => {
     /** A copy of the instance's database with its own config, tampered with raw SQL. */
     const tampered = async (tamper: (db: Database) => void) => {
-      const copy = join(dir.path, `copy-${Math.random().toString(36).slice(2)}`);
-      mkdirSync(join(copy, 'data'), { recursive: true });
-      copyFileSync(join(dir.path, 'data/secryn.db'), join(copy, 'data/secryn.db'));
+      const copy = copyOf(dir.path, `copy-${Math.random().toString(36).slice(2)}`);
       const db = new Database(join(copy, 'data/secryn.db'));
       tamper(db);
       db.close();
@@ -225,7 +233,7 @@ describe('secryn audit (processes)', () => {
         db.run(
           `INSERT INTO audit_log SELECT 40, 'aud_01jinserted000000000000000', at, actor_type,
              actor_id, actor_name, 'api_key.revoke', target_type, target_id, outcome, status, ip,
-             user_agent, request_id, details, hash, hash FROM audit_log WHERE seq = 39`,
+             user_agent, request_id, hash, hash, details FROM audit_log WHERE seq = 39`,
         );
       });
       expect(result.exitCode).toBe(AUDIT_CHAIN_BROKEN);
@@ -244,11 +252,42 @@ describe('secryn audit (processes)', () => {
       expect(result.stderr).toContain(at(51).id);
     });
 
+    test('changed and the chain re-hashed the unkeyed way: caught (the chain is keyed)', async () => {
+      const result = await tampered((db) => {
+        db.run("UPDATE audit_log SET actor_id = 'key_someone_else' WHERE seq = 20");
+        const rows = db
+          .query<ChainFields & { hash: string }, []>(
+            `SELECT seq, id, at, actor_type AS actorType, actor_id AS actorId,
+               actor_name AS actorName, action, target_type AS targetType, target_id AS targetId,
+               outcome, status, ip, user_agent AS userAgent, request_id AS requestId,
+               prev_hash AS prevHash, hash FROM audit_log WHERE seq >= 19 ORDER BY seq`,
+          )
+          .all();
+        let prev = rows[0]!.hash;
+        for (const row of rows.slice(1)) {
+          const hash = entryHash({ ...row, prevHash: prev });
+          db.query('UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?').run(
+            prev,
+            hash,
+            row.seq,
+          );
+          prev = hash;
+        }
+      });
+      expect(result.exitCode).toBe(AUDIT_CHAIN_BROKEN);
+      expect(result.stderr).toContain(at(20).id);
+    });
+
+    test('verify needs the master key: without it, it refuses to vouch for the chain', async () => {
+      const copy = copyOf(dir.path, 'copy-nokey');
+      rmSync(join(copy, 'data/master.key'));
+      const result = await runCli(['audit', 'verify', '--config', writeConfig(copy)]);
+      expect(result.exitCode).toBe(10);
+    });
+
     test('cut from the end: caught against an anchor', async () => {
       const anchor = exported.at(-1)!.hash;
-      const copy = join(dir.path, 'copy-anchor');
-      mkdirSync(join(copy, 'data'), { recursive: true });
-      copyFileSync(join(dir.path, 'data/secryn.db'), join(copy, 'data/secryn.db'));
+      const copy = copyOf(dir.path, 'copy-anchor');
       const cfg = writeConfig(copy);
       expect(
         (await runCli(['audit', 'verify', '--config', cfg, '--anchor', anchor])).exitCode,

@@ -21,6 +21,8 @@ import {
   apiTokenLookupId,
 } from '../crypto/api-token.ts';
 import type { WriteQueue } from '../db/write-queue.ts';
+import { integrityOf } from '../keyring/integrity.ts';
+import { API_KEY_MAC_COLUMNS, apiKeyMacMatches, type ApiKeyMacFields } from '../keys/integrity.ts';
 import type { Logger } from '../log/logger.ts';
 import { isPermission, isRole, type Permission } from './permissions.ts';
 import { principalFor, type Principal } from './principal.ts';
@@ -31,19 +33,7 @@ import { principalFor, type Principal } from './principal.ts';
  */
 export const UNAUTHORIZED_REASON = 'A valid API key is required';
 
-type KeyRecord = {
-  id: string;
-  name: string;
-  role: string;
-  token_hash: Uint8Array;
-  project_ids: string;
-  vault_ids: string;
-  scopes: string | null;
-  expires_at: number | null;
-  revoked_at: number | null;
-  rate_limit_per_minute: number | null;
-  rate_limit_burst: number | null;
-};
+type KeyRecord = ApiKeyMacFields & { mac: string | null };
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
 
@@ -88,6 +78,8 @@ type CachedKey = {
   expiresAt: number | null;
   /** Undefined when the stored role is unknown (unreachable: a CHECK constraint). */
   principal: Principal | undefined;
+  /** The row's MAC does not verify: planted or edited in the file; refused like an unknown key. */
+  tampered: boolean;
 };
 
 /** Options of {@link Authenticator}, for tests. */
@@ -96,11 +88,15 @@ export type AuthenticatorOptions = {
   monotonicNow?: () => number;
 };
 
+/** Told when a presented token matches a key whose row fails its MAC (see authenticate). */
+export type TamperedKeyReport = (keyId: string) => void;
+
 /** Turns bearer tokens into principals against the `api_keys` table. */
 export class Authenticator {
   private readonly lookup: Statement<KeyRecord, [string]>;
   private readonly dataVersion: Statement<{ data_version: number }, []>;
   private readonly monotonicNow: () => number;
+  private readonly macKey: Uint8Array;
   private readonly cache = new Map<string, CachedKey>();
   private seenKeyChanges = keyChanges;
   private seenDataVersion = -1;
@@ -117,20 +113,24 @@ export class Authenticator {
     options: AuthenticatorOptions = {},
   ) {
     this.monotonicNow = options.monotonicNow ?? (() => performance.now());
+    this.macKey = integrityOf(sqlite).apiKeyMac;
     this.dataVersion = sqlite.prepare<{ data_version: number }, []>('PRAGMA data_version');
     this.lookup = sqlite.prepare<KeyRecord, [string]>(
-      `SELECT id, name, role, token_hash, project_ids, vault_ids, scopes, expires_at, revoked_at,
-              rate_limit_per_minute, rate_limit_burst
-         FROM api_keys WHERE lookup_id = ?1`,
+      `SELECT ${API_KEY_MAC_COLUMNS}, mac FROM api_keys WHERE lookup_id = ?1`,
     );
   }
 
   /**
    * The principal of an `Authorization` header value, or undefined when there is no usable key
    * (missing, malformed, bad checksum, unknown, wrong secret, revoked or expired: the caller
-   * answers all of them with the same 401).
+   * answers all of them with the same 401). A key whose row fails its MAC is one of them too;
+   * `onTampered` is told when the token presented is that key's (someone uses a planted or
+   * edited key).
    */
-  authenticate(authorization: string | null): Principal | undefined {
+  authenticate(
+    authorization: string | null,
+    onTampered?: TamperedKeyReport,
+  ): Principal | undefined {
     const token = bearerToken(authorization);
     if (token === undefined) return undefined;
     const lookupId = apiTokenLookupId(token);
@@ -141,6 +141,10 @@ export class Authenticator {
       return undefined;
     }
     if (!apiTokenHashMatches(token, key.tokenHash)) return undefined;
+    if (key.tampered) {
+      onTampered?.(key.id);
+      return undefined;
+    }
     const now = this.now();
     if (key.revoked) return undefined;
     if (key.expiresAt !== null && key.expiresAt <= now) return undefined;
@@ -150,7 +154,8 @@ export class Authenticator {
 
   /**
    * The key with this lookup id, from the cache when it is still current. The token's checksum
-   * is checked before the database is asked (on a cache hit the hash comparison decides).
+   * is checked before the database is asked (on a cache hit the hash comparison decides). The
+   * row's MAC is checked when it is read from the database, so a cached key costs nothing more.
    */
   private findKey(lookupId: string, token: string): CachedKey | undefined {
     this.dropCacheIfStale();
@@ -161,12 +166,14 @@ export class Authenticator {
     // Unknown ids are not cached: anyone can send those, the cache would be theirs to fill.
     if (record === null) return undefined;
     if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
+    const tampered = !apiKeyMacMatches(this.macKey, record, record.mac);
     const key: CachedKey = {
       id: record.id,
       tokenHash: record.token_hash,
       revoked: record.revoked_at !== null,
       expiresAt: record.expires_at,
-      principal: toPrincipal(record),
+      principal: tampered ? undefined : toPrincipal(record),
+      tampered,
     };
     this.cache.set(lookupId, key);
     return key;

@@ -15,7 +15,8 @@
  */
 import { Elysia } from 'elysia';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
-import { requestMeta, type AuditActor } from '../http/request-meta.ts';
+import { auditWriterFor } from '../audit/writer.ts';
+import { requestMeta, type AuditActor, type RequestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { Authenticator, LastUsedTracker, UNAUTHORIZED_REASON } from './authenticate.ts';
 import { PUBLIC_V1_PATHS, routeRule } from './permissions.ts';
@@ -66,6 +67,7 @@ export function createAccessLayer(
   const now = options.now ?? (() => instance.clock.now());
   const lastUsed = new LastUsedTracker(instance.sqlite, instance.writes, instance.logger);
   const authenticator = new Authenticator(instance.sqlite, now, (id, at) => lastUsed.touch(id, at));
+  const reportTampered = tamperedKeyReporter(instance);
   const { rate_limit } = instance.config;
   const limiter = new RequestRateLimiter(
     {
@@ -76,7 +78,7 @@ export function createAccessLayer(
     now,
   );
   let sweeper: ReturnType<typeof setInterval> | undefined;
-  const { plugin, authorize } = accessPlugin(authenticator, limiter);
+  const { plugin, authorize } = accessPlugin(authenticator, limiter, reportTampered);
   return {
     plugin,
     authenticator,
@@ -96,7 +98,38 @@ export function createAccessLayer(
   };
 }
 
-function accessPlugin(authenticator: Authenticator, limiter: RequestRateLimiter) {
+/**
+ * Logs, and audits as `api_key.tampered`, a request that presented the token of a key whose row
+ * fails its MAC: someone wrote the database file and is now using what they planted.
+ */
+function tamperedKeyReporter(instance: Instance) {
+  return (keyId: string, meta: RequestMeta, userAgent: string | null) => {
+    instance.logger.error('refused an API key whose stored row fails its integrity check', {
+      key_id: keyId,
+      request_id: meta.requestId,
+    });
+    auditWriterFor(instance)
+      .append({
+        actor: ANONYMOUS,
+        action: 'api_key.tampered',
+        target: { type: 'api_key', id: keyId },
+        outcome: 'denied',
+        status: 401,
+        ip: meta.clientIp,
+        userAgent,
+        requestId: meta.requestId,
+      })
+      .catch(() => {
+        // The writer has logged why; the request is refused either way.
+      });
+  };
+}
+
+function accessPlugin(
+  authenticator: Authenticator,
+  limiter: RequestRateLimiter,
+  reportTampered: (keyId: string, meta: RequestMeta, userAgent: string | null) => void,
+) {
   const charge = (set: { headers: Record<string, unknown> }, decision: TokenBucketResult) => {
     Object.assign(set.headers, rateLimitHeaders(decision));
     if (!decision.allowed) {
@@ -114,7 +147,9 @@ function accessPlugin(authenticator: Authenticator, limiter: RequestRateLimiter)
   }) => {
     if (!needsKey(pathOf(request.url))) return;
     const meta = requestMeta(request);
-    const principal = authenticator.authenticate(request.headers.get('authorization'));
+    const principal = authenticator.authenticate(request.headers.get('authorization'), (keyId) =>
+      reportTampered(keyId, meta, request.headers.get('user-agent')),
+    );
     if (!principal) {
       meta.actor = ANONYMOUS;
       charge(set, limiter.forClient(meta.clientIp));

@@ -5,7 +5,8 @@ import type { Db } from '../db/client.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import { requestMeta, type AuditActor, type AuditTarget } from '../http/request-meta.ts';
 import { localActor, type Instance } from '../instance.ts';
-import { entryHash, GENESIS_HASH, type ChainFields } from './chain.ts';
+import { chainHash, GENESIS_HASH, type ChainFields } from './chain.ts';
+import { integrityOf } from '../keyring/integrity.ts';
 import { auditWriterFor, type AuditWriter } from './writer.ts';
 import { rejectionSummariesFor } from './anonymous-summary.ts';
 import { auditEntryId } from './entry-id.ts';
@@ -56,6 +57,7 @@ const MAX_FIELD = 256;
 type Head = { seq: number; hash: string };
 
 type Statements = {
+  sqlite: Database;
   head: Statement<Head, []>;
   checkpoint: Statement<Head, []>;
   insert: Statement<unknown, [ChainFields & { hash: string }]>;
@@ -64,6 +66,7 @@ type Statements = {
 /** Prepared once per connection: the append path runs for every request. */
 const statementsFor = perConnection(
   (sqlite): Statements => ({
+    sqlite,
     head: sqlite.query<Head, []>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1'),
     checkpoint: sqlite.query<Head, []>(
       'SELECT through_seq AS seq, through_hash AS hash FROM audit_checkpoint WHERE id = 1',
@@ -147,7 +150,7 @@ function appendAfter(
     details: entry.details ? JSON.stringify(entry.details) : null,
   };
   const row = fields as ChainFields & { hash: string };
-  row.hash = entryHash(fields);
+  row.hash = chainHash(fields, integrityOf(statements.sqlite));
   statements.insert.run(row);
   return { seq: row.seq, hash: row.hash, id: row.id };
 }

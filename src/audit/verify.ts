@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
-import { entryHash, GENESIS_HASH } from './chain.ts';
+import { integrityOf } from '../keyring/integrity.ts';
+import { chainHash, GENESIS_HASH, type ChainKey } from './chain.ts';
 import { AUDIT_ROW_COLUMNS, type AuditRow } from './rows.ts';
 
 /** What kind of tampering a break in the chain looks like. */
@@ -31,6 +32,8 @@ export type VerifyResult = {
   verified: number;
   /** Where the chain starts: genesis, or the retention checkpoint. */
   start: { seq: number; hash: string; checkpoint: boolean };
+  /** The first position hashed with the audit key (earlier ones predate keyed chains). */
+  keyedFrom: number;
   /** The last verified entry (or the start when the log is empty). */
   head: ChainHead;
   problem?: ChainProblem;
@@ -43,6 +46,11 @@ export type VerifyOptions = {
    * chain cannot reveal by itself.
    */
   anchor?: string;
+  /**
+   * The audit key and where keyed entries start; default: those of the keyring opened on
+   * `sqlite` (verifying needs the master key: without it the chain proves nothing).
+   */
+  key?: ChainKey;
 };
 
 /** `target_type` of the entry a prune writes; its `target_id` is `<through_seq>:<through_hash>`. */
@@ -74,6 +82,7 @@ export function verifyChain(sqlite: Database, options: VerifyOptions = {}): Veri
 }
 
 function walk(sqlite: Database, options: VerifyOptions): VerifyResult {
+  const key = options.key ?? integrityOf(sqlite);
   const checkpoint = sqlite
     .query<
       { seq: number; hash: string },
@@ -101,7 +110,7 @@ function walk(sqlite: Database, options: VerifyOptions): VerifyResult {
     >(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq`)
     .iterate(start.seq);
   for (const row of rows) {
-    const selfConsistent = entryHash(row) === row.hash;
+    const selfConsistent = chainHash(row, key) === row.hash;
     const linked = row.prevHash === head.hash;
     if (row.seq !== head.seq + 1 || !selfConsistent || !linked) {
       problem = diagnose(sqlite, row, previous, head, selfConsistent, linked);
@@ -136,7 +145,7 @@ function walk(sqlite: Database, options: VerifyOptions): VerifyResult {
       message: `no entry has the expected hash ${options.anchor}: entries after #${head.seq} were removed (or it was pruned)`,
     };
   }
-  return { intact: !problem, verified, start, head, problem };
+  return { intact: !problem, verified, start, keyedFrom: key.auditKeyedFrom, head, problem };
 }
 
 function diagnose(

@@ -12,6 +12,8 @@ import {
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
+import { forgetIntegrity, readIntegrityWith, registerIntegrity } from '../keyring/integrity.ts';
+import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import { createDb, openDatabase } from '../db/client.ts';
@@ -43,7 +45,8 @@ export class BackupError extends Error {
 /**
  * Writes a consistent snapshot of the database to `target` with `VACUUM INTO`, which reads one
  * transaction's view and is safe while `secryn serve` keeps writing. The copy holds values only as
- * ciphertext and never the master key: it is useless without the key, which the operator must
+ * ciphertext and never the master key (its metadata is readable: keep it private); its secrets
+ * cannot be read, nor its keys and audit log edited undetected, without the key, which the operator must
  * back up separately. The source must be a Secryn database (else it is left untouched and nothing
  * is written). The target is created exclusively with mode 0600 before any byte is written
  * (refusing an existing file), fsynced, checked with `PRAGMA integrity_check`, and the backup is
@@ -51,7 +54,12 @@ export class BackupError extends Error {
  * @throws NotInitializedError when there is no database; BackupError for anything else an
  *   operator can act on (target exists, source not a Secryn database or unreadable).
  */
-export function createBackup(config: Config, target: string, clock: Clock): BackupInfo {
+export function createBackup(
+  config: Config,
+  target: string,
+  clock: Clock,
+  env: Env = process.env,
+): BackupInfo {
   const source = config.storage.path;
   if (!existsSync(source)) throw new NotInitializedError(source);
   if (existsSync(target))
@@ -68,8 +76,16 @@ export function createBackup(config: Config, target: string, clock: Clock): Back
   });
   try {
     if (!readSourceIdentity(sqlite, source)) throw notSecrynSource(source);
+    // The backup's own audit entry is keyed: it needs the master key's integrity key.
+    const masterKey = loadConfiguredMasterKey(config, env);
+    try {
+      registerIntegrity(sqlite, readIntegrityWith(sqlite, masterKey.key));
+    } finally {
+      masterKey.key.fill(0);
+    }
     return writeBackup(sqlite, source, target, clock);
   } finally {
+    forgetIntegrity(sqlite);
     sqlite.close();
   }
 }

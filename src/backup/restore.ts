@@ -8,6 +8,13 @@ import { fsyncDirectory, renameNoReplace } from '../crypto/atomic-file.ts';
 import { isDatabaseBusy } from '../db/write-lock.ts';
 import { masterKeyFingerprint } from '../crypto/keyring.ts';
 import { openInstance } from '../instance.ts';
+import { verifyChain } from '../audit/verify.ts';
+import { openDatabase } from '../db/client.ts';
+import { runMigrations } from '../db/migrate.ts';
+import { KeyringError, MasterKeyMismatchError } from '../keyring/errors.ts';
+import { readIntegrityWith } from '../keyring/integrity.ts';
+import { readKeyringSnapshot, unlockKeyring } from '../keyring/store.ts';
+import { tamperedApiKeys } from '../keys/integrity.ts';
 import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import type { Logger } from '../log/logger.ts';
 import { BackupError, inspectBackup, syncFile, type BackupInfo } from './backup.ts';
@@ -66,22 +73,31 @@ export function restoreBackup(
     );
   }
   const key = loadConfiguredMasterKey(config, options.env);
-  const fingerprint = masterKeyFingerprint(key.key);
-  key.key.fill(0);
-  if (fingerprint !== info.masterKeyFingerprint) {
-    throw new BackupError(
-      `the backup is sealed with master key ${info.masterKeyFingerprint}, but the configured key is ` +
-        `${fingerprint}; configure the master key that belongs to this backup`,
-    );
-  }
-  const previous = existsSync(target)
-    ? moveAside(target, options.clock.now(), config.storage.busy_timeout_ms)
-    : null;
   const staging = stagingPath(target);
   try {
+    const fingerprint = masterKeyFingerprint(key.key);
+    if (fingerprint !== info.masterKeyFingerprint) {
+      throw new BackupError(
+        `the backup is sealed with master key ${info.masterKeyFingerprint}, but the configured key is ` +
+          `${fingerprint}; configure the master key that belongs to this backup`,
+      );
+    }
+    // Checked on a private copy, before anything is moved: a refused backup replaces nothing.
     rmSync(staging, { force: true });
     copyFileSync(source, staging);
     chmodSync(staging, 0o600);
+    verifyBackupIntegrity(staging, key.key, config);
+  } catch (error) {
+    rmSync(staging, { force: true });
+    throw error;
+  } finally {
+    key.key.fill(0);
+  }
+  let previous: SetAside | null = null;
+  try {
+    previous = existsSync(target)
+      ? moveAside(target, options.clock.now(), config.storage.busy_timeout_ms)
+      : null;
     syncFile(staging);
     renameSync(staging, target);
     fsyncDirectory(dirname(target));
@@ -114,6 +130,65 @@ export function restoreBackup(
     previousFiles: previous?.moved.map((suffix) => previous.path + suffix) ?? [],
     previousUnreadable: previous?.unreadable ?? null,
   };
+}
+
+/** A backup that fails its integrity check: nothing was replaced (exit 65, see docs). */
+export class BackupIntegrityError extends BackupError {
+  override name = 'BackupIntegrityError';
+}
+
+/**
+ * Verifies a copy of a backup completely with the configured master key: the keyring opens (every
+ * data key and the integrity key unwrap), every API key's MAC verifies, and the audit chain
+ * verifies keyed. The copy is migrated first if it is older (it is the copy that will be put in
+ * place). Throws BackupIntegrityError naming the first thing that failed.
+ */
+function verifyBackupIntegrity(path: string, masterKey: Uint8Array, config: Config): void {
+  const refuse = (what: string) =>
+    new BackupIntegrityError(`backup refused, nothing was replaced: ${what}`);
+  const sqlite = openDatabase(path, {
+    synchronous: 'full',
+    busyTimeoutMs: config.storage.busy_timeout_ms,
+    mustExist: true,
+  });
+  try {
+    runMigrations(sqlite);
+    let integrity;
+    try {
+      const snapshot = readKeyringSnapshot(sqlite);
+      if (!snapshot) throw refuse('it has no keyring');
+      unlockKeyring(masterKey, snapshot.state, snapshot.wrapped);
+      integrity = readIntegrityWith(sqlite, masterKey);
+    } catch (error) {
+      if (error instanceof KeyringError || error instanceof MasterKeyMismatchError) {
+        throw refuse(`its keyring does not open with the configured master key (${error.message})`);
+      }
+      throw error;
+    }
+    try {
+      const tampered = tamperedApiKeys(sqlite, integrity.apiKeyMac);
+      if (tampered.length > 0) {
+        throw refuse(
+          `${tampered.length} API key${tampered.length === 1 ? '' : 's'} fail their integrity ` +
+            `check (${tampered
+              .slice(0, 3)
+              .map((id) => id.slice(0, 40))
+              .join(', ')}${tampered.length > 3 ? ', …' : ''}): ` +
+            'planted or edited in the file',
+        );
+      }
+      const chain = verifyChain(sqlite, { key: integrity });
+      if (!chain.intact) {
+        throw refuse(`its audit log is broken (${chain.problem!.kind}): ${chain.problem!.message}`);
+      }
+    } finally {
+      integrity.apiKeyMac.fill(0);
+      integrity.auditChain.fill(0);
+      integrity.state.fill(0);
+    }
+  } finally {
+    sqlite.close(true);
+  }
 }
 
 /**

@@ -6,6 +6,8 @@ import { localUserActor } from '../audit/record.ts';
 import { pruneAuditLog } from '../audit/retention.ts';
 import { toAuditEntryView, type AuditRow } from '../audit/rows.ts';
 import { verifyChain } from '../audit/verify.ts';
+import { readIntegrityWith } from '../keyring/integrity.ts';
+import { loadConfiguredMasterKey } from '../keyring/key-files.ts';
 import { assertKnownMigrationHistory } from '../db/migrate.ts';
 import { timestampMs } from '../http/schemas.ts';
 import { openInstance } from '../instance.ts';
@@ -24,7 +26,7 @@ import { CliFailure, ExitCode } from './exit.ts';
  * from 1 (could not check at all, e.g. the database is missing or unreadable) so that a cron
  * job or monitoring check can tell "tampered" from "failed to run".
  */
-export const AUDIT_CHAIN_BROKEN = 65;
+export const AUDIT_CHAIN_BROKEN = ExitCode.INTEGRITY;
 
 /** Opens the database for reading only; the audit commands never need a write lock to read. */
 function openForReading(args: { config?: string }): Database {
@@ -63,10 +65,22 @@ const verifyCommand = defineCommand({
         ExitCode.USAGE,
       );
     }
+    const { config } = loadCliConfig(args);
     const sqlite = openForReading(args);
     let result;
     try {
-      result = verifyChain(sqlite, { anchor: args.anchor || undefined });
+      // Keyed entries prove nothing without the key: verifying needs the master key.
+      const masterKey = loadConfiguredMasterKey(config, process.env);
+      let key;
+      try {
+        key = readIntegrityWith(sqlite, masterKey.key);
+      } finally {
+        masterKey.key.fill(0);
+      }
+      result = verifyChain(sqlite, { anchor: args.anchor || undefined, key });
+      key.apiKeyMac.fill(0);
+      key.auditChain.fill(0);
+      key.state.fill(0);
     } finally {
       sqlite.close();
     }
@@ -74,8 +88,9 @@ const verifyCommand = defineCommand({
       print(JSON.stringify(result));
     } else if (result.intact) {
       const from = result.start.checkpoint ? ` from checkpoint #${result.start.seq}` : '';
+      const keyed = result.keyedFrom > 1 ? `, keyed from #${result.keyedFrom}` : '';
       print(
-        `audit log intact: ${result.verified} entries${from}; head #${result.head.seq} ${result.head.hash}`,
+        `audit log intact: ${result.verified} entries${from}${keyed}; head #${result.head.seq} ${result.head.hash}`,
       );
     }
     if (!result.intact) {

@@ -28,6 +28,12 @@ export const ExitCode = {
    */
   MASTER_KEY_UNREADABLE: 15,
   /**
+   * sysexits EX_DATAERR: the data failed its integrity check (`audit verify`: the chain is
+   * broken; `restore`: the backup's keyring, API key MACs or audit chain do not verify, and
+   * nothing was replaced).
+   */
+  INTEGRITY: 65,
+  /**
    * sysexits EX_TEMPFAIL: the database stayed locked by another process for longer than
    * `storage.busy_timeout_ms`; the same command can simply be run again.
    */

@@ -1,7 +1,7 @@
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { BackupError } from '../backup/backup.ts';
-import { restoreBackup, type RestoreResult } from '../backup/restore.ts';
+import { BackupIntegrityError, restoreBackup, type RestoreResult } from '../backup/restore.ts';
 import { systemClock } from '../clock.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
 import { CliFailure, ExitCode } from './exit.ts';
@@ -9,7 +9,8 @@ import { CliFailure, ExitCode } from './exit.ts';
 /**
  * `secryn restore <file>`: replaces the database with a backup sealed with the configured master
  * key, keeping the replaced database beside it (as it was, with its -wal/-shm, if SQLite cannot
- * read it). The server must be stopped first.
+ * read it). The server must be stopped first. A backup that fails its integrity check (keyring,
+ * API key MACs, audit chain) is refused with exit 65 before anything is replaced.
  */
 export const restoreCommand = defineCommand({
   meta: { name: 'restore', description: 'Replace the database with a backup (server stopped)' },
@@ -41,6 +42,8 @@ export const restoreCommand = defineCommand({
       const kept = describePrevious(result);
       if (kept) print(kept);
     } catch (error) {
+      if (error instanceof BackupIntegrityError)
+        throw new CliFailure(error.message, ExitCode.INTEGRITY);
       if (error instanceof BackupError) {
         throw new CliFailure(error.message, error.busy ? ExitCode.DATABASE_BUSY : ExitCode.FAILURE);
       }

@@ -115,11 +115,10 @@ type Failure = {
   stack?: string;
 };
 
-const EXIT_CODE_NAMES = new Map<number, string>([
-  ...Object.entries(ExitCode).map(([name, code]) => [code, name] as [number, string]),
-  // `audit verify`'s own status (src/cli/audit.ts), reached through a CliFailure.
-  [65, 'AUDIT_CHAIN_BROKEN'],
-]);
+// 65 is INTEGRITY: `audit verify`'s broken chain and `restore`'s refused backup alike.
+const EXIT_CODE_NAMES = new Map<number, string>(
+  Object.entries(ExitCode).map(([name, code]) => [code, name] as [number, string]),
+);
 
 function failure(exitCode: number, message: string, code?: string): Failure {
   return {

@@ -58,18 +58,7 @@ export function wrapDataKey(masterKey: Uint8Array, version: number, dek: Uint8Ar
   assertKey256(masterKey, 'master key');
   assertKey256(dek, 'data key');
   assertDataKeyVersion(version);
-  const nonce = randomBytes(NONCE_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', masterKey, nonce, { authTagLength: TAG_BYTES });
-  cipher.setAAD(wrapAad(version));
-  const body = cipher.update(dek);
-  cipher.final();
-  const out = new Uint8Array(WRAPPED_DATA_KEY_BYTES);
-  out[0] = WRAP_FORMAT_VERSION;
-  out.set(nonce, 1);
-  out.set(body, 1 + NONCE_BYTES);
-  out.set(cipher.getAuthTag(), 1 + NONCE_BYTES + KEY_BYTES);
-  body.fill(0);
-  return out;
+  return wrapKeyWithAad(masterKey, wrapAad(version), dek);
 }
 
 /**
@@ -83,11 +72,52 @@ export function unwrapDataKey(
 ): Uint8Array {
   assertKey256(masterKey, 'master key');
   assertDataKeyVersion(version);
+  const dek = unwrapKeyWithAad(masterKey, wrapAad(version), wrapped);
+  if (!dek) throw new WrongMasterKeyError(version);
+  return dek;
+}
+
+/**
+ * Encrypts a 256-bit `key` under `masterKey` (AES-256-GCM, random nonce) bound to `aad`, which
+ * must name the key's purpose so that one wrapped key cannot stand in for another. Same layout
+ * as a wrapped data key.
+ */
+export function wrapKeyWithAad(
+  masterKey: Uint8Array,
+  aad: Uint8Array,
+  key: Uint8Array,
+): Uint8Array {
+  assertKey256(masterKey, 'master key');
+  assertKey256(key, 'key');
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', masterKey, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad);
+  const body = cipher.update(key);
+  cipher.final();
+  const out = new Uint8Array(WRAPPED_DATA_KEY_BYTES);
+  out[0] = WRAP_FORMAT_VERSION;
+  out.set(nonce, 1);
+  out.set(body, 1 + NONCE_BYTES);
+  out.set(cipher.getAuthTag(), 1 + NONCE_BYTES + KEY_BYTES);
+  body.fill(0);
+  return out;
+}
+
+/**
+ * Reverses {@link wrapKeyWithAad}: the key, or undefined when the blob does not authenticate
+ * under `masterKey` and `aad`. A blob of the wrong length or format throws DecryptionError.
+ */
+export function unwrapKeyWithAad(
+  masterKey: Uint8Array,
+  aad: Uint8Array,
+  wrapped: Uint8Array,
+): Uint8Array | undefined {
+  assertKey256(masterKey, 'master key');
   if (!(wrapped instanceof Uint8Array) || wrapped.byteLength !== WRAPPED_DATA_KEY_BYTES) {
-    throw new DecryptionError('malformed', 'wrapped data key could not be read');
+    throw new DecryptionError('malformed', 'wrapped key could not be read');
   }
   if (wrapped[0] !== WRAP_FORMAT_VERSION) {
-    throw new DecryptionError('unsupported_format', 'wrapped data key could not be read');
+    throw new DecryptionError('unsupported_format', 'wrapped key could not be read');
   }
   let unverified: Uint8Array | undefined;
   try {
@@ -95,17 +125,17 @@ export function unwrapDataKey(
     const decipher = createDecipheriv('aes-256-gcm', masterKey, nonce, {
       authTagLength: TAG_BYTES,
     });
-    decipher.setAAD(wrapAad(version));
+    decipher.setAAD(aad);
     decipher.setAuthTag(wrapped.subarray(1 + NONCE_BYTES + KEY_BYTES));
     unverified = decipher.update(wrapped.subarray(1 + NONCE_BYTES, 1 + NONCE_BYTES + KEY_BYTES));
     decipher.final();
   } catch {
     unverified?.fill(0);
-    throw new WrongMasterKeyError(version);
+    return undefined;
   }
-  const dek = new Uint8Array(unverified);
+  const key = new Uint8Array(unverified);
   unverified.fill(0);
-  return dek;
+  return key;
 }
 
 /**

@@ -43,3 +43,13 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): Databa
 export function createDb(sqlite: Database): Db {
   return drizzle({ client: sqlite });
 }
+
+/**
+ * The bun:sqlite connection under a drizzle handle. `Db` does not declare `$client`, though
+ * `drizzle({ client })` always sets it.
+ */
+export function connectionOf(db: Db): Database {
+  const client: unknown = (db as { $client?: unknown }).$client;
+  if (!(client instanceof Database)) throw new Error('expected a bun:sqlite connection');
+  return client;
+}

@@ -14,6 +14,7 @@ import type { Config } from '../config/schema.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { KeyringError, MasterKeyMismatchError } from './errors.ts';
+import { forgetIntegrity } from './integrity.ts';
 import {
   configuredKeyPath,
   loadConfiguredMasterKey,
@@ -198,9 +199,10 @@ export class LiveKeyring implements InstanceKeyring {
     }
   }
 
-  /** Forgets every data key; the instance is then unhealthy and cannot seal or open values. */
+  /** Forgets every data key and the integrity keys; the instance is then unhealthy and cannot seal or open values. */
   close(): void {
     this.#loaded = undefined;
+    forgetIntegrity(this.#options.sqlite);
   }
 
   #ring(): Keyring {

@@ -24,6 +24,14 @@ import {
   type Env,
 } from './key-files.ts';
 import { LiveKeyring } from './live-keyring.ts';
+import { anyApiKeyMac, stampAllApiKeyMacs } from '../keys/integrity.ts';
+import {
+  createIntegrity,
+  nextAuditSeq,
+  readIntegrityRow,
+  registerIntegrity,
+  unlockIntegrity,
+} from './integrity.ts';
 import {
   markRotationCompleted,
   readKeyringSnapshot,
@@ -80,6 +88,7 @@ export function openKeyring(
       throw mismatchError(sqlite, loaded, fingerprint, state.fingerprint);
     }
     const ring = unlockKeyring(key, state, wrapped);
+    openIntegrity(sqlite, key, options);
     return new LiveKeyring(
       {
         sqlite,
@@ -94,6 +103,44 @@ export function openKeyring(
   } finally {
     key.fill(0);
   }
+}
+
+/**
+ * Opens the integrity record and registers its keys on the connection. A database from before
+ * integrity protection gets one now, in one write transaction: a new root key wrapped under the
+ * master key, the keyed audit chain starting at the next entry, and a MAC on every API key as it
+ * stands (so everything done before this moment is trusted as found; the log line says so).
+ * A database whose keys carry MACs but has no record lost it: that is tampering, refused.
+ */
+function openIntegrity(sqlite: Database, key: Uint8Array, options: OpenKeyringOptions): void {
+  const row = readIntegrityRow(sqlite);
+  if (row) {
+    registerIntegrity(sqlite, unlockIntegrity(key, row));
+    return;
+  }
+  withWriteLock(sqlite, () => {
+    const again = readIntegrityRow(sqlite); // another process may have migrated meanwhile
+    if (again) {
+      registerIntegrity(sqlite, unlockIntegrity(key, again));
+      return;
+    }
+    if (anyApiKeyMac(sqlite)) {
+      throw new KeyringError(
+        'damaged',
+        'the integrity record is missing although API keys carry MACs: it was removed from the ' +
+          'database (restore it from a backup)',
+      );
+    }
+    const from = nextAuditSeq(sqlite);
+    const integrity = createIntegrity(sqlite, key, from, options.clock.now());
+    const keys = stampAllApiKeyMacs(sqlite, integrity.apiKeyMac);
+    options.logger.warn(
+      'integrity protection initialised: API keys and the audit chain as they are now are ' +
+        'trusted from here on (this happens once per instance; seen again, the database was ' +
+        'rewritten)',
+      { api_keys: keys, audit_keyed_from: from },
+    );
+  });
 }
 
 /**

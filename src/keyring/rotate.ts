@@ -24,6 +24,7 @@
  * commits to it, and the operator installs it in the source.
  */
 import type { Database } from 'bun:sqlite';
+import { rewrapIntegrityKey } from './integrity.ts';
 import { resolve } from 'node:path';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
@@ -145,6 +146,7 @@ export function rotateMasterKey(ctx: KeyringContext, options: RotateOptions): Ro
           }
           maxVersion = Math.max(maxVersion, row.version);
         }
+        rewrapIntegrityKey(sqlite, oldKey, newKey);
         let newDataKeyVersion: number | null = null;
         if (options.reencrypt) {
           newDataKeyVersion = maxVersion + 1;

@@ -15,6 +15,7 @@ import {
   wrapDataKey,
 } from '../crypto/keyring.ts';
 import { KeyringError } from './errors.ts';
+import { createIntegrity } from './integrity.ts';
 
 /** The keyring_state row. */
 export type KeyringState = {
@@ -156,8 +157,9 @@ function unwrapStored(masterKey: Uint8Array, row: WrappedDataKey): Uint8Array {
 }
 
 /**
- * Creates the keyring of a new instance under `masterKey`: the state row and data key v1.
- * Runs inside the caller's transaction.
+ * Creates the keyring of a new instance under `masterKey`: the state row, data key v1 and the
+ * integrity record (keyed audit chain from entry #1), whose keys are registered on the connection
+ * so that the first admin key gets its MAC. Runs inside the caller's transaction.
  */
 export function createKeyring(sqlite: Database, masterKey: Uint8Array, now: number): void {
   const dek = generateDataKey();
@@ -174,6 +176,7 @@ export function createKeyring(sqlite: Database, masterKey: Uint8Array, now: numb
          created_at) VALUES (1, ?, 1, 1, ?)`,
     )
     .run(masterKeyFingerprint(masterKey), now);
+  createIntegrity(sqlite, masterKey, 1, now);
 }
 
 /** A rotation by id. */

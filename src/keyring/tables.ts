@@ -29,6 +29,26 @@ export const keyringDataKeys = sqliteTable('keyring_data_keys', {
 });
 
 /**
+ * The integrity root key (one row, id = 1), wrapped under the master key like the data keys and
+ * re-wrapped with them by a rotation; the MAC keys of API keys and of the audit chain are derived
+ * from it (src/crypto/integrity.ts). `audit_keyed_from` is the first audit entry hashed with a
+ * key (entries before it were written unkeyed by an older version); `mac` authenticates that
+ * number and `created_at` under the derived state key, so neither can be moved to pass edited
+ * entries off as unkeyed ones.
+ */
+export const keyringIntegrity = sqliteTable(
+  'keyring_integrity',
+  {
+    id: integer('id').primaryKey(),
+    wrappedKey: blob('wrapped_key', { mode: 'buffer' }).notNull(),
+    auditKeyedFrom: integer('audit_keyed_from').notNull(),
+    createdAt: epochMs('created_at').notNull(),
+    mac: text('mac').notNull(),
+  },
+  (t) => [check('keyring_integrity_singleton', sql`${t.id} = 1`)],
+);
+
+/**
  * One row per master-key rotation, written in the transaction that re-wraps the keyring.
  * `completed_at` is null while the key file swap is pending (file source only); `backup_file`
  * is fixed before the swap so that a recovery creates the same one. `new_key_file` is where the

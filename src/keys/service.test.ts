@@ -58,6 +58,7 @@ describe('API key rules', () => {
       name: 'n',
       role: 'reader',
       lookupId: 'AbC123xYz789',
+      mac: null,
       tokenHash: Buffer.alloc(32),
       projectIds: [],
       vaultIds: [],

@@ -18,6 +18,7 @@ import { findProject } from '../projects/service.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
 import { LATEST_TIMESTAMP_MS, PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
 import type { ApiKeyObject } from './schemas.ts';
+import { sealApiKeyRow } from './integrity.ts';
 import { apiKeys, type ApiKeyRow } from './tables.ts';
 import { newTypeId } from '../ids.ts';
 
@@ -176,6 +177,7 @@ export function insertApiKey(
         })
         .returning()
         .get();
+      sealApiKeyRow(db, id);
       return { row, token: generated.token };
     } catch (error) {
       if (attempt < 3 && isLookupIdCollision(error)) continue;
@@ -234,6 +236,7 @@ export function revokeApiKey(db: Db, id: string, now: number): ApiKeyRow | undef
     .set({ revokedAt: now })
     .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
     .run();
+  sealApiKeyRow(db, id);
   return findApiKey(db, id);
 }
 
@@ -284,6 +287,7 @@ export function updateApiKey(db: Db, id: string, changes: ApiKeyChanges): ApiKey
     .returning()
     .get();
   if (!row) throw new ConflictError('The API key is revoked');
+  sealApiKeyRow(db, id);
   return row;
 }
 

@@ -39,6 +39,11 @@ export const apiKeys = sqliteTable(
     /** Who created it: `api_key:key_…` or `local_user:<name>`. */
     createdBy: text('created_by').notNull(),
     revokedAt: epochMs('revoked_at'),
+    /**
+     * HMAC-SHA256 (hex) of every column but `last_used_at` under a key derived from the master
+     * key's keyring (src/keys/integrity.ts): a row planted or edited in the file does not verify.
+     */
+    mac: text('mac'),
   },
   (table) => [
     uniqueIndex('api_keys_lookup_id_unique').on(table.lookupId),
