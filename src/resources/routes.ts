@@ -291,10 +291,7 @@ export function resourceRoutes(instance: Instance) {
         if (!version) throw new NotFoundError('Version');
         if (!revealsValue(request, record, now)) return toVersionObject(version);
         markReveal(request);
-        return toVersionObject(
-          version,
-          openValue(keyring, record.id, version.version, version.value),
-        );
+        return toVersionObject(version, openValue(keyring, record, version.version, version.value));
       },
       {
         params: VersionParams,
