@@ -611,8 +611,13 @@ export function insertResource(
 
 /**
  * Applies a `PUT` to a live resource: metadata changes, and for a secret a new value, which
- * makes a new version only when it differs from the current one. Nothing is written (and
- * `updated_at` stays) when nothing changes.
+ * makes a new version only when it differs from the current one — unless `alwaysNewVersion`.
+ * Nothing is written (and `updated_at` stays) when nothing changes.
+ *
+ * `alwaysNewVersion` is for callers who may not reveal the value: for them the outcome must not
+ * depend on the current value (else writing a guess and watching `version` confirms it), so any
+ * `value` makes a new version, exactly as a different one would. The current value is then not
+ * even read, so neither can the time taken tell.
  * @throws NotFoundError when the resource is gone; ConflictError for a stale `If-Match`
  *   (`expectedVersion`) or a name that is taken.
  */
@@ -624,6 +629,7 @@ export function updateResource(
   expectedVersion: number | undefined,
   actor: string,
   now: number,
+  alwaysNewVersion = false,
 ): { row: ResourceRow; changed: boolean } {
   const sqlite = connectionOf(db);
   const current = currentLive(sqlite, id);
@@ -643,7 +649,8 @@ export function updateResource(
     set.contentType = m.contentType;
   if (
     changes.value !== undefined &&
-    changes.value !== readValue(sqlite, keyring, current, current.currentVersion)
+    (alwaysNewVersion ||
+      changes.value !== readValue(sqlite, keyring, current, current.currentVersion))
   ) {
     const version = current.currentVersion + 1;
     insertVersion(sqlite, keyring, current, version, changes.value, actor, now);
