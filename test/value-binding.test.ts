@@ -13,8 +13,12 @@ import { readKeyFile } from '../src/keyring/key-files.ts';
 import { buildFeatures } from '../src/features.ts';
 import { createInstance, openInstance, type Instance } from '../src/instance.ts';
 import { bindValueLocations } from '../src/keyring/bind-locations.ts';
+import { encryptedColumns } from '../src/keyring/encrypted-columns.ts';
+import { selectValueRows, type ValueRow } from '../src/keyring/value-census.ts';
 import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
 import { resourceValueColumn } from '../src/resources/tables.ts';
+import '../src/keyring/known-columns.ts';
+import { signingSecrets } from '../src/webhooks/service.ts';
 import { buildApp } from '../src/server.ts';
 import { call, memoryLogger, tempDir, testConfig } from './harness.ts';
 import { sealLegacyValue } from './legacy-seal.ts';
@@ -204,6 +208,49 @@ describe('a resource moved with raw SQL', () => {
   }
 });
 
+describe('a webhook moved to another project with raw SQL', () => {
+  test('no longer opens its URL or signing secret; a move through the API re-seals them', async () => {
+    using temp = tempDir('secryn-bind-');
+    const token: { value?: string } = {};
+    const first = start(temp.path, token, true);
+    const { ids } = await populate(first);
+    const created = await first.send('POST', '/v1/webhooks', {
+      url: 'https://hooks.example.test/T0KEN-MARKER',
+      events: ['*'],
+      project_id: ids.a,
+    });
+    expect(created.status).toBe(201);
+    const hook = created.json.id as string;
+    // Moved by the API (to b, then to every project): still readable, still signing.
+    for (const project_id of [ids.b, null]) {
+      expect((await first.send('PUT', `/v1/webhooks/${hook}`, { project_id })).status).toBe(200);
+      const read = await first.send('GET', `/v1/webhooks/${hook}`);
+      expect(read.json).toMatchObject({
+        project_id,
+        url: 'https://hooks.example.test/T0KEN-MARKER',
+      });
+      expect(
+        signingSecrets(first.instance.db, first.instance.keyring, hook, clock.now()),
+      ).toHaveLength(1);
+    }
+    await stop(first);
+
+    tamper(temp.path, (db) => {
+      db.query('UPDATE webhooks SET project_id = ? WHERE id = ?').run(ids.a, hook);
+    });
+    const second = start(temp.path, token);
+    const read = await second.send('GET', `/v1/webhooks/${hook}`);
+    expect(read.status).toBe(500);
+    expect(read.text).not.toContain('T0KEN-MARKER');
+    expect(() =>
+      signingSecrets(second.instance.db, second.instance.keyring, hook, clock.now()),
+    ).toThrow(/webhook_secrets\.secret row whs_\w+ does not open there/);
+    expect(second.logger.lines.join('\n')).toContain(
+      `webhooks.url row ${hook} does not open there`,
+    );
+  }, 30_000);
+});
+
 /** The unwrapped data keys of the stopped instance in `dir` (the test plays an older build). */
 function dataKeys(dir: string): Map<number, DataKey> {
   const master = readKeyFile(`${dir}/master.key`)!.key;
@@ -224,52 +271,34 @@ function dataKeys(dir: string): Map<number, DataKey> {
   return keys;
 }
 
-type VersionRow = {
-  id: string;
-  version: number;
-  value: Uint8Array;
-  resourceId: string;
-  vaultId: string;
-  projectId: string;
-};
-
-/** Rewrites every resource value as an instance from before the binding stored it. */
+/** Rewrites every stored value as an instance from before the binding stored it. */
 function downgrade(dir: string): void {
   const keys = dataKeys(dir);
   tamper(dir, (db) => {
-    const rows = db
-      .query<VersionRow, []>(
-        `SELECT v.id, v.version, v.value, v.resource_id AS resourceId, r.vault_id AS vaultId,
-           r.project_id AS projectId FROM resource_versions v JOIN resources r ON r.id = v.resource_id`,
-      )
-      .all();
-    for (const row of rows) {
-      const where = resourceValueColumn.at(row.id, row.version, {
-        parentId: row.resourceId,
-        vaultId: row.vaultId,
-        projectId: row.projectId,
-      });
-      const key = keys.get(new DataView(row.value.buffer, row.value.byteOffset).getUint32(1))!;
-      const plaintext = openValue(key, row.value, where);
-      db.query('UPDATE resource_versions SET value = ? WHERE id = ?').run(
-        sealLegacyValue(key, plaintext, where),
-        row.id,
-      );
+    for (const column of encryptedColumns()) {
+      const rows = db.query<ValueRow, []>(selectValueRows(column)).all();
+      for (const row of rows) {
+        const where = column.at(row.id, row.version ?? undefined, row);
+        const key = keys.get(new DataView(row.value.buffer, row.value.byteOffset).getUint32(1))!;
+        const plaintext = openValue(key, row.value, where);
+        db.query(
+          `UPDATE "${column.tableName}" SET "${column.columnName}" = ? WHERE "${column.idColumnName}" = ?`,
+        ).run(sealLegacyValue(key, plaintext, where), row.id);
+      }
     }
     db.run('UPDATE keyring_state SET value_format = 1');
   });
 }
 
-function formats(dir: string): Record<number, number> {
+/** How many values of `table`.`column` are in each envelope format. */
+function formats(dir: string, table = 'resource_versions', column = 'value') {
   const out: Record<number, number> = {};
   tamper(dir, (db) => {
-    for (const { format, n } of db
-      .query<
-        { format: number; n: number },
-        []
-      >(`SELECT unicode(substr(CAST(value AS TEXT), 1, 1)) AS format, count(*) AS n FROM resource_versions GROUP BY 1`)
-      .all())
+    const sql = `SELECT unicode(substr(CAST("${column}" AS TEXT), 1, 1)) AS format, count(*) AS n
+      FROM "${table}" GROUP BY 1`;
+    for (const { format, n } of db.query<{ format: number; n: number }, []>(sql).all()) {
       out[format] = n;
+    }
   });
   return out;
 }
@@ -280,9 +309,18 @@ describe('migration of values sealed before the binding', () => {
     const token: { value?: string } = {};
     const first = start(temp.path, token, true);
     const { res, values, ids } = await populate(first);
+    const hook = (
+      await first.send('POST', '/v1/webhooks', {
+        url: 'https://hooks.example.test/T0KEN-MARKER',
+        events: ['*'],
+        project_id: ids.a,
+      })
+    ).json.id;
     await stop(first);
     downgrade(temp.path);
     expect(formats(temp.path)).toEqual({ 1: 4 });
+    expect(formats(temp.path, 'webhooks', 'url')).toEqual({ 1: 1 });
+    expect(formats(temp.path, 'webhook_secrets', 'secret')).toEqual({ 1: 1 });
 
     // Interrupted after its first batch: that batch stays done, the rest is left for later.
     const partial = openForMigration(temp.path);
@@ -309,7 +347,12 @@ describe('migration of values sealed before the binding', () => {
 
     const second = start(temp.path, token);
     expect(formats(temp.path)).toEqual({ 2: 4 });
-    expect(second.logger.lines.join('\n')).toContain('"resealed":3');
+    expect(formats(temp.path, 'webhooks', 'url')).toEqual({ 2: 1 });
+    expect(formats(temp.path, 'webhook_secrets', 'secret')).toEqual({ 2: 1 });
+    expect(second.logger.lines.join('\n')).toContain('"resealed":5');
+    expect((await second.send('GET', `/v1/webhooks/${hook}`)).json.url).toBe(
+      'https://hooks.example.test/T0KEN-MARKER',
+    );
     for (const [name, id] of Object.entries(res)) {
       expect((await second.send('GET', `/v1/resources/${id}`)).json.value).toBe(values[name]);
     }
