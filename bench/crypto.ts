@@ -18,6 +18,12 @@ const where: ValueLocation = {
   column: 'value',
   rowId: 'res_01hzy3k5',
   version: 12,
+  // As resource values are stored: bound to their resource, vault and project.
+  owner: {
+    parentId: 'res_01jq3v6x1nf4r8s2k9w7y5t3mz',
+    projectId: 'prj_01jq3v6x1nf4r8s2k9w7y5t3mz',
+    vaultId: 'vlt_01jq3v6x1nf4r8s2k9w7y5t3mz',
+  },
 };
 
 type Result = { opsPerSec: number; usPerOp: number };

@@ -192,7 +192,12 @@ async function seed(): Promise<Seeded> {
         // ~60-byte values, like a connection string or an API token.
         const value = `postgres://app:${crypto.randomUUID()}@db-${i}.internal:5432/app`;
         const rowId = versionRowId(id, 1);
-        insertVersion.run(rowId, id, keyring.encrypt(value, resourceValueColumn.at(rowId, 1)), at);
+        const where = resourceValueColumn.at(rowId, 1, {
+          parentId: id,
+          vaultId: vaultIds[vaultIndex]!,
+          projectId,
+        });
+        insertVersion.run(rowId, id, keyring.encrypt(value, where), at);
         if (i >= SMALL_VAULT_SECRETS && i % 97 === 0 && sample.length < 1000) {
           sample.push({ id, vaultId: vaultIds[vaultIndex]!, name });
         }

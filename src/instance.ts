@@ -21,6 +21,7 @@ import {
 } from './crypto/master-key.ts';
 import { configuredKeyPath, loadConfiguredMasterKey, type Env } from './keyring/key-files.ts';
 import type { LiveKeyring } from './keyring/live-keyring.ts';
+import { bindValueLocations } from './keyring/bind-locations.ts';
 import { openKeyring } from './keyring/open.ts';
 import { createKeyring } from './keyring/store.ts';
 import type { Logger } from './log/logger.ts';
@@ -114,6 +115,8 @@ export function openInstance(
       logger,
       refreshIntervalMs: options.keyringRefreshMs,
     });
+    // Values sealed before owners were bound are re-sealed before anything reads them.
+    bindValueLocations({ sqlite, keyring, logger });
     return assemble(config, logger, sqlite, db, clock, keyring);
   } catch (error) {
     if (sqlite) closeNow(sqlite);

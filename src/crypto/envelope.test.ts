@@ -8,8 +8,10 @@ import {
   sealValue,
   type DataKey,
   type ValueLocation,
+  type ValueOwner,
 } from './envelope.ts';
 import { DecryptionError } from './errors.ts';
+import { sealLegacyValue } from '../../test/legacy-seal.ts';
 
 const dataKey: DataKey = { version: 7, key: new Uint8Array(randomBytes(32)) };
 const where: ValueLocation = {
@@ -42,7 +44,7 @@ describe('sealValue / openValue', () => {
     test(`round trip: ${name}`, () => {
       const sealed = sealValue(dataKey, plaintext, where);
       expect(sealed.byteLength).toBe(MIN_SEALED_BYTES + plaintext.byteLength);
-      expect(sealed[0]).toBe(1);
+      expect(sealed[0]).toBe(2);
       expect(readDataKeyVersion(sealed)).toBe(7);
       const opened = openValue(dataKey, sealed, where);
       expect(opened).toBeInstanceOf(Uint8Array);
@@ -61,7 +63,7 @@ describe('sealValue / openValue', () => {
 
   test('header layout: format byte then data-key version uint32 BE', () => {
     const sealed = sealValue({ version: 0x01020304, key: dataKey.key }, utf8.encode('x'), where);
-    expect([...sealed.subarray(0, 5)]).toEqual([1, 1, 2, 3, 4]);
+    expect([...sealed.subarray(0, 5)]).toEqual([2, 1, 2, 3, 4]);
   });
 
   const plaintext = utf8.encode('the secret value');
@@ -161,16 +163,21 @@ describe('sealValue / openValue', () => {
       where,
       { table: 't', column: 'c', rowId: 'r' },
       { table: 'tablé', column: '列', rowId: 'x'.repeat(5000), version: 2 ** 40 + 5 },
+      { ...where, owner: { parentId: 'res_p', projectId: 'prj_é', vaultId: 'v'.repeat(3000) } },
+      { table: 't', column: 'c', rowId: 'r', owner: { projectId: null } },
     ];
     for (const location of locations) {
       const sealed = sealValue(dataKey, plaintext, location);
       const aad = encodeFields([
-        utf8.encode('secryn/v1/value'),
+        utf8.encode('secryn/v2/value'),
         sealed.subarray(0, 5),
         utf8.encode(location.table),
         utf8.encode(location.column),
         utf8.encode(location.rowId),
         location.version === undefined ? new Uint8Array(0) : u64(location.version),
+        utf8.encode(location.owner?.parentId ?? ''),
+        utf8.encode(location.owner?.projectId ?? ''),
+        utf8.encode(location.owner?.vaultId ?? ''),
       ]);
       const decipher = createDecipheriv('aes-256-gcm', dataKey.key, sealed.subarray(5, 17));
       decipher.setAAD(aad);
@@ -182,6 +189,52 @@ describe('sealValue / openValue', () => {
         'the secret value',
       );
     }
+  });
+
+  test('a value does not open for another owner (vault, project, parent), nor without one', () => {
+    const owned: ValueLocation = {
+      ...where,
+      owner: { parentId: 'p', projectId: 'prj_a', vaultId: 'vlt_a' },
+    };
+    const sealed = sealValue(dataKey, plaintext, owned);
+    expect(new TextDecoder().decode(openValue(dataKey, sealed, owned))).toBe('the secret value');
+    const others: ValueOwner[] = [
+      { parentId: 'p', projectId: 'prj_a', vaultId: 'vlt_b' },
+      { parentId: 'p', projectId: 'prj_b', vaultId: 'vlt_a' },
+      { parentId: 'q', projectId: 'prj_a', vaultId: 'vlt_a' },
+      { parentId: 'p', projectId: 'prj_a', vaultId: null },
+      { parentId: 'p', projectId: 'prj_avlt_a', vaultId: null }, // shifted field boundary
+      {},
+    ];
+    for (const owner of others) {
+      expectDecryptionError(
+        () => openValue(dataKey, sealed, { ...where, owner }),
+        'authentication_failed',
+      );
+    }
+    expectDecryptionError(() => openValue(dataKey, sealed, where), 'authentication_failed');
+    // The message names the place for the log, never the data.
+    expect(() => openValue(dataKey, sealed, where)).toThrow(/secret_versions\.value row res_abc/);
+  });
+
+  test('a format-1 value opens only when the migration asks for the legacy format', () => {
+    const legacy = sealLegacyValue(dataKey, plaintext, where);
+    expect(legacy[0]).toBe(1);
+    expectDecryptionError(() => openValue(dataKey, legacy, where), 'unsupported_format');
+    const owned = { ...where, owner: { vaultId: 'vlt_a', projectId: 'prj_a' } };
+    expectDecryptionError(() => openValue(dataKey, legacy, owned), 'unsupported_format');
+    const opened = openValue(dataKey, legacy, { ...owned, legacyFormat: true });
+    expect(new TextDecoder().decode(opened)).toBe('the secret value');
+    // legacyFormat does not loosen format 2, and a format-1 value stays bound to its row.
+    const current = sealValue(dataKey, plaintext, owned);
+    expectDecryptionError(
+      () => openValue(dataKey, current, { ...where, legacyFormat: true }),
+      'authentication_failed',
+    );
+    expectDecryptionError(
+      () => openValue(dataKey, legacy, { ...where, rowId: 'res_other', legacyFormat: true }),
+      'authentication_failed',
+    );
   });
 
   test('error messages carry no key or plaintext', () => {

@@ -2,23 +2,52 @@
  * Column-value encryption: AES-256-GCM (node:crypto) under a data key, bound to where the value
  * is stored. Layout of a sealed value:
  *
- *   [format = 1 : 1 byte][data-key version : uint32 BE][nonce : 12][ciphertext : n][tag : 16]
+ *   [format = 2 : 1 byte][data-key version : uint32 BE][nonce : 12][ciphertext : n][tag : 16]
  *
  * The associated data is an unambiguous length-prefixed encoding of a domain label, the 5 header
- * bytes and the {@link ValueLocation}, so a sealed value copied to another table, column, row or
- * version, or with any header bit changed, fails authentication.
+ * bytes and the {@link ValueLocation} including its owner (parent row, project, vault), so a
+ * sealed value copied to another table, column, row or version, a row moved to another vault or
+ * project, or any header bit changed, fails authentication.
+ *
+ * Format 1 (domain `secryn/v1/value`) bound no owner. It is opened only when the caller asks
+ * for it explicitly ({@link ValueLocation.legacyFormat}), which only the one-time migration of
+ * src/keyring/bind-locations.ts does; every other read refuses it.
  */
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { DecryptionError } from './errors.ts';
 
+/**
+ * Who a sealed value belongs to, beyond its row: the parent row it hangs off, its project and its
+ * vault. Absent or null parts are bound as empty (ids are never empty), so a value of a
+ * project-scoped row does not open once the row claims another project, or none.
+ */
+export type ValueOwner = {
+  parentId?: string | null;
+  projectId?: string | null;
+  vaultId?: string | null;
+};
+
 /** Where a sealed value lives; part of the associated data. `version` is a secret's version. */
-export type ValueLocation = { table: string; column: string; rowId: string; version?: number };
+export type ValueLocation = {
+  table: string;
+  column: string;
+  rowId: string;
+  version?: number;
+  owner?: ValueOwner;
+  /**
+   * Also open a format-1 value (sealed before owners were bound, so `owner` is not checked for
+   * it). Only for the migration that re-seals such values; never set on a request path.
+   */
+  legacyFormat?: boolean;
+};
 
 /** An unwrapped data key: 32 bytes plus its version number (1 ≤ version ≤ 2^32 − 1). */
 export type DataKey = { version: number; key: Uint8Array };
 
 /** Format version byte written by {@link sealValue}. */
-export const VALUE_FORMAT_VERSION = 1;
+export const VALUE_FORMAT_VERSION = 2;
+/** The format before owners were bound; readable only with {@link ValueLocation.legacyFormat}. */
+export const LEGACY_VALUE_FORMAT_VERSION = 1;
 
 const CIPHER = 'aes-256-gcm';
 const KEY_BYTES = 32;
@@ -29,7 +58,8 @@ const PREFIX_BYTES = HEADER_BYTES + NONCE_BYTES;
 /** Smallest well-formed sealed value: header, nonce and tag around an empty plaintext. */
 export const MIN_SEALED_BYTES = PREFIX_BYTES + TAG_BYTES;
 const MAX_DATA_KEY_VERSION = 0xffff_ffff;
-const VALUE_DOMAIN = 'secryn/v1/value';
+const VALUE_DOMAIN = 'secryn/v2/value';
+const LEGACY_VALUE_DOMAIN = 'secryn/v1/value';
 
 const utf8 = new TextEncoder();
 
@@ -66,6 +96,7 @@ export function encodeFields(fields: readonly Uint8Array[]): Uint8Array {
 }
 
 const DOMAIN_FIELD = encodeFields([utf8.encode(VALUE_DOMAIN)]);
+const LEGACY_DOMAIN_FIELD = encodeFields([utf8.encode(LEGACY_VALUE_DOMAIN)]);
 // Reused AAD buffer: node:crypto copies it in setAAD, which runs synchronously right after.
 let aadScratch = new Uint8Array(256);
 let aadView = new DataView(aadScratch.buffer);
@@ -75,10 +106,20 @@ function requireName(value: unknown, field: string): string {
   return value;
 }
 
+function ownerPart(value: unknown, field: string): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string' || value === '') {
+    throw new TypeError(`where.owner.${field} must be a non-empty string or null`);
+  }
+  return value;
+}
+
 /**
- * AAD = fields(domain, header, table, column, rowId, version) in {@link encodeFields} form. An
- * absent version is an empty field and a present one 8 bytes, so the two never collide. The
- * result aliases a shared scratch buffer and must be consumed before the next call.
+ * AAD = fields(domain, header, table, column, rowId, version, parentId, projectId, vaultId) in
+ * {@link encodeFields} form (format 1: without the three owner fields, under its own domain).
+ * An absent version is an empty field and a present one 8 bytes, so the two never collide; an
+ * absent owner part is an empty field, and ids are never empty. The result aliases a shared
+ * scratch buffer and must be consumed before the next call.
  */
 function locationAad(header: Uint8Array, where: ValueLocation): Uint8Array {
   const table = requireName(where.table, 'table');
@@ -88,19 +129,28 @@ function locationAad(header: Uint8Array, where: ValueLocation): Uint8Array {
   if (version !== undefined && (!Number.isSafeInteger(version) || version < 0)) {
     throw new RangeError('where.version must be a non-negative safe integer');
   }
+  const legacy = header[0] === LEGACY_VALUE_FORMAT_VERSION;
+  const domain = legacy ? LEGACY_DOMAIN_FIELD : DOMAIN_FIELD;
+  const owner = legacy
+    ? []
+    : [
+        ownerPart(where.owner?.parentId, 'parentId'),
+        ownerPart(where.owner?.projectId, 'projectId'),
+        ownerPart(where.owner?.vaultId, 'vaultId'),
+      ];
   // UTF-8 needs at most 3 bytes per UTF-16 code unit.
   const bound =
-    DOMAIN_FIELD.byteLength +
-    4 * 5 +
+    domain.byteLength +
+    4 * 8 +
     header.byteLength +
     8 +
-    3 * (table.length + column.length + rowId.length);
+    3 * (table.length + column.length + rowId.length + owner.join('').length);
   if (bound > aadScratch.byteLength) {
     aadScratch = new Uint8Array(bound * 2);
     aadView = new DataView(aadScratch.buffer);
   }
-  aadScratch.set(DOMAIN_FIELD);
-  let offset = DOMAIN_FIELD.byteLength;
+  aadScratch.set(domain);
+  let offset = domain.byteLength;
   aadView.setUint32(offset, header.byteLength);
   aadScratch.set(header, offset + 4);
   offset += 4 + header.byteLength;
@@ -117,6 +167,11 @@ function locationAad(header: Uint8Array, where: ValueLocation): Uint8Array {
     aadView.setUint32(offset + 4, Math.floor(version / 0x1_0000_0000));
     aadView.setUint32(offset + 8, version >>> 0);
     offset += 12;
+  }
+  for (const text of owner) {
+    const { written } = utf8.encodeInto(text, aadScratch.subarray(offset + 4));
+    aadView.setUint32(offset, written);
+    offset += 4 + written;
   }
   return aadScratch.subarray(0, offset);
 }
@@ -158,7 +213,10 @@ export function readDataKeyVersion(ciphertext: Uint8Array): number {
   if (!(ciphertext instanceof Uint8Array) || ciphertext.byteLength < MIN_SEALED_BYTES) {
     throw new DecryptionError('malformed');
   }
-  if (ciphertext[0] !== VALUE_FORMAT_VERSION) throw new DecryptionError('unsupported_format');
+  const format = ciphertext[0];
+  if (format !== VALUE_FORMAT_VERSION && format !== LEGACY_VALUE_FORMAT_VERSION) {
+    throw new DecryptionError('unsupported_format');
+  }
   // Big-endian u32 at offset 1, without a DataView per call (this runs on every value read).
   const version =
     ((ciphertext[1]! << 24) | (ciphertext[2]! << 16) | (ciphertext[3]! << 8) | ciphertext[4]!) >>>
@@ -170,6 +228,8 @@ export function readDataKeyVersion(ciphertext: Uint8Array): number {
 /**
  * Decrypts a value sealed by {@link sealValue} with the same key and location. Any malformed,
  * truncated, tampered or misplaced input throws DecryptionError; no partial plaintext escapes.
+ * A format-1 value throws DecryptionError('unsupported_format') unless `where.legacyFormat`.
+ * The error message names the location (table, column, row: never data), for the log.
  */
 export function openValue(
   dataKey: DataKey,
@@ -178,6 +238,9 @@ export function openValue(
 ): Uint8Array {
   assertKey256(dataKey.key, 'data key');
   const version = readDataKeyVersion(ciphertext);
+  if (ciphertext[0] === LEGACY_VALUE_FORMAT_VERSION && where.legacyFormat !== true) {
+    throw new DecryptionError('unsupported_format', misplacedMessage(where));
+  }
   if (version !== dataKey.version) throw new DecryptionError('key_mismatch');
 
   const nonce = ciphertext.subarray(HEADER_BYTES, PREFIX_BYTES);
@@ -193,10 +256,16 @@ export function openValue(
     decipher.final(); // throws if the tag does not verify
   } catch {
     unverified?.fill(0); // unauthenticated plaintext must not linger
-    throw new DecryptionError('authentication_failed');
+    throw new DecryptionError('authentication_failed', misplacedMessage(where));
   }
   // Copy into a plain, exactly-sized Uint8Array (a Buffer may be a view on a shared slab).
   const plaintext = new Uint8Array(unverified);
   unverified.fill(0);
   return plaintext;
+}
+
+/** The log line of a value that does not open where it is found: names the place, no data. */
+function misplacedMessage(where: ValueLocation): string {
+  const at = `${where.table}.${where.column} row ${where.rowId.slice(0, 200)}`;
+  return `the value stored at ${at} does not open there (tampered, moved or corrupt)`;
 }

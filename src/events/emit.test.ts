@@ -63,7 +63,7 @@ describe('emitEvent', () => {
         .insert(webhooks)
         .values({
           id,
-          url: sealWebhookUrl(instance.keyring, id, 'https://93.184.216.34/'),
+          url: sealWebhookUrl(instance.keyring, { id, projectId }, 'https://93.184.216.34/'),
           events,
           projectId,
           enabled,

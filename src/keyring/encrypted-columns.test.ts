@@ -78,3 +78,69 @@ describe('encrypted-columns registry', () => {
     }
   });
 });
+
+describe('owned columns', () => {
+  const parents = sqliteTable('registry_test_parents', {
+    id: text('id').primaryKey(),
+    vault: text('vault_id').notNull(),
+    project: text('project_id').notNull(),
+  });
+  const children = sqliteTable('registry_test_children', {
+    id: text('id').primaryKey(),
+    parent: text('parent_id').notNull(),
+    value: blob('value', { mode: 'buffer' }),
+  });
+  const column = registerEncryptedColumn({
+    table: children,
+    idColumn: children.id,
+    column: children.value,
+    owner: {
+      parent: { foreignKey: children.parent, key: parents.id },
+      vaultId: parents.vault,
+      projectId: parents.project,
+    },
+  });
+
+  test('a value binds its parent, vault and project, each required', () => {
+    const owner = { parentId: 'p1', vaultId: 'vlt_a', projectId: 'prj_a' };
+    expect(column.owner).toEqual({
+      parent: { table: 'registry_test_parents', foreignKey: 'parent_id', key: 'id' },
+      vaultId: 'vault_id',
+      projectId: 'project_id',
+    });
+    expect(() => column.at('c1')).toThrow(/need their parentId/);
+    expect(() => column.at('c1', undefined, { ...owner, vaultId: undefined })).toThrow(
+      /need their vaultId/,
+    );
+    const ring = new Keyring([{ version: 1, key: generateDataKey() }]);
+    const sealed = ring.encrypt('s3cret', column.at('c1', undefined, owner));
+    expect(ring.decryptString(sealed, column.at('c1', undefined, owner))).toBe('s3cret');
+    for (const moved of [
+      { ...owner, vaultId: 'vlt_b' },
+      { ...owner, projectId: 'prj_b' },
+      { ...owner, parentId: 'p2' },
+    ]) {
+      expect(() => ring.decrypt(sealed, column.at('c1', undefined, moved))).toThrow(
+        DecryptionError,
+      );
+    }
+  });
+
+  test('every registered column of the product is walked with its owner', async () => {
+    await import('./known-columns.ts');
+    const byName = new Map(encryptedColumns().map((c) => [`${c.tableName}.${c.columnName}`, c]));
+    for (const name of [
+      'resource_versions.value',
+      'webhooks.url',
+      'webhook_secrets.secret',
+      'idempotency_keys.response_body',
+    ]) {
+      expect(byName.has(name)).toBe(true);
+    }
+    expect(byName.get('resource_versions.value')!.owner).toEqual({
+      parent: { table: 'resources', foreignKey: 'resource_id', key: 'id' },
+      vaultId: 'vault_id',
+      projectId: 'project_id',
+    });
+  });
+});

@@ -25,6 +25,8 @@ import {
   countValuesNotUnder,
   headerOf,
   quoteIdentifier,
+  selectValueRows,
+  type ValueRow,
 } from './value-census.ts';
 
 /** How long after the rotation's commit the final sweep waits for servers to switch keys. */
@@ -60,7 +62,6 @@ export type ReencryptResult = {
 };
 
 type ProgressRow = { lastRowId: string | null; done: number };
-type Row = { id: string | number; value: Uint8Array; version?: number };
 
 /**
  * Re-encrypts every value of the `--reencrypt` rotation `rotationId` (starting, or resuming
@@ -178,13 +179,12 @@ async function reencryptColumn(
   const table = quoteIdentifier(column.tableName);
   const id = quoteIdentifier(column.idColumnName);
   const value = quoteIdentifier(column.columnName);
-  const version = column.versionColumnName ? quoteIdentifier(column.versionColumnName) : undefined;
+  // The location (owner included) is computed from the row as it is now, like every read.
   const select = (after: boolean) =>
-    sqlite.query<Row, (Uint8Array | string | number)[]>(
-      `SELECT ${id} AS id, ${value} AS value${version ? `, ${version} AS version` : ''}
-       FROM ${table}
-       WHERE ${value} IS NOT NULL AND substr(${value}, 1, 5) <> ?${after ? ` AND ${id} > ?` : ''}
-       ORDER BY ${id} LIMIT ?`,
+    sqlite.query<ValueRow, (Uint8Array | string | number)[]>(
+      `${selectValueRows(column)}
+       WHERE t.${value} IS NOT NULL AND substr(t.${value}, 1, 5) <> ?${after ? ` AND t.${id} > ?` : ''}
+       ORDER BY t.${id} LIMIT ?`,
     );
   const update = sqlite.query<never, [Uint8Array, string | number, Uint8Array]>(
     `UPDATE ${table} SET ${value} = ? WHERE ${id} = ? AND ${value} = ?`,
@@ -203,7 +203,7 @@ async function reencryptColumn(
     if (rows.length === 0) break;
     const changes: [Uint8Array, string | number, Uint8Array][] = [];
     for (const row of rows) {
-      const where = column.at(row.id, row.version ?? undefined);
+      const where = column.at(row.id, row.version ?? undefined, row);
       let plaintext: Uint8Array;
       try {
         plaintext = keyring.decrypt(row.value, where);

@@ -173,10 +173,30 @@ export function createKeyring(sqlite: Database, masterKey: Uint8Array, now: numb
   sqlite
     .query(
       `INSERT INTO keyring_state (id, master_key_fingerprint, current_data_key_version, generation,
-         created_at) VALUES (1, ?, 1, 1, ?)`,
+         created_at, value_format) VALUES (1, ?, 1, 1, ?, 2)`,
     )
     .run(masterKeyFingerprint(masterKey), now);
   createIntegrity(sqlite, masterKey, 1, now);
+}
+
+/**
+ * The oldest envelope format the database may still hold (1 until the owner-binding migration
+ * of src/keyring/bind-locations.ts has finished, 2 after).
+ */
+export function readValueFormat(sqlite: Database): number {
+  return (
+    sqlite
+      .query<
+        { format: number },
+        []
+      >('SELECT value_format AS format FROM keyring_state WHERE id = 1')
+      .get()?.format ?? 1
+  );
+}
+
+/** Records that every stored value is in format 2 (call with the write lock held). */
+export function markValueFormatCurrent(sqlite: Database): void {
+  sqlite.query('UPDATE keyring_state SET value_format = 2 WHERE id = 1 AND value_format < 2').run();
 }
 
 /** A rotation by id. */

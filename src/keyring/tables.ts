@@ -17,6 +17,12 @@ export const keyringState = sqliteTable(
     generation: integer('generation').notNull(),
     createdAt: epochMs('created_at').notNull(),
     lastRotatedAt: epochMs('last_rotated_at'),
+    /**
+     * The oldest envelope format stored values may still have: 1 until every value sealed before
+     * owners were bound has been re-sealed (src/keyring/bind-locations.ts), then 2 for good, and
+     * from then on a format-1 value is refused wherever it appears.
+     */
+    valueFormat: integer('value_format').notNull().default(1),
   },
   (t) => [check('keyring_state_singleton', sql`${t.id} = 1`)],
 );

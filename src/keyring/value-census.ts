@@ -83,3 +83,37 @@ export function countValuesNotUnder(
     )
     .get(headerOf(version))!.n;
 }
+
+/** A stored value with what its location is computed from (see {@link EncryptedColumn.at}). */
+export type ValueRow = {
+  id: string | number;
+  value: Uint8Array;
+  version?: number | null;
+  parentId?: string | null;
+  projectId?: string | null;
+  vaultId?: string | null;
+};
+
+/**
+ * `SELECT … FROM …` of a column's values with their id, version and owner (joined from the
+ * parent row when the owner lives there), as {@link ValueRow}s. The value, id and version are
+ * qualified by the alias `t`, so callers add `WHERE`/`ORDER BY` on `t.<column>`. A row whose
+ * parent is gone is not selected: it has no location to open at.
+ */
+export function selectValueRows(column: EncryptedColumn): string {
+  const q = quoteIdentifier;
+  const fields = [`t.${q(column.idColumnName)} AS id`, `t.${q(column.columnName)} AS value`];
+  if (column.versionColumnName) fields.push(`t.${q(column.versionColumnName)} AS version`);
+  let from = `${q(column.tableName)} AS t`;
+  const owner = column.owner;
+  if (owner) {
+    const home = owner.parent ? 'o' : 't';
+    if (owner.parent) {
+      from += ` JOIN ${q(owner.parent.table)} AS o ON o.${q(owner.parent.key)} = t.${q(owner.parent.foreignKey)}`;
+      fields.push(`t.${q(owner.parent.foreignKey)} AS parentId`);
+    }
+    if (owner.projectId) fields.push(`${home}.${q(owner.projectId)} AS projectId`);
+    if (owner.vaultId) fields.push(`${home}.${q(owner.vaultId)} AS vaultId`);
+  }
+  return `SELECT ${fields.join(', ')} FROM ${from}`;
+}

@@ -21,6 +21,7 @@ import { toResourceObject, toVersionObject } from './objects.ts';
 import {
   assertNotExpired,
   assertResourceVisible,
+  canReveal,
   markReveal,
   revealsValue,
   visibleLiveResource,
@@ -181,6 +182,8 @@ export function resourceRoutes(instance: Instance) {
         const record = visibleLiveResource(sqlite, request, params.id);
         const changes = prepareUpdate(record, body, limits);
         const actor = principalOf(request).keyId;
+        // A writer who may not reveal must not learn whether its value equals the current one.
+        const blind = !canReveal(request);
         return commitChange(instance, request, 200, () => {
           const { row, changed } = updateResource(
             db,
@@ -190,6 +193,7 @@ export function resourceRoutes(instance: Instance) {
             expected,
             actor,
             clock.now(),
+            blind,
           );
           return changed
             ? resourceChange('resource.updated', row)
@@ -204,7 +208,9 @@ export function resourceRoutes(instance: Instance) {
         response: { 200: ResourceSchema },
         detail: detail(
           'Update a resource',
-          'Metadata changes never make a version; a new secret value does. `If-Match: <version>` ' +
+          'Metadata changes never make a version; a new secret value does (for a key without ' +
+            'resources:reveal, any `value` does, so the answer never depends on the current ' +
+            'value). `If-Match: <version>` ' +
             'makes the update fail with 409 if the secret moved on. Keys and certificates are ' +
             'immutable: a `value` is a 409.',
         ),
@@ -291,10 +297,7 @@ export function resourceRoutes(instance: Instance) {
         if (!version) throw new NotFoundError('Version');
         if (!revealsValue(request, record, now)) return toVersionObject(version);
         markReveal(request);
-        return toVersionObject(
-          version,
-          openValue(keyring, record.id, version.version, version.value),
-        );
+        return toVersionObject(version, openValue(keyring, record, version.version, version.value));
       },
       {
         params: VersionParams,

@@ -232,35 +232,48 @@ export function listActiveSecrets(
   }));
 }
 
-/** Opens the sealed value of version `version` of resource `resourceId`. */
+/** Where a resource lives: what its values are bound to besides their row. */
+export type ResourcePlace = Pick<ResourceRow, 'id' | 'vaultId' | 'projectId'>;
+
+/** The AAD location of version `version` of `resource`'s value. */
+function valueLocation(resource: ResourcePlace, version: number) {
+  return resourceValueColumn.at(versionRowId(resource.id, version), version, {
+    parentId: resource.id,
+    vaultId: resource.vaultId,
+    projectId: resource.projectId,
+  });
+}
+
+/**
+ * Opens the sealed value of version `version` of `resource`. A value that does not open where
+ * the resource now lives (moved to another vault or project, altered, corrupt) throws
+ * DecryptionError, which the API answers as a bare 500 and logs with its location.
+ */
 export function openValue(
   keyring: InstanceKeyring,
-  resourceId: string,
+  resource: ResourcePlace,
   version: number,
   sealed: Uint8Array,
 ): string {
-  return keyring.decryptString(
-    sealed,
-    resourceValueColumn.at(versionRowId(resourceId, version), version),
-  );
+  return keyring.decryptString(sealed, valueLocation(resource, version));
 }
 
 /** Opens the value of a record's current version (read with the record). */
 export function openCurrentValue(keyring: InstanceKeyring, record: ResourceRecord): string {
   if (record.sealedValue === null) throw new NotFoundError('Version');
-  return openValue(keyring, record.id, record.currentVersion, record.sealedValue);
+  return openValue(keyring, record, record.currentVersion, record.sealedValue);
 }
 
 /** Reads and opens a resource's value at `version` (its current one by default). */
 export function readValue(
   sqlite: Database,
   keyring: InstanceKeyring,
-  resourceId: string,
+  resource: ResourcePlace,
   version: number,
 ): string {
-  const row = readsFor(sqlite).sealedValue.get(versionRowId(resourceId, version));
+  const row = readsFor(sqlite).sealedValue.get(versionRowId(resource.id, version));
   if (!row) throw new NotFoundError('Version');
-  return openValue(keyring, resourceId, version, row.value);
+  return openValue(keyring, resource, version, row.value);
 }
 
 // --- lists -------------------------------------------------------------------------------
@@ -491,22 +504,10 @@ function toColumnValue(property: keyof ResourceRow, value: unknown): SQLQueryBin
 const INSERT_RESOURCE = `INSERT INTO resources (${PROPERTY_COLUMNS.map(([, column]) => `"${column}"`).join(', ')})
   VALUES (${PROPERTY_COLUMNS.map(() => '?').join(', ')})`;
 
-function sealedValue(
-  keyring: InstanceKeyring,
-  resourceId: string,
-  version: number,
-  plaintext: string,
-): Uint8Array {
-  return keyring.encrypt(
-    plaintext,
-    resourceValueColumn.at(versionRowId(resourceId, version), version),
-  );
-}
-
 function insertVersion(
   sqlite: Database,
   keyring: InstanceKeyring,
-  resourceId: string,
+  resource: ResourcePlace,
   version: number,
   plaintext: string,
   createdBy: string,
@@ -518,10 +519,10 @@ function insertVersion(
        VALUES (?, ?, ?, ?, ?, ?)`,
     )
     .run(
-      versionRowId(resourceId, version),
-      resourceId,
+      versionRowId(resource.id, version),
+      resource.id,
       version,
-      sealedValue(keyring, resourceId, version, plaintext),
+      keyring.encrypt(plaintext, valueLocation(resource, version)),
       now,
       createdBy,
     );
@@ -604,14 +605,19 @@ export function insertResource(
   sqlite
     .query(INSERT_RESOURCE)
     .run(...PROPERTY_COLUMNS.map(([property]) => toColumnValue(property, row[property])));
-  insertVersion(sqlite, keyring, resource.id, 1, value, resource.createdBy, now);
+  insertVersion(sqlite, keyring, resource, 1, value, resource.createdBy, now);
   return row;
 }
 
 /**
  * Applies a `PUT` to a live resource: metadata changes, and for a secret a new value, which
- * makes a new version only when it differs from the current one. Nothing is written (and
- * `updated_at` stays) when nothing changes.
+ * makes a new version only when it differs from the current one — unless `alwaysNewVersion`.
+ * Nothing is written (and `updated_at` stays) when nothing changes.
+ *
+ * `alwaysNewVersion` is for callers who may not reveal the value: for them the outcome must not
+ * depend on the current value (else writing a guess and watching `version` confirms it), so any
+ * `value` makes a new version, exactly as a different one would. The current value is then not
+ * even read, so neither can the time taken tell.
  * @throws NotFoundError when the resource is gone; ConflictError for a stale `If-Match`
  *   (`expectedVersion`) or a name that is taken.
  */
@@ -623,6 +629,7 @@ export function updateResource(
   expectedVersion: number | undefined,
   actor: string,
   now: number,
+  alwaysNewVersion = false,
 ): { row: ResourceRow; changed: boolean } {
   const sqlite = connectionOf(db);
   const current = currentLive(sqlite, id);
@@ -642,10 +649,11 @@ export function updateResource(
     set.contentType = m.contentType;
   if (
     changes.value !== undefined &&
-    changes.value !== readValue(sqlite, keyring, id, current.currentVersion)
+    (alwaysNewVersion ||
+      changes.value !== readValue(sqlite, keyring, current, current.currentVersion))
   ) {
     const version = current.currentVersion + 1;
-    insertVersion(sqlite, keyring, id, version, changes.value, actor, now);
+    insertVersion(sqlite, keyring, current, version, changes.value, actor, now);
     set.currentVersion = version;
   }
   if (Object.keys(set).length === 0) return { row: current, changed: false };
@@ -676,9 +684,9 @@ export function restoreVersion(
     );
   }
   assertVersion(current, expectedVersion);
-  const value = readValue(sqlite, keyring, id, version);
+  const value = readValue(sqlite, keyring, current, version);
   const next = current.currentVersion + 1;
-  insertVersion(sqlite, keyring, id, next, value, actor, now);
+  insertVersion(sqlite, keyring, current, next, value, actor, now);
   return writeChanges(sqlite, id, { currentVersion: next, updatedAt: now });
 }
 

@@ -117,12 +117,21 @@ export const resourceVersions = sqliteTable(
   ],
 );
 
-/** The sealed values of every resource; AAD binds `<resource id>:<version>` and the version. */
+/**
+ * The sealed values of every resource (secret values, key material, certificates and their
+ * private keys). AAD binds `<resource id>:<version>`, the version, and the resource with its
+ * vault and project: a resource row moved to another vault or project does not open there.
+ */
 export const resourceValueColumn = registerEncryptedColumn({
   table: resourceVersions,
   idColumn: resourceVersions.id,
   column: resourceVersions.value,
   versionColumn: resourceVersions.version,
+  owner: {
+    parent: { foreignKey: resourceVersions.resourceId, key: resources.id },
+    vaultId: resources.vaultId,
+    projectId: resources.projectId,
+  },
 });
 
 /** The id of version `version` of resource `resourceId` in {@link resourceVersions}. */

@@ -148,7 +148,7 @@ export function vaultRoutes(instance: Instance) {
       const vault = visibleVault(request, params.id);
       const record = vaultResource(request, vault, params.res_id, type);
       assertServable(record, clock.now());
-      const pem = readValue(sqlite, keyring, record.id, record.currentVersion);
+      const pem = readValue(sqlite, keyring, record, record.currentVersion);
       set.headers['content-type'] = PEM_MEDIA_TYPE;
       set.headers['content-disposition'] = attachment(`${record.name}.pem`);
       return pem;
@@ -237,7 +237,12 @@ export function vaultRoutes(instance: Instance) {
           toVaultSecret(
             secret,
             withValues && secret.sealed
-              ? openValue(keyring, secret.id, secret.version, secret.sealed)
+              ? openValue(
+                  keyring,
+                  { id: secret.id, vaultId: vault.id, projectId: vault.projectId },
+                  secret.version,
+                  secret.sealed,
+                )
               : undefined,
           ),
         );

@@ -26,6 +26,8 @@ export type ClaimedDelivery = {
   eventId: string;
   /** The webhook's receiver URL as stored (sealed): open it with `openWebhookUrl`. */
   sealedUrl: Uint8Array;
+  /** The webhook's project (null: every project), which the URL is bound to. */
+  projectId: string | null;
   payload: string;
   /** Attempts made before this one. */
   attempts: number;
@@ -116,8 +118,8 @@ const statementsFor = perConnection(
          lease_expires_at = $leaseUntil, updated_at = $now WHERE id = $id`,
     ),
     claimed: sqlite.query(
-      `SELECT d.id, d.webhook_id AS webhookId, d.event_id AS eventId, w.url AS sealedUrl, e.payload,
-         d.attempts, d.attempt_base AS attemptBase
+      `SELECT d.id, d.webhook_id AS webhookId, d.event_id AS eventId, w.url AS sealedUrl,
+         w.project_id AS projectId, e.payload, d.attempts, d.attempt_base AS attemptBase
        FROM webhook_deliveries d
        JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id
        WHERE d.id = ?`,

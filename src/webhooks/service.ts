@@ -69,17 +69,33 @@ export function toWebhookObject(row: WebhookRow, url: string): WebhookObject {
   };
 }
 
-/** Seals a webhook's receiver URL for storage, bound to the webhook's id. */
-export function sealWebhookUrl(keyring: InstanceKeyring, webhookId: string, url: string): Buffer {
-  return Buffer.from(keyring.encrypt(url, webhookUrlColumn.at(webhookId)));
+/** A webhook's id and project: what its URL and secrets are bound to. */
+export type WebhookPlace = { id: string; projectId: string | null };
+
+/** Seals a webhook's receiver URL for storage, bound to the webhook's id and project. */
+export function sealWebhookUrl(keyring: InstanceKeyring, hook: WebhookPlace, url: string): Buffer {
+  return Buffer.from(
+    keyring.encrypt(url, webhookUrlColumn.at(hook.id, undefined, { projectId: hook.projectId })),
+  );
 }
 
 /** Opens a stored receiver URL; throws DecryptionError if it was altered or moved. */
 export function openWebhookUrl(
   keyring: InstanceKeyring,
-  row: { id: string; url: Uint8Array },
+  row: WebhookPlace & { url: Uint8Array },
 ): string {
-  return keyring.decryptString(row.url, webhookUrlColumn.at(row.id));
+  return keyring.decryptString(
+    row.url,
+    webhookUrlColumn.at(row.id, undefined, { projectId: row.projectId }),
+  );
+}
+
+/** The AAD location of signing secret `secretId` of `hook`. */
+function secretLocation(hook: WebhookPlace, secretId: string) {
+  return webhookSecretColumn.at(secretId, undefined, {
+    parentId: hook.id,
+    projectId: hook.projectId,
+  });
 }
 
 /**
@@ -90,7 +106,7 @@ export function openWebhookUrl(
  */
 export function urlOriginForEvents(
   keyring: InstanceKeyring,
-  row: { id: string; url: Uint8Array },
+  row: WebhookPlace & { url: Uint8Array },
 ): string {
   try {
     return new URL(openWebhookUrl(keyring, row)).origin;
@@ -193,7 +209,7 @@ export function insertWebhook(
     .insert(webhooks)
     .values({
       id,
-      url: sealWebhookUrl(keyring, id, hook.url),
+      url: sealWebhookUrl(keyring, { id, projectId: hook.projectId }, hook.url),
       events: hook.events,
       projectId: hook.projectId,
       enabled: hook.enabled,
@@ -204,7 +220,7 @@ export function insertWebhook(
     })
     .returning()
     .get();
-  const secret = addSecret(db, keyring, id, now);
+  const secret = addSecret(db, keyring, row, now);
   return { row, secret };
 }
 
@@ -213,7 +229,8 @@ export type WebhookChanges = Partial<NewWebhook>;
 
 /**
  * Applies `changes` and returns the new row. Enabling a webhook clears its failure record, so
- * the disable clock starts afresh.
+ * the disable clock starts afresh. A change of project re-seals the URL and every signing
+ * secret for the new project (they are bound to it).
  */
 export function updateWebhook(
   db: Db,
@@ -222,8 +239,15 @@ export function updateWebhook(
   changes: WebhookChanges,
   now: number,
 ): WebhookRow {
+  const current = findWebhook(db, id);
+  if (!current) throw new Error(`webhook ${id} vanished inside its update`);
+  const moved = changes.projectId !== undefined && changes.projectId !== current.projectId;
+  const place = { id, projectId: moved ? changes.projectId! : current.projectId };
   const set: Partial<typeof webhooks.$inferInsert> = { updatedAt: now };
-  if (changes.url !== undefined) set.url = sealWebhookUrl(keyring, id, changes.url);
+  if (changes.url !== undefined || moved) {
+    set.url = sealWebhookUrl(keyring, place, changes.url ?? openWebhookUrl(keyring, current));
+  }
+  if (moved) resealSecrets(db, keyring, current, place);
   if (changes.events !== undefined) set.events = changes.events;
   if (changes.projectId !== undefined) set.projectId = changes.projectId;
   if (changes.description !== undefined) set.description = changes.description;
@@ -296,18 +320,38 @@ export function rotateWebhookSecret(
     .set({ expiresAt: previousExpiresAt })
     .where(and(eq(webhookSecrets.webhookId, webhookId), isNull(webhookSecrets.expiresAt)))
     .run();
-  const secret = addSecret(db, keyring, webhookId, now);
+  const hook = findWebhook(db, webhookId);
+  if (!hook) throw new Error(`webhook ${webhookId} vanished inside its secret rotation`);
+  const secret = addSecret(db, keyring, hook, now);
   return { secret, previousExpiresAt };
 }
 
-function addSecret(db: Db, keyring: InstanceKeyring, webhookId: string, now: number): string {
+/** Re-seals every signing secret of webhook `from` for `to` (its new project). */
+function resealSecrets(db: Db, keyring: InstanceKeyring, from: WebhookPlace, to: WebhookPlace) {
+  const rows = db
+    .select({ id: webhookSecrets.id, secret: webhookSecrets.secret })
+    .from(webhookSecrets)
+    .where(eq(webhookSecrets.webhookId, from.id))
+    .all();
+  for (const row of rows) {
+    const plaintext = keyring.decrypt(row.secret, secretLocation(from, row.id));
+    try {
+      const secret = Buffer.from(keyring.encrypt(plaintext, secretLocation(to, row.id)));
+      db.update(webhookSecrets).set({ secret }).where(eq(webhookSecrets.id, row.id)).run();
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+}
+
+function addSecret(db: Db, keyring: InstanceKeyring, hook: WebhookPlace, now: number): string {
   const id = newTypeId('whs');
   const secret = generateWebhookSecret();
   db.insert(webhookSecrets)
     .values({
       id,
-      webhookId,
-      secret: Buffer.from(keyring.encrypt(secret, webhookSecretColumn.at(id))),
+      webhookId: hook.id,
+      secret: Buffer.from(keyring.encrypt(secret, secretLocation(hook, id))),
       createdAt: now,
       expiresAt: null,
     })
@@ -326,10 +370,15 @@ export function signingSecrets(
   now: number,
 ): string[] {
   const rows = secretsStatement(db).all({ webhookId, now });
-  return rows.map((row) => keyring.decryptString(row.secret, webhookSecretColumn.at(row.id)));
+  return rows.map((row) =>
+    keyring.decryptString(
+      row.secret,
+      secretLocation({ id: webhookId, projectId: row.projectId }, row.id),
+    ),
+  );
 }
 
-type SecretRow = { id: string; secret: Uint8Array };
+type SecretRow = { id: string; secret: Uint8Array; projectId: string | null };
 const secretStatements = new WeakMap<
   Database,
   Statement<SecretRow, [{ webhookId: string; now: number }]>
@@ -343,9 +392,10 @@ function secretsStatement(db: Db): Statement<SecretRow, [{ webhookId: string; no
   let statement = secretStatements.get(sqlite);
   if (!statement) {
     statement = sqlite.query(
-      `SELECT id, secret FROM webhook_secrets
-       WHERE webhook_id = $webhookId AND (expires_at IS NULL OR expires_at > $now)
-       ORDER BY expires_at IS NOT NULL, created_at DESC`,
+      `SELECT s.id, s.secret, w.project_id AS projectId
+       FROM webhook_secrets s JOIN webhooks w ON w.id = s.webhook_id
+       WHERE s.webhook_id = $webhookId AND (s.expires_at IS NULL OR s.expires_at > $now)
+       ORDER BY s.expires_at IS NOT NULL, s.created_at DESC`,
     );
     secretStatements.set(sqlite, statement);
   }

@@ -57,18 +57,26 @@ export const webhookSecrets = sqliteTable(
   (t) => [index('webhook_secrets_webhook_idx').on(t.webhookId)],
 );
 
-/** The sealed receiver URLs; AAD binds the webhook id. */
+/**
+ * The sealed receiver URLs; AAD binds the webhook id and its project (none: empty), so a
+ * webhook moved to another project, or to every project, with raw SQL delivers nothing.
+ */
 export const webhookUrlColumn = registerEncryptedColumn({
   table: webhooks,
   idColumn: webhooks.id,
   column: webhooks.url,
+  owner: { projectId: webhooks.projectId },
 });
 
-/** The sealed `whsec_…` signing secrets; AAD binds the row id. */
+/** The sealed `whsec_…` signing secrets; AAD binds the row id, its webhook and that project. */
 export const webhookSecretColumn = registerEncryptedColumn({
   table: webhookSecrets,
   idColumn: webhookSecrets.id,
   column: webhookSecrets.secret,
+  owner: {
+    parent: { foreignKey: webhookSecrets.webhookId, key: webhooks.id },
+    projectId: webhooks.projectId,
+  },
 });
 
 /** Where a delivery stands; see docs/webhooks.md for the state machine. */

@@ -401,7 +401,11 @@ export class DeliveryWorker {
     });
     try {
       const url = new URL(
-        openWebhookUrl(keyring, { id: delivery.webhookId, url: delivery.sealedUrl }),
+        openWebhookUrl(keyring, {
+          id: delivery.webhookId,
+          projectId: delivery.projectId,
+          url: delivery.sealedUrl,
+        }),
       );
       const target = await withTimeout(
         resolveDeliveryTarget(url, this.#policy, this.#options.lookup),

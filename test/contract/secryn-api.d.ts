@@ -358,7 +358,7 @@ export interface paths {
         get: operations["getResource"];
         /**
          * Update a resource
-         * @description Metadata changes never make a version; a new secret value does. `If-Match: <version>` makes the update fail with 409 if the secret moved on. Keys and certificates are immutable: a `value` is a 409.
+         * @description Metadata changes never make a version; a new secret value does (for a key without resources:reveal, any `value` does, so the answer never depends on the current value). `If-Match: <version>` makes the update fail with 409 if the secret moved on. Keys and certificates are immutable: a `value` is a 409.
          */
         put: operations["updateResource"];
         post?: never;

@@ -1,0 +1,1 @@
+ALTER TABLE `keyring_state` ADD `value_format` integer DEFAULT 1 NOT NULL;
