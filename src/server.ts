@@ -1,11 +1,10 @@
 import type { Server } from 'bun';
-import { readFileSync } from 'node:fs';
 import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';
 import { instance as instanceTable } from './db/tables.ts';
 import { clientIp } from './access/client-ip.ts';
-import { ConfigError } from './config/load.ts';
 import { docsPlugin } from './http/docs.ts';
+import { loadListenerTls } from './http/tls.ts';
 import { createApp, type App, type AppOptions } from './http/app.ts';
 import type { Instance } from './instance.ts';
 import { VERSION } from './version.ts';
@@ -26,6 +25,11 @@ export type ServerOptions = {
   recordOutcome?: AppOptions['recordOutcome'];
   /** Override the configured port (tests use 0 for an ephemeral port). */
   port?: number;
+  /**
+   * The address to bind, already resolved from `server.host` (`secryn serve` resolves it first
+   * so that a failure is its own line); defaults to `server.host` itself.
+   */
+  address?: string;
 };
 
 export type RunningServer = {
@@ -105,17 +109,11 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
 export function startServer(instance: Instance, options: ServerOptions = {}): RunningServer {
   const { config } = instance;
   const app = buildApp(instance, options);
-  const tls =
-    config.server.tls_cert_file && config.server.tls_key_file
-      ? {
-          cert: readTlsFile('server.tls_cert_file', config.server.tls_cert_file),
-          key: readTlsFile('server.tls_key_file', config.server.tls_key_file),
-        }
-      : undefined;
+  const tls = loadListenerTls(config.server);
   // app.listen (rather than Bun.serve + app.fetch) gives handlers the server, which the
   // client-address lookup needs.
   app.listen({
-    hostname: config.server.host,
+    hostname: options.address ?? config.server.host,
     port: options.port ?? config.server.port,
     // A hard cap above the API's own limit: the app answers 413 in the error shape itself; this
     // only stops a client from streaming an unbounded body at the socket.
@@ -151,19 +149,6 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
       return stopping;
     },
   };
-}
-
-/**
- * A TLS file named by the configuration. @throws ConfigError naming the key and the cause (the
- * CLI's exit 78), rather than a bare ENOENT/EACCES from the read.
- */
-function readTlsFile(key: string, path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new ConfigError([`${key}: cannot read ${path} (${code})`]);
-  }
 }
 
 function formatHost(host: string): string {
