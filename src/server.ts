@@ -13,8 +13,8 @@ export type ServerOptions = {
   /** Feature modules mounted into the app. */
   features?: AnyElysia[];
   plugins?: AnyElysia[];
-  /** Further readiness conditions (e.g. "the keyring is loaded"). */
-  readiness?: (() => boolean)[];
+  /** Further readiness checks, by name (reported on a 503 from /v1/health). */
+  readiness?: ReadinessCheck[];
   clientIp?: (request: Request, socketIp: string | undefined) => string;
   /**
    * Runs on stop after the listener has drained (no request in flight) and before the database
@@ -43,17 +43,24 @@ export type RunningServer = {
   stop(): Promise<void>;
 };
 
+/** A named readiness condition; `ready` must be cheap (it runs on every health request). */
+export type ReadinessCheck = { name: string; ready: () => boolean };
+
+/** How often a running server checks the stored keyring for rotations by other processes. */
+const KEYRING_REFRESH_MS = 1000;
+
 /** How long a health verdict is reused, so that load-balancer polling costs at most one write a second. */
 const HEALTH_PROBE_TTL_MS = 1000;
 
 /**
  * A health probe that proves the database accepts writes by group-committing a one-row update,
- * cached for {@link HEALTH_PROBE_TTL_MS}.
+ * cached for {@link HEALTH_PROBE_TTL_MS}, plus the `readiness` checks. Resolves to the names of
+ * the failing checks (`database` for the write probe).
  */
 export function writabilityProbe(
   instance: Instance,
-  readiness: (() => boolean)[] = [],
-): () => Promise<boolean> {
+  readiness: ReadinessCheck[] = [],
+): () => Promise<string[]> {
   let last: { at: number; ok: boolean; pending?: Promise<boolean> } = { at: -Infinity, ok: false };
   const probe = async () => {
     try {
@@ -79,7 +86,10 @@ export function writabilityProbe(
       last = { ...last, pending };
     }
     const writable = last.pending ? await last.pending : last.ok;
-    return writable && readiness.every((ready) => ready());
+    return [
+      ...(writable ? [] : ['database']),
+      ...readiness.filter((check) => !check.ready()).map((check) => check.name),
+    ];
   };
 }
 
@@ -89,9 +99,10 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
     config: instance.config,
     logger: instance.logger,
     version: VERSION,
-    // Unhealthy (503) whenever the keyring is not loaded, whatever else the caller checks.
-    isHealthy: writabilityProbe(instance, [
-      () => instance.keyring.isReady(),
+    // Unhealthy (503) whenever the keyring cannot open a stored value, whatever else the
+    // caller checks (the keyring logs why).
+    failingChecks: writabilityProbe(instance, [
+      { name: 'keyring', ready: () => instance.keyring.isReady() },
       ...(options.readiness ?? []),
     ]),
     // The client address for rate limits and the audit log: X-Forwarded-For only when the
@@ -124,6 +135,17 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
     ...(tls ? { tls } : {}),
   });
   const server = app.server!;
+  // Follow rotations made by other processes even while no request seals or opens a value, so
+  // a data key is loaded (under the master key held in memory) before any later rotation
+  // re-wraps it; it also keeps readiness current.
+  const keyringTimer = setInterval(() => {
+    try {
+      instance.keyring.refresh();
+    } catch {
+      // The database is closing or unavailable: the write probe reports it.
+    }
+  }, KEYRING_REFRESH_MS);
+  keyringTimer.unref();
   const url = new URL(
     `${tls ? 'https' : 'http'}://${formatHost(config.server.host)}:${server.port}`,
   );
@@ -143,6 +165,7 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
           }, timeout).unref(),
         );
         await Promise.race([graceful, forced]);
+        clearInterval(keyringTimer);
         await options.afterDrain?.();
         await instance.close();
       })();

@@ -14,7 +14,8 @@ export type AppOptions = {
   config: Config;
   logger: Logger;
   version: string;
-  isHealthy: () => Promise<boolean>;
+  /** See {@link import('./health.ts').HealthOptions.failingChecks}. */
+  failingChecks: () => Promise<string[]>;
   /** Resolves the client address of a request (socket address, or X-Forwarded-For when trusted). */
   clientIp?: (request: Request, socketIp: string | undefined) => string;
   /**
@@ -106,7 +107,7 @@ export function createApp(options: AppOptions) {
       );
     });
   }
-  app.use(healthRoutes({ version: options.version, isHealthy: options.isHealthy }));
+  app.use(healthRoutes({ version: options.version, failingChecks: options.failingChecks }));
 
   for (const plugin of options.plugins ?? []) app.use(plugin);
   for (const feature of options.features ?? []) app.use(feature);

@@ -2,13 +2,18 @@ import { Elysia, t } from 'elysia';
 
 export type HealthOptions = {
   version: string;
-  /** True when the database accepts writes and the keyring is loaded. */
-  isHealthy: () => Promise<boolean>;
+  /**
+   * The names of the readiness checks failing now (e.g. `database`, `keyring`); empty when the
+   * database accepts writes and the keyring can open every stored value.
+   */
+  failingChecks: () => Promise<string[]>;
 };
 
 const HealthBody = t.Object({
   status: t.Union([t.Literal('ok'), t.Literal('unavailable')]),
   version: t.String(),
+  /** On 503 only: which checks fail, by name (why is in the server log). */
+  failing: t.Optional(t.Array(t.String())),
 });
 
 /**
@@ -17,12 +22,13 @@ const HealthBody = t.Object({
  */
 export function healthRoutes(options: HealthOptions) {
   const handler = async ({ set }: { set: { status?: number | string } }) => {
-    const healthy = await options.isHealthy();
-    set.status = healthy ? 200 : 503;
-    return {
-      status: healthy ? ('ok' as const) : ('unavailable' as const),
-      version: options.version,
-    };
+    const failing = await options.failingChecks();
+    if (failing.length === 0) {
+      set.status = 200;
+      return { status: 'ok' as const, version: options.version };
+    }
+    set.status = 503;
+    return { status: 'unavailable' as const, version: options.version, failing };
   };
   const detail = {
     summary: 'Health check',
