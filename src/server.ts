@@ -1,12 +1,11 @@
 import type { Server } from 'bun';
-import { readFileSync } from 'node:fs';
 import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';
 import { diskSpaceFor } from './db/disk-full.ts';
 import { instance as instanceTable } from './db/tables.ts';
 import { clientIp } from './access/client-ip.ts';
-import { ConfigError } from './config/load.ts';
 import { docsPlugin } from './http/docs.ts';
+import { loadListenerTls } from './http/tls.ts';
 import { createApp, type App, type AppOptions } from './http/app.ts';
 import type { Instance } from './instance.ts';
 import { VERSION } from './version.ts';
@@ -15,8 +14,8 @@ export type ServerOptions = {
   /** Feature modules mounted into the app. */
   features?: AnyElysia[];
   plugins?: AnyElysia[];
-  /** Further readiness conditions (e.g. "the keyring is loaded"). */
-  readiness?: (() => boolean)[];
+  /** Further readiness checks, by name (reported on a 503 from /v1/health). */
+  readiness?: ReadinessCheck[];
   clientIp?: (request: Request, socketIp: string | undefined) => string;
   /**
    * Runs on stop after the listener has drained (no request in flight) and before the database
@@ -27,6 +26,11 @@ export type ServerOptions = {
   recordOutcome?: AppOptions['recordOutcome'];
   /** Override the configured port (tests use 0 for an ephemeral port). */
   port?: number;
+  /**
+   * The address to bind, already resolved from `server.host` (`secryn serve` resolves it first
+   * so that a failure is its own line); defaults to `server.host` itself.
+   */
+  address?: string;
 };
 
 export type RunningServer = {
@@ -40,17 +44,24 @@ export type RunningServer = {
   stop(): Promise<void>;
 };
 
+/** A named readiness condition; `ready` must be cheap (it runs on every health request). */
+export type ReadinessCheck = { name: string; ready: () => boolean };
+
+/** How often a running server checks the stored keyring for rotations by other processes. */
+const KEYRING_REFRESH_MS = 1000;
+
 /** How long a health verdict is reused, so that load-balancer polling costs at most one write a second. */
 const HEALTH_PROBE_TTL_MS = 1000;
 
 /**
  * A health probe that proves the database accepts writes by group-committing a one-row update,
- * cached for {@link HEALTH_PROBE_TTL_MS}.
+ * cached for {@link HEALTH_PROBE_TTL_MS}, plus the `readiness` checks. Resolves to the names of
+ * the failing checks (`database` for the write probe).
  */
 export function writabilityProbe(
   instance: Instance,
-  readiness: (() => boolean)[] = [],
-): () => Promise<boolean> {
+  readiness: ReadinessCheck[] = [],
+): () => Promise<string[]> {
   let last: { at: number; ok: boolean; pending?: Promise<boolean> } = { at: -Infinity, ok: false };
   const diskSpace = diskSpaceFor(instance.sqlite, instance.logger);
   const probe = async () => {
@@ -79,8 +90,12 @@ export function writabilityProbe(
       last = { ...last, pending };
     }
     const writable = last.pending ? await last.pending : last.ok;
-    // A write that failed on a full disk since the cached verdict counts too.
-    return writable && !diskSpace.isFull && readiness.every((ready) => ready());
+    return [
+      ...(writable ? [] : ['database']),
+      // A write that failed on a full disk since the cached verdict counts too.
+      ...(diskSpace.isFull ? ['disk_full'] : []),
+      ...readiness.filter((check) => !check.ready()).map((check) => check.name),
+    ];
   };
 }
 
@@ -90,9 +105,10 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
     config: instance.config,
     logger: instance.logger,
     version: VERSION,
-    // Unhealthy (503) whenever the keyring is not loaded, whatever else the caller checks.
-    isHealthy: writabilityProbe(instance, [
-      () => instance.keyring.isReady(),
+    // Unhealthy (503) whenever the keyring cannot open a stored value, whatever else the
+    // caller checks (the keyring logs why).
+    failingChecks: writabilityProbe(instance, [
+      { name: 'keyring', ready: () => instance.keyring.isReady() },
       ...(options.readiness ?? []),
     ]),
     // The client address for rate limits and the audit log: X-Forwarded-For only when the
@@ -100,8 +116,6 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
     clientIp:
       options.clientIp ??
       ((request, socketIp) => clientIp(request, socketIp, instance.config.server.trust_proxy)),
-    unavailableReason: () =>
-      diskSpaceFor(instance.sqlite, instance.logger).isFull ? 'disk_full' : undefined,
     recordOutcome: options.recordOutcome,
     plugins: [docsPlugin({ version: VERSION }), ...(options.plugins ?? [])],
     features: options.features,
@@ -112,17 +126,11 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
 export function startServer(instance: Instance, options: ServerOptions = {}): RunningServer {
   const { config } = instance;
   const app = buildApp(instance, options);
-  const tls =
-    config.server.tls_cert_file && config.server.tls_key_file
-      ? {
-          cert: readTlsFile('server.tls_cert_file', config.server.tls_cert_file),
-          key: readTlsFile('server.tls_key_file', config.server.tls_key_file),
-        }
-      : undefined;
+  const tls = loadListenerTls(config.server);
   // app.listen (rather than Bun.serve + app.fetch) gives handlers the server, which the
   // client-address lookup needs.
   app.listen({
-    hostname: config.server.host,
+    hostname: options.address ?? config.server.host,
     port: options.port ?? config.server.port,
     // A hard cap above the API's own limit: the app answers 413 in the error shape itself; this
     // only stops a client from streaming an unbounded body at the socket.
@@ -133,6 +141,17 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
     ...(tls ? { tls } : {}),
   });
   const server = app.server!;
+  // Follow rotations made by other processes even while no request seals or opens a value, so
+  // a data key is loaded (under the master key held in memory) before any later rotation
+  // re-wraps it; it also keeps readiness current.
+  const keyringTimer = setInterval(() => {
+    try {
+      instance.keyring.refresh();
+    } catch {
+      // The database is closing or unavailable: the write probe reports it.
+    }
+  }, KEYRING_REFRESH_MS);
+  keyringTimer.unref();
   const url = new URL(
     `${tls ? 'https' : 'http'}://${formatHost(config.server.host)}:${server.port}`,
   );
@@ -152,25 +171,13 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
           }, timeout).unref(),
         );
         await Promise.race([graceful, forced]);
+        clearInterval(keyringTimer);
         await options.afterDrain?.();
         await instance.close();
       })();
       return stopping;
     },
   };
-}
-
-/**
- * A TLS file named by the configuration. @throws ConfigError naming the key and the cause (the
- * CLI's exit 78), rather than a bare ENOENT/EACCES from the read.
- */
-function readTlsFile(key: string, path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new ConfigError([`${key}: cannot read ${path} (${code})`]);
-  }
 }
 
 function formatHost(host: string): string {

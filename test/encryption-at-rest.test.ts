@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DecryptionError } from '../src/crypto/errors.ts';
 import { ServiceUnavailableError } from '../src/errors.ts';
 import { reencryptValues } from '../src/keyring/reencrypt.ts';
-import { rotateMasterKey } from '../src/keyring/rotate.ts';
+import { rotateDataKey } from '../src/keyring/rotate.ts';
 import {
   getTestValue,
   putTestNotes,
@@ -73,7 +73,7 @@ describe('encryption at rest', () => {
         keyring: instance.keyring,
       };
       const columns = [testNoteColumn, testValueColumn];
-      const rotation = rotateMasterKey(ctx, { actor: 't', reencrypt: true, columns });
+      const rotation = rotateDataKey(ctx, { actor: 't', columns });
       const result = await reencryptValues(ctx, rotation.id, { columns, sweepGraceMs: 0 });
       expect(result.reencrypted).toBe(208);
       expect(filesContaining(dir.path, needles)).toEqual([]);
@@ -161,7 +161,11 @@ describe('encryption at rest', () => {
       instance.keyring.close();
       const response = await call(app, 'GET', '/v1/health');
       expect(response.status).toBe(503);
-      expect(await response.json()).toEqual({ status: 'unavailable', version: expect.any(String) });
+      expect(await response.json()).toEqual({
+        status: 'unavailable',
+        version: expect.any(String),
+        failing: ['keyring'],
+      });
       expect(() => instance.keyring.encrypt('x', testNoteColumn.at(1))).toThrow(
         ServiceUnavailableError,
       );

@@ -219,7 +219,11 @@ describe('HTTP foundation', () => {
     await Bun.sleep(1100); // the verdict is cached for a second
     const response = await call(brokenApp, 'GET', '/v1/health');
     expect(response.status).toBe(503);
-    expect(await response.json()).toEqual({ status: 'unavailable', version: expect.any(String) });
+    expect(await response.json()).toEqual({
+      status: 'unavailable',
+      version: expect.any(String),
+      failing: ['database'],
+    });
     broken.sqlite.run('PRAGMA query_only = OFF');
     await broken.close();
   });
@@ -369,7 +373,7 @@ describe('request outcomes (the audit hook)', () => {
       config: instance.config,
       logger: memoryLogger(),
       version: '0.0.0',
-      isHealthy: async () => true,
+      failingChecks: async () => [],
       features: [sample],
       recordOutcome: async (request, status) => {
         if (failRecording) throw new Error('audit storage is gone');

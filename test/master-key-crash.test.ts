@@ -74,41 +74,51 @@ describe('rotate killed at each step (key file)', () => {
   }
 });
 
+// `rotate --reencrypt` is a data-key rotation (1), its re-encryption, then a master-key rotation.
 describe('rotate --reencrypt killed at each step, then rerun', () => {
-  const steps = [
-    'rotate:keyring-rewrapped',
-    'rotate:committed',
-    'rotate:key-file-replaced',
-    'rotate:completed',
-    'reencrypt:batch-written#2',
-    'reencrypt:batch-committed#2',
-    'reencrypt:before-complete',
+  const steps: [step: string, rotations: number, masterRotated: boolean][] = [
+    ['reencrypt:batch-written#2', 1, false],
+    ['reencrypt:batch-committed#2', 1, false],
+    ['reencrypt:before-complete', 1, false],
+    ['rotate:keyring-rewrapped', 1, false],
+    ['rotate:committed', 2, true],
+    ['rotate:key-file-replaced', 2, true],
+    ['rotate:completed', 2, true],
   ];
-  for (const step of steps) {
-    test(step, async () => {
-      using dir = tempDir();
-      const setup = await makeInstance(dir.path, { values: 250, notes: 4 });
-      const before = fileFingerprint(setup.keyPath);
-      await crashAt(setup, step, ['--reencrypt', '--batch-size', '50']);
-      const interrupted = await expectConsistent(setup, before);
-      const committed = interrupted.rotations === 1;
-      expect(committed).toBe(step !== 'rotate:keyring-rewrapped');
-      if (committed) {
+  for (const [step, rotations, masterRotated] of steps) {
+    test(
+      step,
+      async () => {
+        using dir = tempDir();
+        const setup = await makeInstance(dir.path, { values: 250, notes: 4 });
+        const before = fileFingerprint(setup.keyPath);
+        await crashAt(setup, step, ['--reencrypt', '--batch-size', '50']);
+        const interrupted = await expectConsistent(setup, before);
+        expect(interrupted.rotations).toBe(rotations);
         expect(interrupted.current_data_key_version).toBe(2);
-        expect(interrupted.reencryption).toMatchObject({ data_key_version: 2 });
-      }
+        expect(interrupted.fingerprint !== before).toBe(masterRotated);
 
-      const rerun = await cli(setup, ['master-key', 'rotate', '--reencrypt', '--batch-size', '50']);
-      expect(rerun.exitCode).toBe(0);
-      if (committed) expect(rerun.stdout).toContain('resuming the re-encryption of rotation 1');
-      const final = await expectConsistent(setup, interrupted.fingerprint);
-      expect(final).toMatchObject({
-        rotations: 1,
-        current_data_key_version: 2,
-        reencryption: null,
-      });
-      expect(final.data_keys.map((k) => k.values)).toEqual([0, 254]);
-    });
+        const rerun = await cli(setup, [
+          'master-key',
+          'rotate',
+          '--reencrypt',
+          '--batch-size',
+          '50',
+        ]);
+        expect(rerun.exitCode).toBe(0);
+        if (interrupted.reencryption) {
+          expect(rerun.stdout).toContain('resuming the re-encryption of rotation 1');
+        }
+        const final = await expectConsistent(setup, interrupted.fingerprint);
+        expect(final.reencryption).toBeNull();
+        expect(final.fingerprint).not.toBe(interrupted.fingerprint);
+        // Every value under the newest data key, none left under an older one.
+        const values = final.data_keys.map((k) => k.values);
+        expect(values.at(-1)).toBe(254);
+        expect(values.slice(0, -1).every((n) => n === 0)).toBe(true);
+      },
+      20_000,
+    ); // two CLI runs, each waiting out the re-encryption's sweep grace
   }
 });
 

@@ -214,7 +214,8 @@ describe('secryn master-key status and rotate', () => {
     });
     const final = await statusJson(setup);
     expect(final).toMatchObject({
-      rotations: 2,
+      // rotate, then rotate --reencrypt: a data-key rotation and a master-key rotation.
+      rotations: 3,
       current_data_key_version: 2,
       data_keys: [
         { version: 1, current: false, values: 0 },
@@ -253,7 +254,9 @@ describe('secryn master-key status and rotate', () => {
     const rotated = await cli(setup, ['master-key', 'rotate', '--new-key-file', newKeyFile], env);
     expect(rotated.exitCode).toBe(0);
     expect(rotated.stdout).toContain(`the new key is in ${newKeyFile} (mode 0600)`);
-    expect(rotated.stdout).toContain('SECRYN_MASTER_KEY environment variable and restart');
+    expect(rotated.stdout).toContain(
+      'SECRYN_MASTER_KEY environment variable (a start with the old key is refused',
+    );
     expect(statSync(newKeyFile).mode & 0o777).toBe(0o600);
 
     const stale = await cli(setup, ['master-key', 'status'], env);

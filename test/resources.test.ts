@@ -9,7 +9,7 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { ROUTE_PERMISSIONS } from '../src/access/permissions.ts';
 import { idempotencyResponseColumn } from '../src/idempotency/tables.ts';
 import { reencryptValues } from '../src/keyring/reencrypt.ts';
-import { rotateMasterKey } from '../src/keyring/rotate.ts';
+import { rotateDataKey } from '../src/keyring/rotate.ts';
 import { countValuesByDataKey } from '../src/keyring/value-census.ts';
 import { KEY_ALGORITHMS } from '../src/resources/material.ts';
 import { resourceValueColumn } from '../src/resources/tables.ts';
@@ -1178,7 +1178,7 @@ describe('master-key rotation', () => {
         logger: w.instance.logger,
         keyring: w.instance.keyring,
       };
-      const rotation = rotateMasterKey(ctx, { actor: 'test', reencrypt: true });
+      const rotation = rotateDataKey(ctx, { actor: 'test' });
       const result = await reencryptValues(ctx, rotation.id, { columns, sweepGraceMs: 0 });
       expect(result).toMatchObject({ reencrypted: 3, undecryptable: 0, completed: true });
       const after = countValuesByDataKey(w.instance.sqlite, columns).byVersion;

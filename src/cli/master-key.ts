@@ -1,14 +1,19 @@
 import { defineCommand } from 'citty';
 import { MasterKeyError } from '../crypto/errors.ts';
 import { localActor, openInstance, type Instance } from '../instance.ts';
-import { configuredKeyPath } from '../keyring/key-files.ts';
+import { configuredKeyPath, loadConfiguredMasterKey } from '../keyring/key-files.ts';
 import '../keyring/known-columns.ts';
 import {
   reencryptValues,
   type ReencryptProgress,
   type ReencryptResult,
 } from '../keyring/reencrypt.ts';
-import { rotateMasterKey, type KeyringContext } from '../keyring/rotate.ts';
+import {
+  assertMasterKeyRotatable,
+  rotateDataKey,
+  rotateMasterKey,
+  type KeyringContext,
+} from '../keyring/rotate.ts';
 import { keyringStatus, type KeyringStatus } from '../keyring/status.ts';
 import { readUnfinishedReencryption, type RotationRecord } from '../keyring/store.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
@@ -74,7 +79,7 @@ function renderStatus(s: KeyringStatus): string {
   if (s.reencryption) {
     rows.push([
       're-encryption',
-      `unfinished: ${s.reencryption.remaining} value(s) left (continue with: secryn master-key rotate --reencrypt)`,
+      `unfinished: ${s.reencryption.remaining} value(s) left (continue with: secryn master-key rotate-data-key --reencrypt)`,
     ]);
   }
   for (const [i, file] of s.backup_files.entries()) {
@@ -83,12 +88,88 @@ function renderStatus(s: KeyringStatus): string {
   return rows.map(([label, value]) => `${label.padEnd(14)} ${value}`).join('\n');
 }
 
-/** `secryn master-key rotate [--reencrypt] [--new-key-file PATH]`. */
-const rotateCommand = defineCommand({
+const batchSizeArg = {
+  'batch-size': {
+    type: 'string',
+    description: 'Values re-encrypted per transaction (default 500)',
+    valueHint: 'n',
+  },
+} as const;
+
+function parseBatchSize(value: string | undefined): number {
+  const batchSize = value === undefined ? 500 : Number(value);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
+    throw new CliFailure('--batch-size must be an integer from 1 to 100000', ExitCode.USAGE);
+  }
+  return batchSize;
+}
+
+/**
+ * A new data key (or the unfinished one, `resume`), then its re-encryption if asked. The data
+ * key is wrapped under the current master key, which a running server holds: it loads it live.
+ */
+async function rotateDataKeyStep(
+  ctx: KeyringContext,
+  options: { reencrypt: boolean; batchSize: number; json: boolean; again: string },
+): Promise<{ rotation: RotationRecord; resumed: boolean; result?: ReencryptResult }> {
+  const pending = options.reencrypt ? readUnfinishedReencryption(ctx.sqlite) : undefined;
+  let rotation: RotationRecord;
+  if (pending) {
+    rotation = pending;
+    if (!options.json) {
+      print(
+        `resuming the re-encryption of rotation ${pending.id} (data key ` +
+          `v${pending.newDataKeyVersion}, created ${new Date(pending.rotatedAt).toISOString()})`,
+      );
+    }
+  } else {
+    rotation = rotateDataKey(ctx, { actor: localActor() });
+    if (!options.json) print(`new data key v${rotation.newDataKeyVersion} is current`);
+  }
+  if (!options.reencrypt) return { rotation, resumed: false };
+  const bar = options.json ? undefined : progressBar();
+  let result: ReencryptResult;
+  try {
+    result = await reencryptValues(ctx, rotation.id, {
+      batchSize: options.batchSize,
+      onProgress: bar?.update,
+    });
+  } finally {
+    bar?.finish();
+  }
+  if (!options.json) {
+    print(`re-encrypted ${result.reencrypted} value(s) under data key v${result.dataKeyVersion}`);
+    if (result.undecryptable > 0) {
+      print(`${result.undecryptable} value(s) do not decrypt (corrupt?) and were left as they are`);
+    }
+  }
+  if (!result.completed) {
+    throw new CliFailure(
+      `re-encryption incomplete: ${result.remaining} value(s) remain under older data keys; ` +
+        `run \`${options.again}\` again to continue`,
+    );
+  }
+  return { rotation, resumed: Boolean(pending), result };
+}
+
+function reencryptionJson(result: ReencryptResult | undefined) {
+  return result
+    ? {
+        data_key_version: result.dataKeyVersion,
+        reencrypted: result.reencrypted,
+        remaining: result.remaining,
+        undecryptable: result.undecryptable,
+        completed: result.completed,
+      }
+    : null;
+}
+
+/** `secryn master-key rotate-data-key [--reencrypt]`. */
+const rotateDataKeyCommand = defineCommand({
   meta: {
-    name: 'rotate',
+    name: 'rotate-data-key',
     description:
-      'Replace the master key (re-wrapping the keyring); --reencrypt also re-encrypts every value under a new data key',
+      'Seal new values under a new data key (running servers switch without a restart); --reencrypt also re-encrypts every stored value',
   },
   args: {
     ...commonArgs,
@@ -96,7 +177,51 @@ const rotateCommand = defineCommand({
     reencrypt: {
       type: 'boolean',
       description:
-        'Also create a new data key and re-encrypt every stored value under it (resumes an interrupted run)',
+        'Also re-encrypt every stored value under the new data key (resumes an interrupted run)',
+      default: false,
+    },
+    ...batchSizeArg,
+  },
+  async run({ args }) {
+    const batchSize = parseBatchSize(args['batch-size']);
+    const instance = await openForKeyring(args);
+    try {
+      const step = await rotateDataKeyStep(contextOf(instance), {
+        reencrypt: args.reencrypt,
+        batchSize,
+        json: Boolean(args.json),
+        again: 'secryn master-key rotate-data-key --reencrypt',
+      });
+      if (args.json) {
+        print(
+          JSON.stringify({
+            rotation_id: step.rotation.id,
+            resumed: step.resumed,
+            data_key_version: step.rotation.newDataKeyVersion,
+            reencryption: reencryptionJson(step.result),
+          }),
+        );
+      }
+    } finally {
+      await instance.close();
+    }
+  },
+});
+
+/** `secryn master-key rotate [--reencrypt] [--new-key-file PATH]`. */
+const rotateCommand = defineCommand({
+  meta: {
+    name: 'rotate',
+    description:
+      'Replace the master key (re-wrapping the keyring); --reencrypt first moves every value to a new data key',
+  },
+  args: {
+    ...commonArgs,
+    ...jsonArg,
+    reencrypt: {
+      type: 'boolean',
+      description:
+        'First rotate the data key and re-encrypt every stored value (as rotate-data-key --reencrypt; resumes an interrupted run), then rotate the master key',
       default: false,
     },
     'new-key-file': {
@@ -105,93 +230,56 @@ const rotateCommand = defineCommand({
         'Where to write the new key when the current one comes from SECRYN_MASTER_KEY or a systemd credential',
       valueHint: 'path',
     },
-    'batch-size': {
-      type: 'string',
-      description: 'Values re-encrypted per transaction (default 500)',
-      valueHint: 'n',
-    },
+    ...batchSizeArg,
   },
   async run({ args }) {
-    const batchSize = args['batch-size'] === undefined ? 500 : Number(args['batch-size']);
-    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
-      throw new CliFailure('--batch-size must be an integer from 1 to 100000', ExitCode.USAGE);
-    }
+    const batchSize = parseBatchSize(args['batch-size']);
     const instance = await openForKeyring(args);
     try {
       const ctx = contextOf(instance);
-      const pending = args.reencrypt ? readUnfinishedReencryption(instance.sqlite) : undefined;
+      // Refuse a flag that does not fit the key's source before anything changes.
+      const loaded = loadConfiguredMasterKey(ctx.config, ctx.env);
+      loaded.key.fill(0);
+      assertMasterKeyRotatable(loaded, args['new-key-file']);
+      // The data key first: wrapped under the master key running servers hold, so they load
+      // it live; re-wrapping afterwards changes no data key they need.
+      const step = args.reencrypt
+        ? await rotateDataKeyStep(ctx, {
+            reencrypt: true,
+            batchSize,
+            json: Boolean(args.json),
+            again: 'secryn master-key rotate --reencrypt',
+          })
+        : undefined;
       let rotation: RotationRecord;
-      if (pending) {
-        rotation = pending;
-        if (!args.json) {
-          print(
-            `resuming the re-encryption of rotation ${pending.id} (master key already rotated ` +
-              `on ${new Date(pending.rotatedAt).toISOString()})`,
-          );
+      try {
+        rotation = rotateMasterKey(ctx, {
+          actor: localActor(),
+          newKeyFile: args['new-key-file'],
+        });
+      } catch (error) {
+        if (error instanceof MasterKeyError && error.reason === 'exists') {
+          throw new CliFailure(`${error.message} (give --new-key-file a path that does not exist)`);
         }
-      } else {
-        try {
-          rotation = rotateMasterKey(ctx, {
-            actor: localActor(),
-            reencrypt: args.reencrypt,
-            newKeyFile: args['new-key-file'],
-          });
-        } catch (error) {
-          if (error instanceof MasterKeyError && error.reason === 'exists') {
-            throw new CliFailure(
-              `${error.message} (give --new-key-file a path that does not exist)`,
-            );
-          }
-          throw error;
-        }
-        if (!args.json) print(rotationLines(rotation).join('\n'));
-      }
-      let result: ReencryptResult | undefined;
-      if (args.reencrypt) {
-        const bar = args.json ? undefined : progressBar();
-        try {
-          result = await reencryptValues(ctx, rotation.id, { batchSize, onProgress: bar?.update });
-        } finally {
-          bar?.finish();
-        }
+        throw error;
       }
       if (args.json) {
         print(
           JSON.stringify({
             rotation_id: rotation.id,
-            resumed: Boolean(pending),
+            resumed: step?.resumed ?? false,
             old_fingerprint: rotation.oldFingerprint,
             new_fingerprint: rotation.newFingerprint,
             source: rotation.keySource,
             key_file: rotation.keyFile,
             backup_file: rotation.backupFile,
             new_key_file: rotation.newKeyFile,
-            reencryption: result
-              ? {
-                  data_key_version: result.dataKeyVersion,
-                  reencrypted: result.reencrypted,
-                  remaining: result.remaining,
-                  undecryptable: result.undecryptable,
-                  completed: result.completed,
-                }
-              : null,
+            data_key_rotation_id: step?.rotation.id ?? null,
+            reencryption: reencryptionJson(step?.result),
           }),
         );
-      } else if (result) {
-        print(
-          `re-encrypted ${result.reencrypted} value(s) under data key v${result.dataKeyVersion}`,
-        );
-        if (result.undecryptable > 0) {
-          print(
-            `${result.undecryptable} value(s) do not decrypt (corrupt?) and were left as they are`,
-          );
-        }
-      }
-      if (result && !result.completed) {
-        throw new CliFailure(
-          `re-encryption incomplete: ${result.remaining} value(s) remain under older data keys; ` +
-            'run `secryn master-key rotate --reencrypt` again to continue',
-        );
+      } else {
+        print(rotationLines(rotation).join('\n'));
       }
     } finally {
       await instance.close();
@@ -215,8 +303,8 @@ function rotationLines(rotation: RotationRecord): string[] {
         : 'the systemd credential';
     lines.push(
       `the new key is in ${rotation.newKeyFile} (mode 0600); the database now requires it:`,
-      `  1. put its content in ${source} and restart secryn serve (a start with the old key is refused;`,
-      `     a server already running keeps serving, reading the new key from that file if it must reload)`,
+      `  1. put its content in ${source} (a start with the old key is refused; a server already`,
+      `     running keeps serving with the data keys it holds and needs no restart)`,
       `  2. back the new key up, then delete ${rotation.newKeyFile}`,
     );
   }
@@ -251,5 +339,9 @@ function progressBar(): { update: (p: ReencryptProgress) => void; finish: () => 
 /** `secryn master-key`: the master key's status and rotation. */
 export const masterKeyCommand = defineCommand({
   meta: { name: 'master-key', description: 'Show or rotate the master key' },
-  subCommands: { status: statusCommand, rotate: rotateCommand },
+  subCommands: {
+    status: statusCommand,
+    rotate: rotateCommand,
+    'rotate-data-key': rotateDataKeyCommand,
+  },
 });

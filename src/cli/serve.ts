@@ -1,4 +1,6 @@
 import { defineCommand } from 'citty';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { buildFeatures } from '../features.ts';
 import { claimServeMarker } from '../backup/serve-marker.ts';
 import { isDatabaseBusy } from '../db/write-lock.ts';
@@ -54,7 +56,8 @@ async function serveUntilSignal(
   const { features, start, stop, recordOutcome } = buildFeatures(instance);
   let running: RunningServer;
   try {
-    running = startServer(instance, { features, recordOutcome, afterDrain: stop });
+    const address = await listenAddress(instance.config.server);
+    running = startServer(instance, { features, recordOutcome, afterDrain: stop, address });
   } catch (error) {
     // Nothing runs yet but the database.
     await instance.close();
@@ -84,13 +87,52 @@ async function serveUntilSignal(
   logger.info('stopped');
 }
 
+const UNRESOLVABLE = 'the host is not an address or a name that resolves';
+
 /** Why binding fails, in the words an operator acts on, by the listen error's code. */
 const LISTEN_FAILURES: Record<string, string> = {
   EADDRINUSE: 'the port is in use by another process',
   EADDRNOTAVAIL: "the address is not one of this machine's",
-  EINVAL: 'the host is not an address or a name that resolves',
+  EINVAL: UNRESOLVABLE,
   EACCES: 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)',
 };
+
+/** How long `server.host` may take to resolve before serve gives up on it. */
+const RESOLVE_TIMEOUT_MS = 10_000;
+
+/** Resolves a host name to one address (node:dns's `lookup`, replaceable in tests). */
+export type HostLookup = (host: string) => Promise<{ address: string }>;
+
+/**
+ * The address to bind for `server.host`, resolved before listening: Bun's own resolution fails
+ * with bare errno texts (`ENOENT … listen` on a host without a working resolver). An IP literal
+ * is used as it is, and `localhost` is the IPv4 loopback without asking any resolver (RFC 6761
+ * reserves it for loopback, and a host without /etc/hosts must still be able to serve on it).
+ * Any resolution failure, a timeout included, is the documented "cannot listen" line (exit 1).
+ */
+export async function listenAddress(
+  server: { host: string; port: number },
+  lookup: HostLookup = dnsLookup,
+): Promise<string> {
+  const host = server.host.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(host) !== 0) return host;
+  if (/^localhost\.?$/i.test(host)) return '127.0.0.1';
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const resolved = await Promise.race([
+      lookup(host),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out')), RESOLVE_TIMEOUT_MS);
+      }),
+    ]);
+    if (isIP(resolved.address) === 0) throw new Error('not an address');
+    return resolved.address;
+  } catch {
+    throw cannotListen(server, UNRESOLVABLE);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * The one line for a listener that could not start (Bun's own messages name neither the host
@@ -100,9 +142,14 @@ function listenFailure(
   error: unknown,
   server: { host: string; port: number },
 ): CliFailure | undefined {
+  if (error instanceof CliFailure) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const reason = code === undefined ? undefined : LISTEN_FAILURES[code];
   if (reason === undefined) return undefined;
+  return cannotListen(server, reason);
+}
+
+function cannotListen(server: { host: string; port: number }, reason: string): CliFailure {
   return new CliFailure(
     `cannot listen on ${server.host}:${server.port} (server.host, server.port): ${reason}`,
   );

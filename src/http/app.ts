@@ -15,9 +15,8 @@ export type AppOptions = {
   config: Config;
   logger: Logger;
   version: string;
-  isHealthy: () => Promise<boolean>;
-  /** Why health answers 503, when a known cause applies (see HealthOptions). */
-  unavailableReason?: () => string | undefined;
+  /** See {@link import('./health.ts').HealthOptions.failingChecks}. */
+  failingChecks: () => Promise<string[]>;
   /** Resolves the client address of a request (socket address, or X-Forwarded-For when trusted). */
   clientIp?: (request: Request, socketIp: string | undefined) => string;
   /**
@@ -112,13 +111,7 @@ export function createApp(options: AppOptions) {
       logAccess(logger, request, statusOfResponse(responseValue, set.status), requestMeta(request));
     });
   }
-  app.use(
-    healthRoutes({
-      version: options.version,
-      isHealthy: options.isHealthy,
-      unavailableReason: options.unavailableReason,
-    }),
-  );
+  app.use(healthRoutes({ version: options.version, failingChecks: options.failingChecks }));
 
   for (const feature of options.features ?? []) app.use(feature);
   // After the features: the docs plugin documents the routes registered before it.

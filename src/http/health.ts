@@ -2,19 +2,18 @@ import { Elysia, t } from 'elysia';
 
 export type HealthOptions = {
   version: string;
-  /** True when the database accepts writes and the keyring is loaded. */
-  isHealthy: () => Promise<boolean>;
   /**
-   * Asked only when unhealthy: a short stable code naming a known cause (e.g. `disk_full`),
-   * never internals such as paths or error texts; undefined when no known cause applies.
+   * The names of the readiness checks failing now (e.g. `database`, `keyring`); empty when the
+   * database accepts writes and the keyring can open every stored value.
    */
-  unavailableReason?: () => string | undefined;
+  failingChecks: () => Promise<string[]>;
 };
 
 const HealthBody = t.Object({
   status: t.Union([t.Literal('ok'), t.Literal('unavailable')]),
   version: t.String(),
-  reason: t.Optional(t.String({ description: 'Why unavailable, e.g. `disk_full`' })),
+  /** On 503 only: which checks fail, by name (why is in the server log). */
+  failing: t.Optional(t.Array(t.String())),
 });
 
 /**
@@ -23,14 +22,13 @@ const HealthBody = t.Object({
  */
 export function healthRoutes(options: HealthOptions) {
   const handler = async ({ set }: { set: { status?: number | string } }) => {
-    const healthy = await options.isHealthy();
-    set.status = healthy ? 200 : 503;
-    const reason = healthy ? undefined : options.unavailableReason?.();
-    return {
-      status: healthy ? ('ok' as const) : ('unavailable' as const),
-      version: options.version,
-      ...(reason === undefined ? {} : { reason }),
-    };
+    const failing = await options.failingChecks();
+    if (failing.length === 0) {
+      set.status = 200;
+      return { status: 'ok' as const, version: options.version };
+    }
+    set.status = 503;
+    return { status: 'unavailable' as const, version: options.version, failing };
   };
   const detail = {
     summary: 'Health check',

@@ -1,19 +1,30 @@
 /**
  * The instance keyring: what every feature uses to seal and open its encrypted columns. It holds
- * the unwrapped data keys in memory (never the master key) and follows changes made by other
- * processes: a `master-key rotate --reencrypt` elsewhere adds a data key and makes it current;
- * this keyring notices through the `generation` counter (checked at most once per refresh
- * interval on encrypt, and at once when a value names a data key it does not hold) and reloads
- * from the database, re-reading the master key from its source.
+ * the unwrapped data keys and the master key it was opened with in memory, and follows changes
+ * made by other processes through the `generation` counter (checked at most once per refresh
+ * interval on encrypt, by the server's timer, and at once when a value names a data key it does
+ * not hold):
+ *  - a data-key rotation adds a data key wrapped under the current master key, which this
+ *    process holds: it is unwrapped and made current without reading any key file;
+ *  - a master-key rotation re-wraps the stored keys: the data keys already loaded stay loaded
+ *    and only the recorded fingerprint changes, so nothing needs the new key file.
+ * A data key it cannot unwrap (one added after a master-key rotation, by a process holding the
+ * new key, when the new key is not readable here) makes the keyring unready, naming why: health
+ * answers 503 and so does every request that needs that key; it never seals under an older key.
  */
 import type { Database } from 'bun:sqlite';
 import type { ValueLocation } from '../crypto/envelope.ts';
 import { UnknownDataKeyError } from '../crypto/errors.ts';
-import { masterKeyFingerprint, type Keyring } from '../crypto/keyring.ts';
+import {
+  masterKeyFingerprint,
+  unwrapDataKey,
+  wrapDataKey,
+  type Keyring,
+} from '../crypto/keyring.ts';
 import type { Config } from '../config/schema.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
-import { KeyringError, MasterKeyMismatchError } from './errors.ts';
+import { KeyringError } from './errors.ts';
 import { forgetIntegrity } from './integrity.ts';
 import {
   configuredKeyPath,
@@ -26,7 +37,8 @@ import {
   readKeyringGeneration,
   readKeyringSnapshot,
   readRotations,
-  unlockKeyring,
+  type KeyringState,
+  type WrappedDataKey,
 } from './store.ts';
 
 /** Where the master key comes from (see src/crypto/master-key.ts for the order). */
@@ -39,22 +51,23 @@ export type MasterKeySource = 'file' | 'env' | 'credential';
 export interface InstanceKeyring {
   /**
    * Seals `plaintext` (strings as UTF-8) for `where` under the current data key.
-   * Throws ServiceUnavailableError (503) when the keyring is not loaded.
+   * Throws ServiceUnavailableError (503) when the keyring is not loaded or cannot load the
+   * current data key.
    */
   encrypt(plaintext: Uint8Array | string, where: ValueLocation): Uint8Array;
   /**
    * Opens a value sealed for `where`. A value under a data key this process has not loaded yet
    * triggers one reload from the database. Throws DecryptionError for anything tampered,
-   * misplaced or corrupt; UnknownDataKeyError if the database does not hold its data key either.
+   * misplaced or corrupt; ServiceUnavailableError (503) if its data key cannot be loaded.
    */
   decrypt(ciphertext: Uint8Array, where: ValueLocation): Uint8Array;
   /** {@link decrypt} then strict UTF-8 decoding (DecryptionError('invalid_utf8') if invalid). */
   decryptString(ciphertext: Uint8Array, where: ValueLocation): string;
-  /** True while a current data key is loaded; health answers 503 otherwise. */
+  /** True while every stored data key is loaded; health answers 503 otherwise. */
   isReady(): boolean;
   /** The data-key version new values are sealed under. */
   readonly currentVersion: number;
-  /** Fingerprint of the master key that unwrapped the loaded data keys. */
+  /** Fingerprint of the master key the database records. */
   readonly fingerprint: string;
   /** The configured master key source. */
   readonly source: MasterKeySource;
@@ -74,50 +87,58 @@ export type LiveKeyringOptions = {
 
 type Loaded = { ring: Keyring; generation: number; fingerprint: string };
 
+/** The master key this process holds: the one it opened with, or one it found later. */
+type HeldMasterKey = { key: Uint8Array; fingerprint: string };
+
 /** The {@link InstanceKeyring} of an open instance; built by `openKeyring` (open.ts). */
 export class LiveKeyring implements InstanceKeyring {
   #loaded: Loaded | undefined;
+  #master: HeldMasterKey | undefined;
+  /** Why a stored data key cannot be loaded (the keyring is then unready), if it cannot. */
+  #unavailable: string | undefined;
   #lastCheck: number;
-  #failedGeneration: number | undefined;
   readonly #options: LiveKeyringOptions;
   readonly #interval: number;
   readonly #now: () => number;
   readonly source: MasterKeySource;
 
-  constructor(options: LiveKeyringOptions, initial: Loaded, source: MasterKeySource) {
+  /** `masterKey` (copied) must be the key that unwrapped `initial`. */
+  constructor(
+    options: LiveKeyringOptions,
+    initial: Loaded,
+    source: MasterKeySource,
+    masterKey: Uint8Array,
+  ) {
     this.#options = options;
     this.#interval = options.refreshIntervalMs ?? 1000;
     this.#now = options.monotonicNow ?? (() => performance.now());
     this.#loaded = initial;
+    this.#master = { key: new Uint8Array(masterKey), fingerprint: initial.fingerprint };
     this.#lastCheck = this.#now();
     this.source = source;
   }
 
   encrypt(plaintext: Uint8Array | string, where: ValueLocation): Uint8Array {
     if (this.#now() - this.#lastCheck >= this.#interval) this.refresh();
+    if (this.#unavailable) throw this.#unavailableError();
     return this.#ring().encrypt(plaintext, where);
   }
 
   decrypt(ciphertext: Uint8Array, where: ValueLocation): Uint8Array {
-    try {
-      return this.#ring().decrypt(ciphertext, where);
-    } catch (error) {
-      if (!(error instanceof UnknownDataKeyError) || !this.refresh()) throw error;
-      return this.#ring().decrypt(ciphertext, where);
-    }
+    return this.#opening(() => this.#ring().decrypt(ciphertext, where));
   }
 
   decryptString(ciphertext: Uint8Array, where: ValueLocation): string {
-    try {
-      return this.#ring().decryptString(ciphertext, where);
-    } catch (error) {
-      if (!(error instanceof UnknownDataKeyError) || !this.refresh()) throw error;
-      return this.#ring().decryptString(ciphertext, where);
-    }
+    return this.#opening(() => this.#ring().decryptString(ciphertext, where));
   }
 
   isReady(): boolean {
-    return this.#loaded?.ring.isReady ?? false;
+    return this.#unavailable === undefined && (this.#loaded?.ring.isReady ?? false);
+  }
+
+  /** Why the keyring is unready (for the log and `master-key status`), if it is. */
+  get unavailableReason(): string | undefined {
+    return this.#loaded ? this.#unavailable : 'the keyring is not loaded';
   }
 
   get currentVersion(): number {
@@ -128,7 +149,7 @@ export class LiveKeyring implements InstanceKeyring {
     return this.#loaded?.fingerprint ?? '';
   }
 
-  /** The generation of the loaded keyring (grows with every data-key change). */
+  /** The generation of the loaded keyring (grows with every rotation). */
   get generation(): number {
     return this.#loaded?.generation ?? 0;
   }
@@ -139,9 +160,9 @@ export class LiveKeyring implements InstanceKeyring {
   }
 
   /**
-   * Checks the generation counter now and reloads if another process changed the keyring.
-   * Returns true if it reloaded. A failed reload is logged (once per generation) and the keys
-   * already loaded stay in use, so values they protect keep decrypting.
+   * Checks the generation counter now and follows the database if another process changed the
+   * keyring. Returns true if it loaded something new. A data key it cannot load is logged (once
+   * per reason) and makes the keyring unready; the keys already loaded stay in use for reading.
    */
   refresh(): boolean {
     this.#lastCheck = this.#now();
@@ -149,65 +170,131 @@ export class LiveKeyring implements InstanceKeyring {
     const generation = readKeyringGeneration(this.#options.sqlite);
     if (generation === undefined || generation === this.#loaded.generation) return false;
     try {
-      this.reload();
-      this.#failedGeneration = undefined;
-      return true;
+      return this.reload();
     } catch (error) {
-      if (this.#failedGeneration !== generation) {
-        this.#failedGeneration = generation;
-        this.#options.logger.error('keyring reload failed; keeping the data keys already loaded', {
-          reason: error instanceof Error ? error.message : String(error),
-        });
-      }
+      this.#setUnavailable(error instanceof Error ? error.message : String(error));
       return false;
     }
   }
 
   /**
-   * Reloads the keyring from the database unconditionally, reading the master key again. Accepts,
-   * in order: the configured source, `<key file>.next` (a rotation between its commit and its
-   * file swap), and the new-key file of a rotation recorded for an env/credential source. Throws
-   * MasterKeyMismatchError if none matches the stored fingerprint; the old keys then stay loaded.
+   * Follows the stored keyring unconditionally: records the current fingerprint, unwraps every
+   * data key not loaded yet (with the master key held, or one found in the configured source,
+   * `<key file>.next` or a rotation's new-key file) and switches to the current data key.
+   * Returns true if a data key was added. Throws KeyringError('damaged') for a stored key that
+   * does not open under a master key whose fingerprint matches.
    */
-  reload(): void {
+  reload(): boolean {
     if (!this.#loaded) throw new ServiceUnavailableError('The keyring is not loaded');
-    // Files can move between our reads while another process finishes a swap: try again.
-    for (let attempt = 1; ; attempt++) {
-      const snapshot = readKeyringSnapshot(this.#options.sqlite);
-      if (!snapshot) throw new KeyringError('not_initialized', 'the keyring has disappeared');
-      const key = this.#findMasterKey(snapshot.state.fingerprint);
-      if (key) {
-        try {
-          const ring = unlockKeyring(key, snapshot.state, snapshot.wrapped);
-          this.#loaded = {
-            ring,
-            generation: snapshot.state.generation,
-            fingerprint: snapshot.state.fingerprint,
-          };
-          return;
-        } finally {
-          key.fill(0);
+    const snapshot = readKeyringSnapshot(this.#options.sqlite);
+    if (!snapshot) throw new KeyringError('not_initialized', 'the keyring has disappeared');
+    const { state, wrapped } = snapshot;
+    const ring = this.#loaded.ring;
+    const missing = wrapped.filter((row) => !ring.has(row.version));
+    let added = false;
+    if (missing.length > 0) {
+      const master = this.#masterKeyFor(state.fingerprint);
+      if (master) {
+        for (const row of missing) {
+          const key = unwrapStoredKey(master.key, row);
+          try {
+            ring.add({ version: row.version, key }, row.version === state.currentVersion);
+          } finally {
+            key.fill(0);
+          }
         }
-      }
-      if (attempt === 3) {
-        throw new MasterKeyMismatchError(
-          `no available master key matches fingerprint ${snapshot.state.fingerprint}`,
-          snapshot.state.fingerprint,
-          '',
-        );
+        added = true;
       }
     }
+    this.#loaded = { ring, generation: state.generation, fingerprint: state.fingerprint };
+    this.#setUnavailable(this.#whyUnavailable(state, wrapped));
+    return added;
   }
 
-  /** Forgets every data key and the integrity keys; the instance is then unhealthy and cannot seal or open values. */
+  /**
+   * Wraps a new data key under the master key this process holds, which must be the one the
+   * database records (the data-key rotation's check, made inside its transaction).
+   * Throws KeyringError('conflict') otherwise.
+   */
+  wrapNewDataKey(fingerprint: string, version: number, dataKey: Uint8Array): Uint8Array {
+    const master = this.#masterKeyFor(fingerprint);
+    if (!master) {
+      throw new KeyringError(
+        'conflict',
+        `this process does not hold the instance's current master key (fingerprint ${fingerprint})`,
+      );
+    }
+    return wrapDataKey(master.key, version, dataKey);
+  }
+
+  /**
+   * Forgets every key (master, data and integrity keys); the instance is then unhealthy and
+   * cannot seal or open values.
+   */
   close(): void {
     this.#loaded = undefined;
     forgetIntegrity(this.#options.sqlite);
+    this.#master?.key.fill(0);
+    this.#master = undefined;
   }
 
   #ring(): Keyring {
     if (!this.#loaded) throw new ServiceUnavailableError('The keyring is not loaded');
     return this.#loaded.ring;
+  }
+
+  /** Runs an open; a value whose data key cannot be loaded is a 503, never an internal error. */
+  #opening<T>(open: () => T): T {
+    try {
+      return open();
+    } catch (error) {
+      if (!(error instanceof UnknownDataKeyError)) throw error;
+    }
+    this.refresh();
+    try {
+      return open();
+    } catch (error) {
+      if (!(error instanceof UnknownDataKeyError)) throw error;
+      if (this.#unavailable) throw this.#unavailableError();
+      // The database does not hold that version at all: this one value is damaged.
+      throw new ServiceUnavailableError('A stored value names a data key this instance lacks');
+    }
+  }
+
+  #unavailableError(): ServiceUnavailableError {
+    return new ServiceUnavailableError(
+      'The keyring cannot load a data key that stored values use (see the server log)',
+    );
+  }
+
+  #whyUnavailable(state: KeyringState, wrapped: readonly WrappedDataKey[]): string | undefined {
+    const ring = this.#loaded!.ring;
+    const missing = wrapped.filter((row) => !ring.has(row.version)).map((r) => `v${r.version}`);
+    if (missing.length === 0 && ring.currentVersion === state.currentVersion) return undefined;
+    return (
+      `data key ${missing.join(', ') || `v${state.currentVersion}`} is wrapped under master key ` +
+      `${state.fingerprint}, which this process does not hold (it was started with ` +
+      `${this.#master?.fingerprint ?? 'no key'}): restart it with the current master key`
+    );
+  }
+
+  #setUnavailable(reason: string | undefined): void {
+    if (reason !== undefined && reason !== this.#unavailable) {
+      this.#options.logger.error('keyring unavailable: cannot load a data key', { reason });
+    } else if (reason === undefined && this.#unavailable !== undefined) {
+      this.#options.logger.info('keyring available again');
+    }
+    this.#unavailable = reason;
+  }
+
+  /** The master key with `fingerprint`: the one held, else one found in a known place. */
+  #masterKeyFor(fingerprint: string): HeldMasterKey | undefined {
+    if (this.#master?.fingerprint === fingerprint) return this.#master;
+    const key = this.#findMasterKey(fingerprint);
+    if (!key) return undefined;
+    this.#master?.key.fill(0);
+    this.#master = { key, fingerprint };
+    return this.#master;
   }
 
   #findMasterKey(fingerprint: string): Uint8Array | undefined {
@@ -235,5 +322,18 @@ export class LiveKeyring implements InstanceKeyring {
       key?.fill(0);
     }
     return undefined;
+  }
+}
+
+/** Unwraps one stored key whose master key matched by fingerprint; failing means tampering. */
+function unwrapStoredKey(masterKey: Uint8Array, row: WrappedDataKey): Uint8Array {
+  try {
+    return unwrapDataKey(masterKey, row.version, row.wrapped);
+  } catch {
+    throw new KeyringError(
+      'damaged',
+      `data key v${row.version} does not open with the master key whose fingerprint the ` +
+        `database records: the stored keyring was altered (restore it from a backup)`,
+    );
   }
 }

@@ -99,6 +99,7 @@ export function openKeyring(
       },
       { ring, generation: state.generation, fingerprint: state.fingerprint },
       loaded.source,
+      key,
     );
   } finally {
     key.fill(0);

@@ -4,7 +4,7 @@ import type { Instance } from '../instance.ts';
 import { tempDir } from '../../test/harness.ts';
 import { expectEveryValueDecrypts, makeInstance, open } from '../../test/master-key-helpers.ts';
 import { reencryptValues } from './reencrypt.ts';
-import { rotateMasterKey, type KeyringContext } from './rotate.ts';
+import { rotateDataKey, type KeyringContext } from './rotate.ts';
 import { keyringStatus } from './status.ts';
 import { readRotation, readUnfinishedReencryption } from './store.ts';
 import { putTestValues, testNoteColumn, testValueColumn } from './test-fixture.ts';
@@ -48,7 +48,7 @@ describe('re-encryption', () => {
       expect(before.data_keys).toEqual([
         { version: 1, created_at: expect.any(String), current: true, values: 1241 },
       ]);
-      const rotation = rotateMasterKey(ctx, { actor: 't', reencrypt: true, columns });
+      const rotation = rotateDataKey(ctx, { actor: 't', columns });
       const progress: number[] = [];
       const result = await reencryptValues(ctx, rotation.id, {
         columns,
@@ -87,7 +87,7 @@ describe('re-encryption', () => {
     const instance = open(setup);
     try {
       const ctx = contextOf(instance);
-      const rotation = rotateMasterKey(ctx, { actor: 't', reencrypt: true, columns });
+      const rotation = rotateDataKey(ctx, { actor: 't', columns });
       let batches = 0;
       await expect(
         reencryptValues(ctx, rotation.id, {
@@ -133,7 +133,7 @@ describe('re-encryption', () => {
     const server = open(setup, { keyringRefreshMs: 60_000 });
     try {
       const ctx = contextOf(admin);
-      const rotation = rotateMasterKey(ctx, { actor: 't', reencrypt: true, columns });
+      const rotation = rotateDataKey(ctx, { actor: 't', columns });
       let batch = 0;
       const result = await reencryptValues(ctx, rotation.id, {
         columns,
@@ -185,7 +185,7 @@ describe('re-encryption', () => {
       instance.sqlite
         .query(`UPDATE keyring_test_values SET value = ? WHERE id = 'res_000004'`)
         .run(corrupt);
-      const rotation = rotateMasterKey(ctx, { actor: 't', reencrypt: true, columns });
+      const rotation = rotateDataKey(ctx, { actor: 't', columns });
       const result = await reencryptValues(ctx, rotation.id, { columns, sweepGraceMs: 0 });
       expect(result).toMatchObject({
         reencrypted: 9,

@@ -17,7 +17,7 @@ import { tempDir } from '../../test/harness.ts';
 import { KeyringError, MasterKeyMismatchError } from './errors.ts';
 import { onMasterKeyRotated } from './hooks.ts';
 import { nextKeyPath } from './key-files.ts';
-import { rotateMasterKey, type KeyringContext } from './rotate.ts';
+import { rotateDataKey, rotateMasterKey, type KeyringContext } from './rotate.ts';
 import { readKeyringState, readRotations } from './store.ts';
 import { getTestValue, putTestValues } from './test-fixture.ts';
 
@@ -38,7 +38,8 @@ function contextOf(
 async function rotateOnce(setup: Setup, options: { reencrypt?: boolean } = {}) {
   const instance = open(setup);
   try {
-    return rotateMasterKey(contextOf(instance), { actor: 'test', ...options });
+    if (options.reencrypt) return rotateDataKey(contextOf(instance), { actor: 'test' });
+    return rotateMasterKey(contextOf(instance), { actor: 'test' });
   } finally {
     await instance.close();
   }
@@ -71,9 +72,10 @@ describe('master-key rotation (file source)', () => {
     try {
       expect(readKeyringState(instance.sqlite)!.fingerprint).toBe(newFingerprint);
       expect(readRotations(instance.sqlite)).toHaveLength(1);
-      // Master-key-only rotation leaves the data keys (and the generation) alone.
+      // Master-key-only rotation leaves the data keys alone; the generation moves so that
+      // running servers learn the new fingerprint.
       expect(instance.keyring.currentVersion).toBe(1);
-      expect(instance.keyring.generation).toBe(1);
+      expect(instance.keyring.generation).toBe(2);
     } finally {
       await instance.close();
     }
@@ -230,11 +232,8 @@ describe('master-key rotation (environment source)', () => {
       expect(() => rotateMasterKey(contextOf(admin, oldEnv), { actor: 't' })).toThrow(
         /--new-key-file/,
       );
-      const rotation = rotateMasterKey(contextOf(admin, oldEnv), {
-        actor: 't',
-        reencrypt: true,
-        newKeyFile,
-      });
+      rotateDataKey(contextOf(admin, oldEnv), { actor: 't', columns: [] });
+      const rotation = rotateMasterKey(contextOf(admin, oldEnv), { actor: 't', newKeyFile });
       expect(rotation).toMatchObject({
         keySource: 'env',
         newKeyFile,

@@ -940,8 +940,7 @@ export interface operations {
                         /** @enum {string} */
                         status: "ok" | "unavailable";
                         version: string;
-                        /** @description Why unavailable, e.g. `disk_full` */
-                        reason?: string;
+                        failing?: string[];
                     };
                 };
             };
@@ -957,8 +956,7 @@ export interface operations {
                         /** @enum {string} */
                         status: "ok" | "unavailable";
                         version: string;
-                        /** @description Why unavailable, e.g. `disk_full` */
-                        reason?: string;
+                        failing?: string[];
                     };
                 };
             };
