@@ -280,7 +280,9 @@ describe('keys create --expires-in', () => {
         '--json',
       ]);
     const far = await create('999999w');
-    expect(far.stderr).toBe('secryn: --expires-in: Must be no later than 9999-12-31T23:59:59Z\n');
+    expect(JSON.parse(far.stderr)).toEqual({
+      error: { code: 'USAGE', message: '--expires-in: Must be no later than 9999-12-31T23:59:59Z' },
+    });
     expect(far.exitCode).toBe(2);
     expect(far.stdout).toBe('');
     const near = await create('520w');
