@@ -290,6 +290,17 @@ describe('an instance from before integrity protection', () => {
     expect(() => openInstance(config, memoryLogger())).toThrow(/integrity record was altered/);
   });
 
+  test("setting the stored values' format back to 1 is refused (the record is MACed)", async () => {
+    using dir = tempDir();
+    const { config, instance } = stoppedInstance(dir.path);
+    await instance.close();
+    const db = new Database(config.storage.path);
+    // Would let the owner-binding migration re-seal a format-1 value moved in from an old copy.
+    db.run('UPDATE keyring_state SET value_format = 1');
+    db.close();
+    expect(() => openInstance(config, memoryLogger())).toThrow(/integrity record was altered/);
+  });
+
   test('the CLI keeps working on a migrated instance (keys list, audit verify)', async () => {
     using dir = tempDir();
     const config = writeConfig(dir.path);

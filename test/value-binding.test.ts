@@ -14,6 +14,7 @@ import { buildFeatures } from '../src/features.ts';
 import { createInstance, openInstance, type Instance } from '../src/instance.ts';
 import { bindValueLocations } from '../src/keyring/bind-locations.ts';
 import { encryptedColumns } from '../src/keyring/encrypted-columns.ts';
+import { sealIntegrityState } from '../src/keyring/integrity.ts';
 import { selectValueRows, type ValueRow } from '../src/keyring/value-census.ts';
 import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
 import { resourceValueColumn } from '../src/resources/tables.ts';
@@ -401,6 +402,7 @@ function openForMigration(dir: string) {
   db.close();
   const instance = openInstance(testConfig(dir), logger, { clock });
   instance.sqlite.query('UPDATE keyring_state SET value_format = ?').run(format);
+  sealIntegrityState(instance.sqlite); // the format is MACed: renew it as an old instance had it
   return {
     sqlite: instance.sqlite,
     keyring: instance.keyring,

@@ -19,7 +19,8 @@ import type { Logger } from '../log/logger.ts';
 import './known-columns.ts';
 import { encryptedColumns, type EncryptedColumn } from './encrypted-columns.ts';
 import type { InstanceKeyring } from './live-keyring.ts';
-import { markValueFormatCurrent, readValueFormat, withWriteLock } from './store.ts';
+import { markValueFormatBound } from './integrity.ts';
+import { readValueFormat, withWriteLock } from './store.ts';
 import {
   assertTableExists,
   quoteIdentifier,
@@ -93,7 +94,7 @@ export function bindValueLocations(
       });
     }
   }
-  withWriteLock(sqlite, () => markValueFormatCurrent(sqlite));
+  withWriteLock(sqlite, () => markValueFormatBound(sqlite));
   if (resealed > 0 || undecryptable > 0) {
     logger.info('stored values re-sealed bound to their vault and project', {
       resealed,

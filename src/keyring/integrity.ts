@@ -21,7 +21,14 @@ import { KeyringError, MasterKeyMismatchError } from './errors.ts';
 /** The derived keys of an open instance, and the first audit entry hashed with a key. */
 export type Integrity = IntegrityKeys & { auditKeyedFrom: number };
 
-type IntegrityRow = { wrapped: Uint8Array; auditKeyedFrom: number; createdAt: number; mac: string };
+type IntegrityRow = {
+  wrapped: Uint8Array;
+  auditKeyedFrom: number;
+  createdAt: number;
+  /** keyring_state.value_format: covered by the MAC so it cannot be set back to 1. */
+  valueFormat: number;
+  mac: string;
+};
 
 const loaded = new WeakMap<Database, Integrity>();
 
@@ -57,9 +64,15 @@ export function maybeIntegrityOf(sqlite: Database): Integrity | undefined {
   return loaded.get(sqlite);
 }
 
-/** What the record's MAC covers: where the keyed chain starts, and when the record was made. */
-function stateMacInput(auditKeyedFrom: number, createdAt: number): string {
-  return JSON.stringify(['secryn.integrity-state.v1', auditKeyedFrom, createdAt]);
+/**
+ * What the record's MAC covers: where the keyed chain starts, when the record was made, and the
+ * oldest envelope format stored values may still have (keyring_state.value_format). Covering the
+ * format stops someone with write access to the file from setting it back to 1, which would
+ * make the owner-binding migration accept, and re-seal where it now lies, an old format-1
+ * value moved in from a copy of the file.
+ */
+function stateMacInput(auditKeyedFrom: number, createdAt: number, valueFormat: number): string {
+  return JSON.stringify(['secryn.integrity-state.v1', auditKeyedFrom, createdAt, valueFormat]);
 }
 
 /** The stored record, or undefined when this database has none (made by an older version). */
@@ -68,7 +81,9 @@ export function readIntegrityRow(sqlite: Database): IntegrityRow | undefined {
     sqlite
       .query<IntegrityRow, []>(
         `SELECT wrapped_key AS wrapped, audit_keyed_from AS auditKeyedFrom,
-           created_at AS createdAt, mac FROM keyring_integrity WHERE id = 1`,
+           created_at AS createdAt, mac,
+           (SELECT value_format FROM keyring_state WHERE id = 1) AS valueFormat
+         FROM keyring_integrity WHERE id = 1`,
       )
       .get() ?? undefined
   );
@@ -95,11 +110,12 @@ export function unlockIntegrity(masterKey: Uint8Array, row: IntegrityRow): Integ
   }
   const keys = deriveIntegrityKeys(root);
   root.fill(0);
-  if (!hmacHexMatches(keys.state, stateMacInput(row.auditKeyedFrom, row.createdAt), row.mac)) {
+  const input = stateMacInput(row.auditKeyedFrom, row.createdAt, row.valueFormat);
+  if (!hmacHexMatches(keys.state, input, row.mac)) {
     throw new KeyringError(
       'damaged',
-      'the integrity record was altered (where the keyed audit chain starts no longer matches ' +
-        'its MAC): restore the database from a backup',
+      'the integrity record was altered (where the keyed audit chain starts, or the stored ' +
+        "values' format, no longer matches its MAC): restore the database from a backup",
     );
   }
   return { ...keys, auditKeyedFrom: row.auditKeyedFrom };
@@ -128,7 +144,7 @@ export function createIntegrity(
         wrapIntegrityRootKey(masterKey, root),
         auditKeyedFrom,
         now,
-        hmacHex(keys.state, stateMacInput(auditKeyedFrom, now)),
+        hmacHex(keys.state, stateMacInput(auditKeyedFrom, now, readValueFormatOf(sqlite))),
       );
     const integrity = { ...keys, auditKeyedFrom };
     registerIntegrity(sqlite, integrity);
@@ -136,6 +152,37 @@ export function createIntegrity(
   } finally {
     root.fill(0);
   }
+}
+
+function readValueFormatOf(sqlite: Database): number {
+  return (
+    sqlite
+      .query<{ f: number }, []>('SELECT value_format AS f FROM keyring_state WHERE id = 1')
+      .get()?.f ?? 1
+  );
+}
+
+/**
+ * Sets keyring_state.value_format to 2 and renews the record's MAC to cover it, in one step
+ * (call inside the caller's write transaction, with the keys of this connection loaded).
+ */
+export function markValueFormatBound(sqlite: Database): void {
+  sqlite.query('UPDATE keyring_state SET value_format = 2 WHERE id = 1 AND value_format < 2').run();
+  sealIntegrityState(sqlite);
+}
+
+/**
+ * Renews the record's MAC over the state as it is now (after a change this process made on
+ * purpose; never to accept a state found on opening). A database without the record has
+ * nothing to renew.
+ */
+export function sealIntegrityState(sqlite: Database): void {
+  const row = readIntegrityRow(sqlite);
+  if (!row) return;
+  const { state } = integrityOf(sqlite);
+  sqlite
+    .query('UPDATE keyring_integrity SET mac = ? WHERE id = 1')
+    .run(hmacHex(state, stateMacInput(row.auditKeyedFrom, row.createdAt, row.valueFormat)));
 }
 
 /**

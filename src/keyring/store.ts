@@ -194,11 +194,6 @@ export function readValueFormat(sqlite: Database): number {
   );
 }
 
-/** Records that every stored value is in format 2 (call with the write lock held). */
-export function markValueFormatCurrent(sqlite: Database): void {
-  sqlite.query('UPDATE keyring_state SET value_format = 2 WHERE id = 1 AND value_format < 2').run();
-}
-
 /** A rotation by id. */
 export function readRotation(sqlite: Database, id: number): RotationRecord | undefined {
   return (
