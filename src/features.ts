@@ -11,6 +11,7 @@ import { startPurgeLoop, type PurgeLoop } from './resources/purge.ts';
 import { resourceRoutes } from './resources/routes.ts';
 import { vaultRoutes } from './vaults/routes.ts';
 import { eventRoutes } from './events/routes.ts';
+import { secretImportRoutes } from './secrets-import/routes.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 import { DeliveryWorker } from './webhooks/worker.ts';
 
@@ -48,6 +49,7 @@ export function buildFeatures(instance: Instance): Features {
       projectRoutes(instance),
       vaultRoutes(instance),
       resourceRoutes(instance),
+      secretImportRoutes(instance),
       webhookRoutes(instance),
       eventRoutes(instance),
     ],

@@ -156,6 +156,33 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
     await admin.GET('/v1/vaults/{id}/secrets/{name}', {
       params: { path: { id: vault.id, name: 'db-password' } },
     });
+    const imported = await admin.POST('/v1/vaults/{id}/secrets/import', {
+      ...vaultPath,
+      body: {
+        secrets: [
+          { name: 'db-password', value: 's3cret-3' },
+          { name: 'IMPORTED', value: 'i' },
+        ],
+      },
+    });
+    expect(imported.data).toEqual({
+      created: ['IMPORTED'],
+      updated: ['db-password'],
+      unchanged: [],
+    });
+    expect(
+      (
+        await admin.POST('/v1/vaults/{id}/secrets/import', {
+          ...vaultPath,
+          body: {
+            secrets: [
+              { name: 'D', value: '1' },
+              { name: 'D', value: '2' },
+            ],
+          },
+        })
+      ).error?.error.details?.field,
+    ).toBe('secrets.1.name');
     const key = (
       await admin.POST('/v1/resources', {
         body: {

@@ -124,6 +124,8 @@ const EXPECTED: Record<string, Row> = {
   'PUT /v1/vaults/:id': row({ admin: 200, manager: 200, project_limited: 200 }),
   'DELETE /v1/vaults/:id': row({ admin: 200, manager: 200, project_limited: 200 }),
   'GET /v1/vaults/:id/secrets/:name': row({ ...READ_ALL }),
+  // A bulk import writes like POST/PUT /v1/resources: contributors and up, not readers or access.
+  'POST /v1/vaults/:id/secrets/import': row({ ...WRITE }),
   'GET /v1/vaults/:id/keys': row({ ...READ_ALL }),
   'GET /v1/vaults/:id/certificates': row({ ...READ_ALL }),
   // Downloads are the value itself: revealers only (not readers).
@@ -258,6 +260,10 @@ const REQUESTS: Record<string, (h: Helpers) => Call | Promise<Call>> = {
   }),
   'GET /v1/vaults/:id/secrets/:name': (h) => ({
     path: `/v1/vaults/${h.world.vaultA}/secrets/SECRET_A`,
+  }),
+  'POST /v1/vaults/:id/secrets/import': (h) => ({
+    path: `/v1/vaults/${h.world.vaultA}/secrets/import`,
+    body: { secrets: [{ name: unique('imported'), value: 'v' }] },
   }),
   'GET /v1/vaults/:id/keys': (h) => ({ path: `/v1/vaults/${h.world.vaultA}/keys` }),
   'GET /v1/vaults/:id/certificates': (h) => ({ path: `/v1/vaults/${h.world.vaultA}/certificates` }),
