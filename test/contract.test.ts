@@ -268,6 +268,11 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
     await admin.GET('/v1/webhooks/{id}/deliveries/{dlv_id}', deliveryPath);
     await admin.POST('/v1/webhooks/{id}/deliveries/{dlv_id}/retry', deliveryPath);
     const events = (await admin.GET('/v1/events')).data!;
+    // The stream itself never ends; its refusals are JSON errors like any other.
+    const badResume = await admin.GET('/v1/events/stream', {
+      params: { query: { last_event_id: 'not-an-event' } },
+    });
+    expect(badResume.response.status).toBe(400);
     if (events.data[0]) {
       await admin.GET('/v1/events/{id}', { params: { path: { id: events.data[0].id } } });
     } else {

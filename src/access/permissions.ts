@@ -186,6 +186,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   ),
   'GET /v1/events': rule('events:read', 'event.list', 'event'),
   'GET /v1/events/:id': rule('events:read', 'event.read', 'event', 'id'),
+  'GET /v1/events/stream': rule('events:read', 'event.stream', 'event'),
 };
 
 /** Paths under `/v1` that need no key (API.md §1). */
