@@ -11,6 +11,9 @@ import { startPurgeLoop, type PurgeLoop } from './resources/purge.ts';
 import { resourceRoutes } from './resources/routes.ts';
 import { vaultRoutes } from './vaults/routes.ts';
 import { eventRoutes } from './events/routes.ts';
+import { EventStreamHub } from './events/stream.ts';
+import { eventStreamRoutes } from './events/stream-routes.ts';
+import { secretImportRoutes } from './secrets-import/routes.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 import { DeliveryWorker } from './webhooks/worker.ts';
 
@@ -38,6 +41,12 @@ export function buildFeatures(instance: Instance): Features {
   const access = createAccessLayer(instance);
   // Webhook deliveries, expiry notices and event retention (src/webhooks/worker.ts).
   const deliveryWorker = new DeliveryWorker(instance);
+  // GET /v1/events/stream: open streams, their limits and heartbeats (src/events/stream.ts).
+  const eventStreams = new EventStreamHub(instance, {
+    heartbeatMs: instance.config.events.stream_heartbeat_seconds * 1000,
+    maxPerKey: instance.config.events.max_streams_per_key,
+    maxTotal: instance.config.events.max_streams,
+  });
   return {
     features: [
       access.plugin,
@@ -48,7 +57,9 @@ export function buildFeatures(instance: Instance): Features {
       projectRoutes(instance),
       vaultRoutes(instance),
       resourceRoutes(instance),
+      secretImportRoutes(instance),
       webhookRoutes(instance),
+      eventStreamRoutes(instance, eventStreams),
       eventRoutes(instance),
     ],
     recordOutcome: auditRecorder(instance),
@@ -58,8 +69,10 @@ export function buildFeatures(instance: Instance): Features {
       // Soft-deleted resources past storage.deleted_retention_days; expired idempotency keys.
       purgeLoop = startPurgeLoop(instance);
       deliveryWorker.start();
+      eventStreams.start();
     },
     async stop() {
+      eventStreams.stop();
       // First: stop claiming, let attempts in flight finish (bounded) or hand them back.
       await deliveryWorker.stop();
       await purgeLoop?.stop();

@@ -156,6 +156,33 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
     await admin.GET('/v1/vaults/{id}/secrets/{name}', {
       params: { path: { id: vault.id, name: 'db-password' } },
     });
+    const imported = await admin.POST('/v1/vaults/{id}/secrets/import', {
+      ...vaultPath,
+      body: {
+        secrets: [
+          { name: 'db-password', value: 's3cret-3' },
+          { name: 'IMPORTED', value: 'i' },
+        ],
+      },
+    });
+    expect(imported.data).toEqual({
+      created: ['IMPORTED'],
+      updated: ['db-password'],
+      unchanged: [],
+    });
+    expect(
+      (
+        await admin.POST('/v1/vaults/{id}/secrets/import', {
+          ...vaultPath,
+          body: {
+            secrets: [
+              { name: 'D', value: '1' },
+              { name: 'D', value: '2' },
+            ],
+          },
+        })
+      ).error?.error.details?.field,
+    ).toBe('secrets.1.name');
     const key = (
       await admin.POST('/v1/resources', {
         body: {
@@ -241,6 +268,11 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
     await admin.GET('/v1/webhooks/{id}/deliveries/{dlv_id}', deliveryPath);
     await admin.POST('/v1/webhooks/{id}/deliveries/{dlv_id}/retry', deliveryPath);
     const events = (await admin.GET('/v1/events')).data!;
+    // The stream itself never ends; its refusals are JSON errors like any other.
+    const badResume = await admin.GET('/v1/events/stream', {
+      params: { query: { last_event_id: 'not-an-event' } },
+    });
+    expect(badResume.response.status).toBe(400);
     if (events.data[0]) {
       await admin.GET('/v1/events/{id}', { params: { path: { id: events.data[0].id } } });
     } else {

@@ -123,7 +123,10 @@ describe('OpenAPI document: a contract tools can trust', () => {
       expect(routes.length).toBeGreaterThan(40);
       for (const route of routes) {
         const body = ['POST', 'PUT'].includes(route.method) ? {} : undefined;
-        const reply = await used.send(used.admin, route.method, concretePath(route.path), body);
+        // The event stream never ends: call it with a refused resume point instead.
+        const query = route.path === '/v1/events/stream' ? '?last_event_id=none' : '';
+        const path = concretePath(route.path) + query;
+        const reply = await used.send(used.admin, route.method, path, body);
         expect(reply.status).toBeLessThan(500);
       }
       const afterTraffic = await (await call(used.app, 'GET', '/docs/json')).text();

@@ -1130,7 +1130,7 @@ describe('OpenAPI document', () => {
       const routes = Object.keys(ROUTE_PERMISSIONS).filter((route) =>
         /^\w+ \/v1\/(projects|vaults|resources)/.test(route),
       );
-      expect(routes.length).toBe(24);
+      expect(routes.length).toBe(25);
       for (const route of routes) {
         const [method, path] = route.split(' ') as [string, string];
         const operation = doc.paths[path.replace(/:(\w+)/g, '{$1}')]?.[method.toLowerCase()];

@@ -115,6 +115,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'PUT /v1/vaults/:id': rule('vaults:write', 'vault.update', 'vault', 'id'),
   'DELETE /v1/vaults/:id': rule('vaults:write', 'vault.delete', 'vault', 'id'),
   'GET /v1/vaults/:id/secrets/:name': rule('resources:read', 'resource.read', 'vault', 'id'),
+  'POST /v1/vaults/:id/secrets/import': rule('resources:write', 'resource.import', 'vault', 'id'),
   'GET /v1/vaults/:id/keys': rule('resources:read', 'resource.list', 'vault', 'id'),
   'GET /v1/vaults/:id/certificates': rule('resources:read', 'resource.list', 'vault', 'id'),
   'GET /v1/vaults/:id/keys/:res_id/download': rule(
@@ -185,6 +186,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   ),
   'GET /v1/events': rule('events:read', 'event.list', 'event'),
   'GET /v1/events/:id': rule('events:read', 'event.read', 'event', 'id'),
+  'GET /v1/events/stream': rule('events:read', 'event.stream', 'event'),
 };
 
 /** Paths under `/v1` that need no key (API.md §1). */

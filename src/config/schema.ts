@@ -73,6 +73,9 @@ export const ConfigSchema = Type.Object(
     }),
     events: Section({
       retention_days: Type.Integer({ minimum: 1, maximum: 36500, default: 90 }),
+      stream_heartbeat_seconds: Type.Integer({ minimum: 1, maximum: 300, default: 15 }),
+      max_streams_per_key: Type.Integer({ minimum: 1, maximum: 10_000, default: 5 }),
+      max_streams: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
     }),
     notifications: Section({
       expiring_days: Type.Array(Type.Integer({ minimum: 1, maximum: 3650 }), {

@@ -9,6 +9,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { signalOutboxWrite } from './outbox-signal.ts';
+import { noteEventWritten } from './commit-signal.ts';
 import { newTypeId } from '../ids.ts';
 import { perConnection } from '../db/per-connection.ts';
 
@@ -131,6 +132,8 @@ export function emitEvent(
     payload: JSON.stringify(payload),
     createdAt: now,
   });
+  // Open event streams read it once the transaction has ended (./commit-signal.ts).
+  noteEventWritten();
 
   const targets =
     options.onlyWebhookId !== undefined
