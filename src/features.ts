@@ -10,6 +10,7 @@ import { projectRoutes } from './projects/routes.ts';
 import { startPurgeLoop, type PurgeLoop } from './resources/purge.ts';
 import { resourceRoutes } from './resources/routes.ts';
 import { vaultRoutes } from './vaults/routes.ts';
+import { vaultReadRoutes } from './vault-read/routes.ts';
 import { eventRoutes } from './events/routes.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 import { DeliveryWorker } from './webhooks/worker.ts';
@@ -47,6 +48,7 @@ export function buildFeatures(instance: Instance): Features {
       auditRoutes(instance),
       projectRoutes(instance),
       vaultRoutes(instance),
+      vaultReadRoutes(instance),
       resourceRoutes(instance),
       webhookRoutes(instance),
       eventRoutes(instance),
