@@ -1,7 +1,8 @@
 /**
- * What a feature's route module is made of: named handlers typed from the route's TypeBox
- * schemas (`RouteContext`), and the OpenAPI text of each route (`docsFor`). See
- * docs/CONTRIBUTING.md, "Routes", for the shape of a route module.
+ * What a feature's route module is made of. A feature has `routes.ts` (its Elysia instance: one
+ * line per route, like a table of contents), `handlers.ts` (named handlers, typed from the
+ * route's TypeBox schemas with `RouteContext`) and `spec.ts` (each route's schemas and OpenAPI
+ * text, with `docsFor`).
  */
 import type { Static, TSchema } from '@sinclair/typebox';
 
