@@ -10,6 +10,7 @@ import { projectRoutes } from './projects/routes.ts';
 import { startPurgeLoop, type PurgeLoop } from './resources/purge.ts';
 import { resourceRoutes } from './resources/routes.ts';
 import { vaultRoutes } from './vaults/routes.ts';
+import { vaultReadRoutes } from './vault-read/routes.ts';
 import { eventRoutes } from './events/routes.ts';
 import { EventStreamHub } from './events/stream.ts';
 import { eventStreamRoutes } from './events/stream-routes.ts';
@@ -56,6 +57,7 @@ export function buildFeatures(instance: Instance): Features {
       auditRoutes(instance),
       projectRoutes(instance),
       vaultRoutes(instance),
+      vaultReadRoutes(instance),
       resourceRoutes(instance),
       secretImportRoutes(instance),
       webhookRoutes(instance),

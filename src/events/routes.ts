@@ -8,66 +8,47 @@ import { Elysia } from 'elysia';
 import { principalOf } from '../access/principal.ts';
 import { hasProjectScope, hideAsNotFound } from '../access/visibility.ts';
 import { NotFoundError } from '../errors.ts';
-import { listResponse, listSchema, readPage } from '../http/pagination.ts';
-import type { Instance } from '../instance.ts';
+import { listResponse, readPage } from '../http/pagination.ts';
+import type { RouteContext } from '../http/route.ts';
 import { parseTimestamp } from '../http/schemas.ts';
-import { EventListQuery, EventParams, EventSchema } from '../webhooks/schemas.ts';
+import type { Instance } from '../instance.ts';
+import type { EventListQuery, EventParams } from '../webhooks/schemas.ts';
 import { findEvent, listEvents } from './service.ts';
+import * as spec from './spec.ts';
 import { canSeeEvent, visibleEventFilter } from './visibility.ts';
 
-const detail = (summary: string, description: string) => ({
-  summary,
-  description,
-  tags: ['events'],
-});
-
-/** The `/v1/events` routes. */
-export function eventRoutes(instance: Instance) {
-  const { db } = instance;
+/** The `/v1/events` routes: schemas and OpenAPI text in ./spec.ts. */
+export function eventRoutes(instance: Pick<Instance, 'db'>) {
+  const handle = eventHandlers(instance);
   return new Elysia({ name: 'events' })
-    .get(
-      '/v1/events',
-      ({ query, request, set }) => {
-        const key = principalOf(request);
-        const page = readPage(query);
-        if (query.project_id !== undefined && !hasProjectScope(key, query.project_id)) {
-          hideAsNotFound(request, 'Project');
-        }
-        const { data, total } = listEvents(
-          db,
-          {
-            visible: visibleEventFilter(db, key),
-            type: query.type,
-            sinceMs: query.since === undefined ? undefined : parseTimestamp(query.since, 'since'),
-            projectId: query.project_id,
-          },
-          page.offset,
-          page.limit,
-        );
-        return listResponse(request, set, page, total, data);
-      },
-      {
-        query: EventListQuery,
-        response: { 200: listSchema(EventSchema) },
-        detail: detail(
-          'List events',
-          'Newest first. Filters: type (exact, or `resource.*` for every action on an object), ' +
-            'since (RFC 3339, inclusive), project_id. Kept for events.retention_days.',
-        ),
-      },
-    )
-    .get(
-      '/v1/events/:id',
-      ({ params, request }) => {
-        const found = findEvent(db, params.id);
-        if (!found) throw new NotFoundError('Event');
-        if (!canSeeEvent(db, principalOf(request), found)) hideAsNotFound(request, 'Event');
-        return found.payload;
-      },
-      {
-        params: EventParams,
-        response: { 200: EventSchema },
-        detail: detail('Get an event', 'The payload exactly as webhooks receive it.'),
-      },
-    );
+    .get('/v1/events', handle.list, spec.list)
+    .get('/v1/events/:id', handle.get, spec.get);
+}
+
+/** The handlers, over one instance's database. */
+function eventHandlers({ db }: Pick<Instance, 'db'>) {
+  return { list, get };
+
+  function list({ query, request, set }: RouteContext<{ query: typeof EventListQuery }>) {
+    const key = principalOf(request);
+    const page = readPage(query);
+    if (query.project_id !== undefined && !hasProjectScope(key, query.project_id)) {
+      hideAsNotFound(request, 'Project');
+    }
+    const filter = {
+      visible: visibleEventFilter(db, key),
+      type: query.type,
+      sinceMs: query.since === undefined ? undefined : parseTimestamp(query.since, 'since'),
+      projectId: query.project_id,
+    };
+    const { data, total } = listEvents(db, filter, page.offset, page.limit);
+    return listResponse(request, set, page, total, data);
+  }
+
+  function get({ params, request }: RouteContext<{ params: typeof EventParams }>) {
+    const found = findEvent(db, params.id);
+    if (!found) throw new NotFoundError('Event');
+    if (!canSeeEvent(db, principalOf(request), found)) hideAsNotFound(request, 'Event');
+    return found.payload;
+  }
 }

@@ -560,3 +560,24 @@ export function requeueDelivery(db: Db, clock: Clock, deliveryId: string): boole
     .all();
   return changed.length > 0;
 }
+
+/** The `GET /v1/webhooks` filter: the caller's project scope, then the optional query filters. */
+export function webhookListFilter(
+  scope: SQL | undefined,
+  filters: { projectId?: string; enabled?: boolean },
+): SQL | undefined {
+  return and(
+    scope,
+    filters.projectId === undefined ? undefined : eq(webhooks.projectId, filters.projectId),
+    filters.enabled === undefined ? undefined : eq(webhooks.enabled, filters.enabled),
+  );
+}
+
+/** The id of the delivery an event queued (the test ping queues exactly one). */
+export function deliveryIdOfEvent(db: Db, eventId: string): string | undefined {
+  return db
+    .select({ id: webhookDeliveries.id })
+    .from(webhookDeliveries)
+    .where(eq(webhookDeliveries.eventId, eventId))
+    .get()?.id;
+}
