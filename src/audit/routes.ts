@@ -3,6 +3,7 @@ import { NotFoundError } from '../errors.ts';
 import { listResponse, listSchema, paginationQuery, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import { strictObject } from '../http/schemas.ts';
+import { routeDetail } from '../http/route-detail.ts';
 import type { Instance } from '../instance.ts';
 import { findAuditEntry, listAuditEntries, parseAuditFilters } from './query.ts';
 import { AuditEntrySchema, toAuditEntryView } from './rows.ts';
@@ -23,11 +24,7 @@ const AuditListQuery = strictObject({
   ),
 });
 
-const detail = (summary: string, description: string) => ({
-  summary,
-  description,
-  tags: ['audit'],
-});
+const detail = routeDetail('audit');
 
 /**
  * `GET /v1/audit-logs` and `GET /v1/audit-logs/:id` (API.md §7). Read-only by design: there is

@@ -5,7 +5,8 @@ import { isPermission, isRole, type Permission } from '../access/permissions.ts'
 import { recordLocalAction } from '../audit/record.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { AppError } from '../errors.ts';
-import { localActor, openInstance, type Instance } from '../instance.ts';
+import { openInstance, type Instance } from '../instance.ts';
+import { localActor } from '../os-user.ts';
 import {
   checkKeyReferences,
   checkNewApiKey,

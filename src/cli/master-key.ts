@@ -1,6 +1,7 @@
 import { defineCommand } from 'citty';
 import { MasterKeyError } from '../crypto/errors.ts';
-import { localActor, openInstance, type Instance } from '../instance.ts';
+import { openInstance, type Instance } from '../instance.ts';
+import { localActor } from '../os-user.ts';
 import { configuredKeyPath, loadConfiguredMasterKey } from '../keyring/key-files.ts';
 import '../keyring/known-columns.ts';
 import {

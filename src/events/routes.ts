@@ -11,15 +11,12 @@ import { NotFoundError } from '../errors.ts';
 import { listResponse, listSchema, readPage } from '../http/pagination.ts';
 import type { Instance } from '../instance.ts';
 import { parseTimestamp } from '../http/schemas.ts';
-import { EventListQuery, EventParams, EventSchema } from '../webhooks/schemas.ts';
+import { routeDetail } from '../http/route-detail.ts';
+import { EventListQuery, EventParams, EventSchema } from './schemas.ts';
 import { findEvent, listEvents } from './service.ts';
 import { canSeeEvent, visibleEventFilter } from './visibility.ts';
 
-const detail = (summary: string, description: string) => ({
-  summary,
-  description,
-  tags: ['events'],
-});
+const detail = routeDetail('events');
 
 /** The `/v1/events` routes. */
 export function eventRoutes(instance: Instance) {

@@ -25,7 +25,6 @@ import {
   ApiKeySchema,
   CreateApiKeyBody,
   CreatedApiKeySchema,
-  DeletedSchema,
   UpdateApiKeyBody,
 } from './schemas.ts';
 import {
@@ -48,12 +47,10 @@ import {
 } from './service.ts';
 import type { ApiKeyRow } from './tables.ts';
 import { respondCreated } from '../http/created.ts';
+import { Deleted } from '../http/fields.ts';
+import { routeDetail } from '../http/route-detail.ts';
 
-const detail = (summary: string, description: string) => ({
-  summary,
-  description,
-  tags: ['api-keys'],
-});
+const detail = routeDetail('api-keys');
 
 /** The `/v1/api-keys` routes; `lastUsed` lets reads show uses not yet flushed. */
 export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker, 'pending'>) {
@@ -194,7 +191,7 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
       },
       {
         params: ApiKeyParams,
-        response: { 200: DeletedSchema },
+        response: { 200: Deleted },
         detail: detail(
           'Revoke an API key',
           'Takes effect on the key’s next request. The key stays listed with revoked_at.',

@@ -88,7 +88,6 @@ export const UpdateApiKeyBody = strictObject({
 export const ApiKeyParams = t.Object({ id: t.String({ maxLength: 64 }) });
 
 /** The answer of `DELETE` (API.md §1). */
-export const DeletedSchema = t.Object({ id: t.String(), deleted: t.Literal(true) });
 
 /** Types derived from the schemas (no parallel interfaces). */
 export type ApiKeyObject = typeof ApiKeySchema.static;

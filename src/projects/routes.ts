@@ -16,7 +16,7 @@ import { listResponse, listSchema, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { commitChange } from '../resources/commit.ts';
-import { Deleted, documentedResponse } from '../resources/fields.ts';
+import { Deleted, documentedResponse } from '../http/fields.ts';
 import {
   CreateProjectBody,
   ProjectListQuery,
@@ -36,12 +36,9 @@ import {
 } from './service.ts';
 import { projects, type ProjectRow } from './tables.ts';
 import { respondCreated } from '../http/created.ts';
+import { routeDetail } from '../http/route-detail.ts';
 
-const detail = (summary: string, description: string) => ({
-  summary,
-  description,
-  tags: ['projects'],
-});
+const detail = routeDetail('projects');
 
 /** The `/v1/projects` routes. */
 export function projectRoutes(instance: Instance) {

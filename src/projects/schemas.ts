@@ -3,8 +3,8 @@
  */
 import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';
-import { ResourceName } from '../resources/names.ts';
-import { Description, IdParam, strictObject } from '../resources/fields.ts';
+import { ResourceName } from '../http/names.ts';
+import { Description, IdParam, strictObject } from '../http/fields.ts';
 
 /** A project as the API shows it. */
 export const ProjectSchema = t.Object(

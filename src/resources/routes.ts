@@ -14,7 +14,7 @@ import type { Instance } from '../instance.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
 import type { EventType } from '../events/types.ts';
 import { commitChange, type ChangeResult } from './commit.ts';
-import { Deleted, documentedResponse } from './fields.ts';
+import { Deleted, documentedResponse } from '../http/fields.ts';
 import type { ResourceRow, ResourceType } from './tables.ts';
 import { parseIfMatch, prepareNewResource, prepareUpdate } from './input.ts';
 import { toResourceObject, toVersionObject } from './objects.ts';
@@ -52,14 +52,10 @@ import {
   updateResource,
 } from './store.ts';
 import { respondCreated } from '../http/created.ts';
+import { routeDetail } from '../http/route-detail.ts';
+import { DAY_MS } from '../clock.ts';
 
-const DAY_MS = 86_400_000;
-
-const detail = (summary: string, description: string) => ({
-  summary,
-  description,
-  tags: ['resources'],
-});
+const detail = routeDetail('resources');
 
 /** The `/v1/resources` routes. */
 /** A change's result: the resource's API object as the body, and the same object as its event. */

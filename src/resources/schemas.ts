@@ -9,7 +9,7 @@ import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';
 import { ResponseInteger } from '../http/schemas.ts';
 import { KEY_ALGORITHMS } from './material.ts';
-import { ResourceName, Tag, Tags } from './names.ts';
+import { ResourceName, Tag, Tags } from '../http/names.ts';
 import {
   Description,
   IdParam,
@@ -20,7 +20,7 @@ import {
   strictObject,
   Timestamp,
   VaultId,
-} from './fields.ts';
+} from '../http/fields.ts';
 import { RESOURCE_TYPES } from './tables.ts';
 
 /** Default `content_type` of a secret. */

@@ -18,7 +18,7 @@ import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { findProject, projectsOfVaults } from '../projects/service.ts';
 import { commitChange } from '../resources/commit.ts';
-import { Deleted, documentedResponse } from '../resources/fields.ts';
+import { Deleted, documentedResponse } from '../http/fields.ts';
 import { toResourceObject, toVaultSecret } from '../resources/objects.ts';
 import {
   assertServable,
@@ -65,6 +65,7 @@ import {
 } from './service.ts';
 import { vaults, type VaultRow } from './tables.ts';
 import { respondCreated } from '../http/created.ts';
+import { routeDetail } from '../http/route-detail.ts';
 
 /** Media type of the download routes. */
 export const PEM_MEDIA_TYPE = 'application/x-pem-file';
@@ -72,11 +73,7 @@ export const PEM_MEDIA_TYPE = 'application/x-pem-file';
 /** The audit action of a vault read that returned secret values. */
 export const VAULT_REVEAL_ACTION = 'vault.reveal';
 
-const detail = (summary: string, description: string, tag = 'vaults') => ({
-  summary,
-  description,
-  tags: [tag],
-});
+const detail = routeDetail('vaults');
 
 /** The `/v1/vaults` routes, vault read API included. */
 export function vaultRoutes(instance: Instance) {

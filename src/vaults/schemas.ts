@@ -4,8 +4,8 @@
  */
 import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';
-import { ResourceName } from '../resources/names.ts';
-import { Description, IdParam, ProjectId, strictObject } from '../resources/fields.ts';
+import { ResourceName } from '../http/names.ts';
+import { Description, IdParam, ProjectId, strictObject } from '../http/fields.ts';
 import { VaultSecretSchema } from '../resources/schemas.ts';
 
 const vaultFields = {

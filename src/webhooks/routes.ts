@@ -23,7 +23,6 @@ import { projects } from '../projects/tables.ts';
 import {
   CreatedWebhookSchema,
   CreateWebhookBody,
-  DeletedSchema,
   DeliveryDetailSchema,
   DeliveryListQuery,
   DeliveryParams,
@@ -58,12 +57,10 @@ import {
 import type { LookupAll, OutboundPolicy } from './outbound-guard.ts';
 import { webhookDeliveries, webhooks, type DeliveryStatus, type WebhookRow } from './tables.ts';
 import { respondCreated } from '../http/created.ts';
+import { Deleted } from '../http/fields.ts';
+import { routeDetail } from '../http/route-detail.ts';
 
-const detail = (summary: string, description: string) => ({
-  summary,
-  description,
-  tags: ['webhooks'],
-});
+const detail = routeDetail('webhooks');
 
 /** True for keys limited to no project or vault: they reach instance-wide webhooks. */
 function isUnlimited(key: KeyGrant): boolean {
@@ -254,7 +251,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
       },
       {
         params: WebhookParams,
-        response: { 200: DeletedSchema },
+        response: { 200: Deleted },
         detail: detail(
           'Delete a webhook',
           'Removes it with its secrets and pending deliveries; the events stay in the log.',

@@ -13,7 +13,7 @@ export {
   strictObject,
   Timestamp,
   VaultId,
-} from '../http/schemas.ts';
+} from './schemas.ts';
 
 /** Longest description, in UTF-16 code units. */
 export const DESCRIPTION_MAX_LENGTH = 1000;
