@@ -1,5 +1,5 @@
 /**
- * Request rate limiting (API.md §1): one token bucket per API key for authenticated requests,
+ * Request rate limiting (docs/api.md §1): one token bucket per API key for authenticated requests,
  * one per client address for requests without a usable key (so guessing keys is slow). Both
  * are bounded by `rate_limit.max_tracked_clients` and O(1) per request; see
  * `token-bucket.ts` for the bucket model and the eviction trade-off.
@@ -70,7 +70,7 @@ export class RequestRateLimiter {
   }
 }
 
-/** The `X-RateLimit-*` headers of a bucket decision (API.md §1). */
+/** The `X-RateLimit-*` headers of a bucket decision (docs/api.md §1). */
 export function rateLimitHeaders(result: TokenBucketResult): Record<string, string> {
   return {
     'x-ratelimit-limit': String(result.limit),

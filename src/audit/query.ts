@@ -4,7 +4,7 @@ import { timestampMs } from '../http/schemas.ts';
 import { seqOfAuditEntryId } from './entry-id.ts';
 import { AUDIT_ROW_COLUMNS, type AuditRow } from './rows.ts';
 
-/** Filters of `GET /v1/audit-logs` (API.md §7); all optional, combined with AND. */
+/** Filters of `GET /v1/audit-logs` (docs/api.md §7); all optional, combined with AND. */
 export type AuditFilters = {
   actorId?: string;
   action?: string;

@@ -1,5 +1,5 @@
 /**
- * `GET /v1/events` (API.md §6): the event log, exactly as webhooks receive it. A key limited to
+ * `GET /v1/events` (docs/api.md §6): the event log, exactly as webhooks receive it. A key limited to
  * projects sees the events of those projects only (instance-wide events, such as
  * `master_key.rotated`, are for keys limited to nothing), and an `api_key.*` event only to keys
  * that may manage that key (see ./visibility.ts); outside them it answers a hidden 404.

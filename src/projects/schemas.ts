@@ -1,5 +1,5 @@
 /**
- * The TypeBox schemas of `/v1/projects` (API.md §3): validation, OpenAPI document and types.
+ * The TypeBox schemas of `/v1/projects` (docs/api.md §3): validation, OpenAPI document and types.
  */
 import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';

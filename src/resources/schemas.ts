@@ -1,5 +1,5 @@
 /**
- * The TypeBox schemas of `/v1/resources` and the vault read API (API.md §4): the single source
+ * The TypeBox schemas of `/v1/resources` and the vault read API (docs/api.md §4): the single source
  * of truth for validation, the OpenAPI document and the TypeScript types.
  *
  * One object schema per body (rather than a union per type) so that a bad field is reported by

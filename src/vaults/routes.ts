@@ -1,5 +1,5 @@
 /**
- * `/v1/vaults` (API.md §3) and the vault read API (API.md §4) that the `secryn` CLI, CI/CD and
+ * `/v1/vaults` (docs/api.md §3) and the vault read API (docs/api.md §4) that the `secryn` CLI, CI/CD and
  * apps use with vault access keys. Permissions come from the route table; handlers check which
  * vaults the key reaches (`visibility.ts`, restricted vaults included) and, for values, the
  * reveal rules of `src/resources/reveal.ts`.

@@ -1,5 +1,5 @@
 /**
- * The TypeBox schemas of `/v1/vaults` (API.md §3 and the vault read API of §4): validation,
+ * The TypeBox schemas of `/v1/vaults` (docs/api.md §3 and the vault read API of §4): validation,
  * OpenAPI document and types.
  */
 import { t } from 'elysia';

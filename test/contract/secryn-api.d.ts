@@ -737,7 +737,7 @@ export interface components {
             id: string;
             name: string;
             /**
-             * @description Role of the key (API.md §5)
+             * @description Role of the key (docs/api.md §5)
              * @enum {string}
              */
             role: "admin" | "manager" | "contributor" | "reader" | "access";
@@ -1076,7 +1076,7 @@ export interface operations {
                 "application/json": {
                     name: string;
                     /**
-                     * @description Role of the key (API.md §5)
+                     * @description Role of the key (docs/api.md §5)
                      * @enum {string}
                      */
                     role: "admin" | "manager" | "contributor" | "reader" | "access";
@@ -1110,7 +1110,7 @@ export interface operations {
                         id: string;
                         name: string;
                         /**
-                         * @description Role of the key (API.md §5)
+                         * @description Role of the key (docs/api.md §5)
                          * @enum {string}
                          */
                         role: "admin" | "manager" | "contributor" | "reader" | "access";
