@@ -1,3 +1,4 @@
+/** An open Secryn instance (database, keyring, config, clock, logger): created and opened here. */
 import type { Database } from 'bun:sqlite';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+/** Reading the audit log: filters of `GET /v1/audit-logs` and `secryn audit export`, and paging. */
 import type { Database, SQLQueryBindings } from 'bun:sqlite';
 import { InvalidRequestError } from '../errors.ts';
 import { timestampMs } from '../http/schemas.ts';

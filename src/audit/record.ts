@@ -1,3 +1,4 @@
+/** Writes hash-chained audit entries for requests, CLI actions and background jobs. */
 import { Database, type Statement } from 'bun:sqlite';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.ts';

@@ -1,3 +1,4 @@
+/** Audit retention (`audit.retention_days`): prunes old entries behind a verified checkpoint. */
 import type { Instance } from '../instance.ts';
 import type { AuditActor, AuditTarget } from '../http/request-meta.ts';
 import { appendAuditEntry, type AuditEntryInput } from './record.ts';

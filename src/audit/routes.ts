@@ -1,3 +1,4 @@
+/** Routes of the audit log API (`/v1/audit-logs`). */
 import { Elysia, t } from 'elysia';
 import { NotFoundError } from '../errors.ts';
 import { listResponse, listSchema, paginationQuery, readPage } from '../http/pagination.ts';

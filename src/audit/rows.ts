@@ -1,3 +1,4 @@
+/** An audit entry as stored (row and column list) and as the API returns it (schema). */
 import { t, type TSchema } from 'elysia';
 import { toRfc3339 } from '../db/columns.ts';
 import { ResponseInteger } from '../http/schemas.ts';

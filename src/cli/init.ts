@@ -1,3 +1,4 @@
+/** `secryn init`: creates a new instance and its first admin key. */
 import { defineCommand } from 'citty';
 import { existsSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';

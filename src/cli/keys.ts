@@ -1,3 +1,4 @@
+/** `secryn keys create|list|revoke`: API keys managed straight in the database. */
 import { Value } from '@sinclair/typebox/value';
 import { defineCommand } from 'citty';
 import { KEY_CHANGE_VISIBLE_AFTER_MS } from '../access/authenticate.ts';

@@ -1,3 +1,4 @@
+/** `secryn master-key status|rotate|rotate-data-key`. */
 import { defineCommand } from 'citty';
 import { MasterKeyError } from '../crypto/errors.ts';
 import { openInstance, type Instance } from '../instance.ts';

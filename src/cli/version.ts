@@ -1,3 +1,4 @@
+/** `secryn version`. */
 import { defineCommand } from 'citty';
 import { VERSION } from '../version.ts';
 import { commonArgs, jsonArg, print } from './common.ts';

@@ -1,3 +1,4 @@
+/** Loads and validates the TOML configuration file (errors exit 78 with one line per problem). */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Value } from '@sinclair/typebox/value';

@@ -1,3 +1,4 @@
+/** The one place that turns any error into the public error body and status. */
 import { stripVTControlCharacters } from 'node:util';
 import { AppError, type ErrorCode, type ErrorDetails } from '../errors.ts';
 

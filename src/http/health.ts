@@ -1,3 +1,4 @@
+/** The health routes (`/health`, `/v1/health`). */
 import { Elysia, t } from 'elysia';
 
 export type HealthOptions = {

@@ -1,3 +1,4 @@
+/** Table definition of stored `Idempotency-Key` responses. */
 import { blob, index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 import { epochMs } from '../db/columns.ts';
 import { registerEncryptedColumn } from '../keyring/encrypted-columns.ts';

@@ -1,3 +1,4 @@
+/** Table definition of projects. */
 import { index, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { epochMs } from '../db/columns.ts';
 

@@ -1,3 +1,4 @@
+/** Table definitions of resources and their sealed versions. */
 import { sql } from 'drizzle-orm';
 import {
   blob,

@@ -1,3 +1,4 @@
+/** Table definition of vaults. */
 import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { epochMs } from '../db/columns.ts';
 import { projects } from '../projects/tables.ts';
