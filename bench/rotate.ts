@@ -18,9 +18,9 @@ import {
   testNoteColumn,
   testValueColumn,
   type TestValue,
-} from '../src/keyring/test-fixture.ts';
+} from '../test/fixtures/keyring-tables.ts';
 import { createLogger } from '../src/log/logger.ts';
-import { cliCommand, pinnedEnv, writeConfig } from '../test/harness.ts';
+import { KEYRING_FIXTURE, pinnedEnv, sourceCli, writeConfig } from '../test/harness.ts';
 
 const VALUES = 100_000;
 const dir = mkdtempSync(join(tmpdir(), 'secryn-bench-rotate-'));
@@ -79,10 +79,10 @@ try {
   const cli = async (args: string[]) => {
     const start = performance.now();
     const proc = Bun.spawn(
-      [...cliCommand(), 'master-key', 'rotate', ...args, '--config', configPath],
+      [...sourceCli([KEYRING_FIXTURE]), 'master-key', 'rotate', ...args, '--config', configPath],
       {
         cwd: dir,
-        env: pinnedEnv({ SECRYN_TEST_FIXTURES: 'keyring' }),
+        env: pinnedEnv(),
         stdout: 'pipe',
         stderr: 'pipe',
       },

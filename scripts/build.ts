@@ -53,6 +53,7 @@ export function currentTarget(): Bun.Build.CompileTarget {
  * `main.ts`). The executable does not read `.env` or `bunfig.toml` from the directory it is
  * started in: a secrets manager takes configuration only from `--config`, `SECRYN_CONFIG` or
  * its defaults, and a stray `bunfig.toml` could otherwise preload arbitrary code into it.
+ * `SECRYN_TEST_HOOKS` is defined false, so test-only code (crash points) is not in the binary.
  * Then runs {@link smokeTest}; a binary that fails it is deleted (and so is the previous one).
  * @throws Error with Bun's build log or the failing command's output.
  */
@@ -75,6 +76,8 @@ export async function buildBinary(options: BuildOptions = {}): Promise<BuildResu
     minify: true,
     bytecode: true,
     format: 'esm',
+    // Compiles test-only hooks (crash points) out of the release: see src/types.d.ts.
+    define: { SECRYN_TEST_HOOKS: 'false' },
     throw: false,
   });
   const buildMs = performance.now() - started;

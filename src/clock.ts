@@ -1,6 +1,9 @@
 /** Where "now" comes from. Services take a Clock so that tests can move time deterministically. */
 export type Clock = { now(): number };
 
+/** One day in milliseconds (retention windows, purge ages, expiry notices are given in days). */
+export const DAY_MS = 86_400_000;
+
 /** The real wall clock, in epoch milliseconds. */
 export const systemClock: Clock = { now: () => Date.now() };
 

@@ -1,3 +1,4 @@
+/** Assembles the feature modules (routes, plugins, background loops) that `serve` mounts. */
 import type { AnyElysia } from 'elysia';
 import { createAccessLayer } from './access/plugin.ts';
 import { auditRecorder } from './audit/record.ts';

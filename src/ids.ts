@@ -1,3 +1,4 @@
+/** Prefixed, time-ordered ids (TypeID over UUIDv7) and pooled randomness for them. */
 import { randomFillSync } from 'node:crypto';
 import { fromUUIDBytes } from 'typeid-js';
 

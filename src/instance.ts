@@ -1,6 +1,6 @@
+/** An open Secryn instance (database, keyring, config, clock, logger): created and opened here. */
 import type { Database } from 'bun:sqlite';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { userInfo } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import type { Clock } from './clock.ts';
@@ -25,6 +25,7 @@ import { bindValueLocations } from './keyring/bind-locations.ts';
 import { openKeyring } from './keyring/open.ts';
 import { createKeyring } from './keyring/store.ts';
 import type { Logger } from './log/logger.ts';
+import { localActor } from './os-user.ts';
 
 /** An open Secryn instance: the database and what every feature needs to work on it. */
 export type Instance = {
@@ -236,39 +237,6 @@ function closeNow(sqlite: Database): void {
   } catch {
     sqlite.close();
   }
-}
-
-/**
- * The local OS user, recorded as the actor of CLI actions: the name /etc/passwd gives the
- * process's uid, else `uid:<n>`. Not `os.userInfo().username`: Bun takes it from $USER, which
- * cron and systemd leave unset (every entry read "unknown") and which anyone can set to another
- * user's name. Only where there are no uids (Windows) is the OS's own answer used.
- */
-export function localActor(): string {
-  const uid = process.getuid?.();
-  if (uid === undefined) {
-    try {
-      return userInfo().username;
-    } catch {
-      return 'unknown';
-    }
-  }
-  return passwdName(uid) ?? `uid:${uid}`;
-}
-
-/** The login name of `uid` in /etc/passwd, or undefined (no file, no entry: e.g. LDAP users). */
-function passwdName(uid: number): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync('/etc/passwd', 'utf8');
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
-    const [name, , id] = line.split(':');
-    if (name && id !== undefined && /^\d+$/.test(id) && Number(id) === uid) return name;
-  }
-  return undefined;
 }
 
 function assemble(

@@ -1,4 +1,5 @@
 #!/usr/bin/env bun
+/** Entry point of the `secryn` executable. */
 import { rootCommand } from './cli/root.ts';
 import { runCli } from './cli/run.ts';
 

@@ -1,3 +1,4 @@
+/** Starts the HTTP server (TLS, docs, readiness) for an instance and stops it cleanly. */
 import type { Server } from 'bun';
 import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';

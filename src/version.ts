@@ -1,3 +1,4 @@
+/** The Secryn version. */
 import pkg from '../package.json' with { type: 'json' };
 
 /** The Secryn version, from package.json (embedded at build time). */

@@ -285,6 +285,24 @@ describe('compiled secryn binary', () => {
     expect(existsSync(join(dir, 'data'))).toBe(false);
   });
 
+  test('contains no test-only switch or fixture (they exist only in source runs)', () => {
+    const bytes = readFileSync(binary);
+    const contains = (text: string) => bytes.includes(Buffer.from(text));
+    // The search itself works: strings the product needs are found.
+    expect(contains('x-ratelimit-remaining')).toBe(true);
+    expect(contains('master_key.rotated')).toBe(true);
+    const testOnly = [
+      'SECRYN_TEST_CRASH_AT', // crash points (src/keyring/crash-points.ts), compiled out
+      'SECRYN_TEST_HOOKS', // the build-time constant itself is folded away
+      'SECRYN_TEST_FIXTURES', // the switch that once loaded test tables into the CLI
+      'keyring_test_values', // test/fixtures/keyring-tables.ts
+      'keyring_test_notes',
+      'test-fixture',
+      'test/fixtures',
+    ];
+    expect(testOnly.filter(contains)).toEqual([]);
+  });
+
   test('ignores .env and bunfig.toml in the working directory', async () => {
     // Bun executables load both by default; a bunfig `preload` would run foreign code inside
     // the secrets manager, and `.env` is not one of Secryn's configuration sources.

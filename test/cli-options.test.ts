@@ -38,7 +38,7 @@ const valueOptions = (args: ArgsDef) =>
     .filter(([, def]) => def.type === 'string' || def.type === 'enum')
     .map(([name]) => name);
 
-test('every command lists --config in its help (API.md: every command takes it)', async () => {
+test('every command lists --config in its help (docs/api.md §9: every command takes it)', async () => {
   for (const { path } of await leafCommands()) {
     const help = await runCli([...path, '--help']);
     expect(`${path.join(' ')}: ${help.exitCode} ${help.stdout.includes('--config')}`).toBe(

@@ -39,7 +39,7 @@ describe('secryn CLI', () => {
     expect(unknownFlag.stdout).toBe('');
   });
 
-  test('version takes --config (and ignores it), as API.md says every command does', async () => {
+  test('version takes --config (and ignores it), as docs/api.md §9 says every command does', async () => {
     const result = await runCli(['version', '--config', '/nonexistent/secryn.toml', '--json']);
     expect(result.stderr).toBe('');
     expect(result.exitCode).toBe(0);

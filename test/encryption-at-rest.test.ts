@@ -17,7 +17,7 @@ import {
   putTestValues,
   testNoteColumn,
   testValueColumn,
-} from '../src/keyring/test-fixture.ts';
+} from './fixtures/keyring-tables.ts';
 import { buildApp } from '../src/server.ts';
 import { call, tempDir } from './harness.ts';
 import { makeInstance, MARKER, open } from './master-key-helpers.ts';

@@ -7,11 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { manualClock } from '../src/clock.ts';
 import { emitEvent } from '../src/events/emit.ts';
 import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
-import {
-  api,
-  createWebhookTestInstance,
-  type WebhookTestInstance,
-} from '../src/webhooks/test-fixture.ts';
+import { api, createWebhookTestInstance, type WebhookTestInstance } from './fixtures/webhooks.ts';
 import { DeliveryWorker } from '../src/webhooks/worker.ts';
 import { tempDir } from './harness.ts';
 import { openWorld } from './resources-harness.ts';

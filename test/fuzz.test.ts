@@ -1,7 +1,7 @@
 /**
  * Property-based tests (fast-check): random bodies, query strings, path parameters and headers
  * thrown at every projects, vaults and resources route, as different keys. Whatever comes in,
- * the answer is never a 5xx, and every error has exactly the shape of API.md §1.
+ * the answer is never a 5xx, and every error has exactly the shape of docs/api.md §1.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import fc from 'fast-check';

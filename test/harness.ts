@@ -42,6 +42,17 @@ export function writeConfig(dir: string, extraToml = ''): string {
   return path;
 }
 
+/** Registers the keyring's test-only encrypted tables when preloaded (see {@link sourceCli}). */
+export const KEYRING_FIXTURE = join(REPO_ROOT, 'test/fixtures/keyring-tables.ts');
+
+/**
+ * The CLI from source with test modules preloaded (`bun --preload`). Always source, even when
+ * SECRYN_BINARY is set: test fixtures and test hooks (crash points) exist only in source runs.
+ */
+export function sourceCli(preload: string[] = []): string[] {
+  return [process.execPath, ...preload.flatMap((path) => ['--preload', path]), MAIN];
+}
+
 /** The command that runs the CLI: the compiled binary when SECRYN_BINARY is set, else source. */
 export function cliCommand(): string[] {
   const binary = process.env.SECRYN_BINARY;
@@ -53,9 +64,9 @@ export type CliResult = { exitCode: number; stdout: string; stderr: string };
 /** Runs `secryn <args>` to completion in `cwd` with the pinned environment. */
 export async function runCli(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+  options: { cwd?: string; env?: Record<string, string | undefined>; command?: string[] } = {},
 ): Promise<CliResult> {
-  const proc = Bun.spawn([...cliCommand(), ...args], {
+  const proc = Bun.spawn([...(options.command ?? cliCommand()), ...args], {
     cwd: options.cwd ?? tmpdir(),
     env: pinnedEnv(options.env),
     stdout: 'pipe',

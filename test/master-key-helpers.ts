@@ -18,8 +18,15 @@ import {
   putTestNotes,
   putTestValues,
   type TestValue,
-} from '../src/keyring/test-fixture.ts';
-import { memoryLogger, runCli, writeConfig, type CliResult } from './harness.ts';
+} from './fixtures/keyring-tables.ts';
+import {
+  KEYRING_FIXTURE,
+  memoryLogger,
+  runCli,
+  sourceCli,
+  writeConfig,
+  type CliResult,
+} from './harness.ts';
 
 /** Paths of an instance created in a test directory by {@link makeInstance}. */
 export type Setup = {
@@ -128,7 +135,8 @@ export function cli(
 ): Promise<CliResult> {
   return runCli([...args, '--config', setup.configPath], {
     cwd: setup.dir,
-    env: { SECRYN_TEST_FIXTURES: 'keyring', ...env },
+    env,
+    command: sourceCli([KEYRING_FIXTURE]),
   });
 }
 

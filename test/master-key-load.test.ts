@@ -6,8 +6,8 @@
  */
 import { describe, expect, test } from 'bun:test';
 import { buildApp } from '../src/server.ts';
-import { getTestValue, putTestValues } from '../src/keyring/test-fixture.ts';
-import { call, cliCommand, pinnedEnv, tempDir } from './harness.ts';
+import { getTestValue, putTestValues } from './fixtures/keyring-tables.ts';
+import { call, KEYRING_FIXTURE, pinnedEnv, sourceCli, tempDir } from './harness.ts';
 import {
   expectEveryValueDecrypts,
   fileFingerprint,
@@ -31,7 +31,7 @@ describe('rotation under load', () => {
     try {
       const child = Bun.spawn(
         [
-          ...cliCommand(),
+          ...sourceCli([KEYRING_FIXTURE]),
           'master-key',
           'rotate',
           '--reencrypt',
@@ -42,7 +42,7 @@ describe('rotation under load', () => {
         ],
         {
           cwd: setup.dir,
-          env: pinnedEnv({ SECRYN_TEST_FIXTURES: 'keyring' }),
+          env: pinnedEnv(),
           stdout: 'pipe',
           stderr: 'pipe',
         },

@@ -151,7 +151,7 @@ export function filesContaining(dir: string, needles: string[]): string[] {
 }
 
 /**
- * The error body of API.md §1, for `expect(reply.json).toMatchObject(errorOf(...))`. Read any
+ * The error body of docs/api.md §1, for `expect(reply.json).toMatchObject(errorOf(...))`. Read any
  * detail before that call: bun's toMatchObject writes the matchers into the received object.
  */
 export function errorOf(code: string, field?: string) {

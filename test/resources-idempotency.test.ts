@@ -1,5 +1,5 @@
 /**
- * `Idempotency-Key` on POST (API.md §1) over HTTP: replay of the first response, 409 for a
+ * `Idempotency-Key` on POST (docs/api.md §1) over HTTP: replay of the first response, 409 for a
  * different request, per-API-key scope, concurrent retries, 24 h expiry, errors not stored, and
  * the stored response sealed at rest (it can hold a token).
  */

@@ -1,5 +1,5 @@
 /**
- * The vault read API (API.md §4) that the `secryn` CLI and existing clients use: exact paths
+ * The vault read API (docs/api.md §4) that the `secryn` CLI and existing clients use: exact paths
  * and shapes, which secrets a vault read returns, `?secrets=names` and `?resource=`, lookups by
  * name, the key and certificate lists and downloads — over `app.handle`, and end to end over a
  * real socket with `secryn serve`'s assembly.

@@ -9,7 +9,7 @@
 import { Database } from 'bun:sqlite';
 import { afterAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
-import { startReceiver, type Receiver } from '../src/webhooks/test-fixture.ts';
+import { startReceiver, type Receiver } from './fixtures/webhooks.ts';
 import {
   cliCommand,
   freePort,

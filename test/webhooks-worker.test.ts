@@ -16,7 +16,7 @@ import {
   startReceiver,
   type Receiver,
   type WebhookTestInstance,
-} from '../src/webhooks/test-fixture.ts';
+} from './fixtures/webhooks.ts';
 import { DeliveryWorker } from '../src/webhooks/worker.ts';
 import { tempDir } from './harness.ts';
 

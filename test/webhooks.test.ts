@@ -19,7 +19,7 @@ import {
   startReceiver,
   type Receiver,
   type WebhookTestInstance,
-} from '../src/webhooks/test-fixture.ts';
+} from './fixtures/webhooks.ts';
 import { DeliveryWorker } from '../src/webhooks/worker.ts';
 import { tempDir } from './harness.ts';
 
@@ -330,7 +330,7 @@ describe('webhooks API', () => {
     ).toBe(404);
   });
 
-  test('every event type of API.md §6 is accepted in a subscription', async () => {
+  test('every event type of docs/api.md §6 is accepted in a subscription', async () => {
     const response = await api<Webhook>(t, 'POST', '/v1/webhooks', {
       url: `${rx.url}/all`,
       events: [...EVENT_TYPES],

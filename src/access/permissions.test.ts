@@ -12,7 +12,7 @@ import {
 } from './permissions.ts';
 
 describe('permission model', () => {
-  test('the role map matches API.md §5', () => {
+  test('the role map matches docs/api.md §5', () => {
     expect([...ROLE_PERMISSIONS.admin]).toEqual([...PERMISSIONS]);
     const has = (role: (typeof ROLES)[number], permission: string) =>
       (ROLE_PERMISSIONS[role] as readonly string[]).includes(permission);

@@ -30,7 +30,7 @@ export const PERMISSIONS = [
 
 export type Permission = (typeof PERMISSIONS)[number];
 
-/** The roles of API.md §5, most powerful first. */
+/** The roles of docs/api.md §5, most powerful first. */
 export const ROLES = ['admin', 'manager', 'contributor', 'reader', 'access'] as const;
 
 export type Role = (typeof ROLES)[number];
@@ -102,7 +102,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'DELETE /v1/api-keys/:id': rule('api_keys:write', 'api_key.revoke', 'api_key', 'id'),
   'GET /v1/audit-logs': rule('audit:read', 'audit.list', 'audit_entry'),
   'GET /v1/audit-logs/:id': rule('audit:read', 'audit.read', 'audit_entry', 'id'),
-  // Projects, vaults, resources (API.md §3, §4). Reads that return a value are recorded as
+  // Projects, vaults, resources (docs/api.md §3, §4). Reads that return a value are recorded as
   // `resource.reveal` / `vault.reveal` by the handler, since only it knows whether one was sent.
   'GET /v1/projects': rule('projects:read', 'project.list', 'project'),
   'POST /v1/projects': rule('projects:write', 'project.create', 'project'),
@@ -153,7 +153,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
     'resource.restore_version',
     'resource',
     'id',
-  ), // Webhooks and events (API.md §6).
+  ), // Webhooks and events (docs/api.md §6).
   'GET /v1/webhooks': rule('webhooks:read', 'webhook.list', 'webhook'),
   'POST /v1/webhooks': rule('webhooks:write', 'webhook.create', 'webhook'),
   'GET /v1/webhooks/:id': rule('webhooks:read', 'webhook.read', 'webhook', 'id'),
@@ -189,7 +189,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'GET /v1/events/stream': rule('events:read', 'event.stream', 'event'),
 };
 
-/** Paths under `/v1` that need no key (API.md §1). */
+/** Paths under `/v1` that need no key (docs/api.md §1). */
 export const PUBLIC_V1_PATHS: ReadonlySet<string> = new Set(['/v1/health']);
 
 /**

@@ -1,3 +1,4 @@
+/** The principal: what a key (stored, being created, or calling) may reach and do. */
 import { UnauthorizedError } from '../errors.ts';
 import { effectivePermissions, type Permission, type Role } from './permissions.ts';
 

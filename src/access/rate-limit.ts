@@ -1,11 +1,12 @@
 /**
- * Request rate limiting (API.md §1): one token bucket per API key for authenticated requests,
+ * Request rate limiting (docs/api.md §1): one token bucket per API key for authenticated requests,
  * one per client address for requests without a usable key (so guessing keys is slow). Both
  * are bounded by `rate_limit.max_tracked_clients` and O(1) per request; see
  * `token-bucket.ts` for the bucket model and the eviction trade-off.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { AppError } from '../errors.ts';
+import { formatIp, ipv6Groups, parseIp, unmapIpv4 } from '../net/ip.ts';
 import type { Principal } from './principal.ts';
 import {
   TokenBucketLimiter,
@@ -69,7 +70,7 @@ export class RequestRateLimiter {
   }
 }
 
-/** The `X-RateLimit-*` headers of a bucket decision (API.md §1). */
+/** The `X-RateLimit-*` headers of a bucket decision (docs/api.md §1). */
 export function rateLimitHeaders(result: TokenBucketResult): Record<string, string> {
   return {
     'x-ratelimit-limit': String(result.limit),
@@ -93,41 +94,12 @@ export function clientBucketKey(ip: string): string {
     const prefix = head.map((g) => parseInt(g, 16).toString(16)).join(':');
     if (prefix !== '0:0:0:0') return `${prefix}::/64`;
   }
-  const groups = expandIpv6(ip);
-  if (groups === undefined) return ip;
-  const mapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
-  if (mapped) {
-    const [high, low] = [groups[6]!, groups[7]!];
-    return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
-  }
-  return `${groups
+  const parsed = parseIp(ip);
+  if (parsed === null) return ip;
+  const address = unmapIpv4(parsed);
+  if (address.family === 4) return formatIp(address);
+  return `${ipv6Groups(address)
     .slice(0, 4)
     .map((g) => g.toString(16))
     .join(':')}::/64`;
-}
-
-/** The eight 16-bit groups of a valid IPv6 address (zone id dropped, embedded IPv4 allowed). */
-function expandIpv6(address: string): number[] | undefined {
-  let text = address.split('%')[0]!;
-  const tail: number[] = [];
-  const lastColon = text.lastIndexOf(':');
-  const last = text.slice(lastColon + 1);
-  if (last.includes('.')) {
-    const octets = last.split('.').map(Number);
-    if (octets.length !== 4) return undefined;
-    tail.push((octets[0]! << 8) | octets[1]!, (octets[2]! << 8) | octets[3]!);
-    text = text.slice(0, lastColon + 1) + '0:0'; // placeholders for the two groups
-  }
-  const [head = '', rest] = text.split('::');
-  const parse = (part: string) => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  const headGroups = parse(head);
-  const restGroups = rest === undefined ? [] : parse(rest);
-  const missing = 8 - headGroups.length - restGroups.length;
-  const groups =
-    rest === undefined
-      ? headGroups
-      : [...headGroups, ...new Array<number>(Math.max(0, missing)).fill(0), ...restGroups];
-  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g))) return undefined;
-  if (tail.length === 2) groups.splice(6, 2, tail[0]!, tail[1]!);
-  return groups;
 }

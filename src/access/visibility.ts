@@ -1,5 +1,5 @@
 /**
- * Which projects and vaults a key reaches (API.md §1, §3, §5). The route table decides *what* a
+ * Which projects and vaults a key reaches (docs/api.md §1, §3, §5). The route table decides *what* a
  * key may do; these helpers decide *where*. Something outside a key's reach answers 404 as if it
  * did not exist, and the request is marked as a denial for the audit log.
  *

@@ -1,3 +1,4 @@
+/** Audit entry ids: TypeIDs whose UUIDv7 carries the entry's time and chain position. */
 import { fromString, fromUUIDBytes, toUUIDBytes } from 'typeid-js';
 import { writeUuidV7Time } from '../ids.ts';
 

@@ -1,10 +1,11 @@
+/** Reading the audit log: filters of `GET /v1/audit-logs` and `secryn audit export`, and paging. */
 import type { Database, SQLQueryBindings } from 'bun:sqlite';
 import { InvalidRequestError } from '../errors.ts';
 import { timestampMs } from '../http/schemas.ts';
 import { seqOfAuditEntryId } from './entry-id.ts';
 import { AUDIT_ROW_COLUMNS, type AuditRow } from './rows.ts';
 
-/** Filters of `GET /v1/audit-logs` (API.md §7); all optional, combined with AND. */
+/** Filters of `GET /v1/audit-logs` (docs/api.md §7); all optional, combined with AND. */
 export type AuditFilters = {
   actorId?: string;
   action?: string;

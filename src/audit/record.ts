@@ -1,10 +1,12 @@
+/** Writes hash-chained audit entries for requests, CLI actions and background jobs. */
 import { Database, type Statement } from 'bun:sqlite';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import { requestMeta, type AuditActor, type AuditTarget } from '../http/request-meta.ts';
-import { localActor, type Instance } from '../instance.ts';
+import type { Instance } from '../instance.ts';
+import { localActor } from '../os-user.ts';
 import { chainHash, GENESIS_HASH, type ChainFields } from './chain.ts';
 import { integrityOf } from '../keyring/integrity.ts';
 import { auditWriterFor, type AuditWriter } from './writer.ts';

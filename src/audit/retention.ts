@@ -1,9 +1,9 @@
+/** Audit retention (`audit.retention_days`): prunes old entries behind a verified checkpoint. */
 import type { Instance } from '../instance.ts';
 import type { AuditActor, AuditTarget } from '../http/request-meta.ts';
 import { appendAuditEntry, type AuditEntryInput } from './record.ts';
 import { CHECKPOINT_TARGET_TYPE, checkpointTargetId } from './verify.ts';
-
-const DAY_MS = 86_400_000;
+import { DAY_MS } from '../clock.ts';
 
 /** Entries deleted per transaction, so that pruning a large backlog never holds the write lock long. */
 const PRUNE_BATCH = 5_000;

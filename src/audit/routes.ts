@@ -1,5 +1,5 @@
 /**
- * `GET /v1/audit-logs` and `GET /v1/audit-logs/:id` (API.md §7). Read-only by design: there is
+ * `GET /v1/audit-logs` and `GET /v1/audit-logs/:id` (docs/api.md §7). Read-only by design: there is
  * no update or delete route, so those methods answer 405. Permission (`audit:read`: admins, or
  * keys scoped to it) comes from the route table in `src/access/permissions.ts`.
  */

@@ -1,3 +1,4 @@
+/** An audit entry as stored (row and column list) and as the API returns it (schema). */
 import { t, type TSchema } from 'elysia';
 import { toRfc3339 } from '../db/columns.ts';
 import { ResponseInteger } from '../http/schemas.ts';
@@ -14,7 +15,7 @@ export const AUDIT_ROW_COLUMNS = `seq, id, at, actor_type AS actorType, actor_id
 
 const Nullable = <T extends TSchema>(schema: T) => t.Union([schema, t.Null()]);
 
-/** An entry as the API returns it (API.md §7), field for field. */
+/** An entry as the API returns it (docs/api.md §7), field for field. */
 export const AuditEntrySchema = t.Object({
   id: t.String({ description: 'aud_…' }),
   at: t.String({ description: 'RFC 3339 UTC' }),

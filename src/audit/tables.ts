@@ -1,3 +1,4 @@
+/** Table definitions of the audit log and its retention checkpoint. */
 import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 import { epochMs } from '../db/columns.ts';
 

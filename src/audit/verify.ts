@@ -1,3 +1,4 @@
+/** Verifies the audit hash chain and names where and how it breaks (`secryn audit verify`). */
 import type { Database } from 'bun:sqlite';
 import { integrityOf } from '../keyring/integrity.ts';
 import { chainHash, GENESIS_HASH, type ChainKey } from './chain.ts';

@@ -1,3 +1,4 @@
+/** Group commit of audit entries: many requests' entries in one transaction and one fsync. */
 import { closeSync, fdatasync, openSync } from 'node:fs';
 import { expiredCount, lockBusyTooLong, rollbackIfOpen, WriteLock } from '../db/write-lock.ts';
 import { DiskFullError, diskSpaceFor, type DiskSpace } from '../db/disk-full.ts';

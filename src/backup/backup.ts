@@ -1,3 +1,4 @@
+/** `secryn backup`: a consistent, integrity-checked copy of the database (values stay sealed). */
 import { Database, SQLiteError } from 'bun:sqlite';
 import {
   closeSync,

@@ -1,3 +1,4 @@
+/** `secryn restore`: checks a backup against the master key, then swaps it in (old one kept). */
 import { Database, SQLiteError } from 'bun:sqlite';
 import { chmodSync, copyFileSync, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';

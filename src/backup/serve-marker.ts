@@ -1,3 +1,4 @@
+/** The serve marker: a pid file saying a `secryn serve` runs on a database (restore checks it). */
 import { SQLiteError, type Database } from 'bun:sqlite';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../crypto/atomic-file.ts';

@@ -1,3 +1,4 @@
+/** `secryn audit verify|export|prune`. */
 import { defineCommand } from 'citty';
 import type { Database } from 'bun:sqlite';
 import { once } from 'node:events';

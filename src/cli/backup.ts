@@ -1,3 +1,4 @@
+/** `secryn backup <file>`. */
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { BackupError, createBackup } from '../backup/backup.ts';

@@ -1,3 +1,4 @@
+/** What every CLI command shares: common flags, config loading, logger and output. */
 import type { Database } from 'bun:sqlite';
 import type { ArgsDef } from 'citty';
 import { existsSync } from 'node:fs';

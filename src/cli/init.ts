@@ -1,3 +1,4 @@
+/** `secryn init`: creates a new instance and its first admin key. */
 import { defineCommand } from 'citty';
 import { existsSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
@@ -8,7 +9,7 @@ import { CliFailure } from './exit.ts';
 // First admin API key (access layer): created and audited inside init's own transaction.
 import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
 import { systemClock } from '../clock.ts';
-import { localActor } from '../instance.ts';
+import { localActor } from '../os-user.ts';
 import { INITIAL_ADMIN_KEY, insertApiKey, newApiKeyId } from '../keys/service.ts';
 
 /**

@@ -1,3 +1,4 @@
+/** `secryn keys create|list|revoke`: API keys managed straight in the database. */
 import { Value } from '@sinclair/typebox/value';
 import { defineCommand } from 'citty';
 import { KEY_CHANGE_VISIBLE_AFTER_MS } from '../access/authenticate.ts';
@@ -5,7 +6,8 @@ import { isPermission, isRole, type Permission } from '../access/permissions.ts'
 import { recordLocalAction } from '../audit/record.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { AppError } from '../errors.ts';
-import { localActor, openInstance, type Instance } from '../instance.ts';
+import { openInstance, type Instance } from '../instance.ts';
+import { localActor } from '../os-user.ts';
 import {
   checkKeyReferences,
   checkNewApiKey,

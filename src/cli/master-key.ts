@@ -1,6 +1,8 @@
+/** `secryn master-key status|rotate|rotate-data-key`. */
 import { defineCommand } from 'citty';
 import { MasterKeyError } from '../crypto/errors.ts';
-import { localActor, openInstance, type Instance } from '../instance.ts';
+import { openInstance, type Instance } from '../instance.ts';
+import { localActor } from '../os-user.ts';
 import { configuredKeyPath, loadConfiguredMasterKey } from '../keyring/key-files.ts';
 import '../keyring/known-columns.ts';
 import {
@@ -20,11 +22,10 @@ import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.t
 import { CliFailure, ExitCode } from './exit.ts';
 
 /**
- * Opens the instance for a `master-key` subcommand. `SECRYN_TEST_FIXTURES=keyring` (test-only)
- * also registers the keyring's test tables, so a test's child process walks them.
+ * Opens the instance for a `master-key` subcommand. (Tests that need the keyring's test tables
+ * walked preload test/fixtures/keyring-tables.ts into a source run; the product never loads it.)
  */
 async function openForKeyring(args: { config?: string }): Promise<Instance> {
-  if (process.env.SECRYN_TEST_FIXTURES === 'keyring') await import('../keyring/test-fixture.ts');
   const { config } = loadCliConfig(args);
   return openInstance(config, cliLogger(config));
 }

@@ -1,3 +1,4 @@
+/** `secryn migrate`. */
 import { defineCommand } from 'citty';
 import { runMigrations } from '../db/migrate.ts';
 import { commonArgs, jsonArg, loadCliConfig, openExistingDatabase, print } from './common.ts';

@@ -1,3 +1,4 @@
+/** `secryn restore <file>`. */
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { BackupError } from '../backup/backup.ts';

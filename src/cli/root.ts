@@ -1,3 +1,4 @@
+/** The `secryn` command tree, each command loaded only when it runs. */
 import { defineCommand } from 'citty';
 import { VERSION } from '../version.ts';
 

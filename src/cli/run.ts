@@ -1,3 +1,4 @@
+/** Runs the CLI: strict flags, one line per error, exit codes. */
 import { renderUsage, runCommand, type ArgsDef, type CommandDef } from 'citty';
 import { ConfigError } from '../config/load.ts';
 import { AppError } from '../errors.ts';

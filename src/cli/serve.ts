@@ -1,3 +1,4 @@
+/** `secryn serve`: the API and background workers until SIGTERM/SIGINT. */
 import { defineCommand } from 'citty';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';

@@ -1,3 +1,4 @@
+/** `secryn version`. */
 import { defineCommand } from 'citty';
 import { VERSION } from '../version.ts';
 import { commonArgs, jsonArg, print } from './common.ts';
@@ -6,7 +7,7 @@ import { commonArgs, jsonArg, print } from './common.ts';
 export const versionCommand = defineCommand({
   meta: { name: 'version', description: 'Print the Secryn version' },
   args: {
-    // API.md: every command takes --config. The version needs none, so it is read and ignored.
+    // docs/api.md §9: every command takes --config. The version needs none, so it is read and ignored.
     config: { ...commonArgs.config, description: 'Accepted like on every command, and ignored' },
     ...jsonArg,
   },

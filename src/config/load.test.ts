@@ -28,7 +28,7 @@ describe('config', () => {
     }
   });
 
-  test('API.md §8 keys keep their spelling and defaults', () => {
+  test('docs/api.md §8 keys keep their spelling and defaults', () => {
     const config = validateConfig({});
     expect(config.server).toMatchObject({ host: '127.0.0.1', port: 8420 });
     expect(config.storage.path).toBe('./data/secryn.db');

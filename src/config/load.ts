@@ -1,8 +1,9 @@
+/** Loads and validates the TOML configuration file (errors exit 78 with one line per problem). */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { parseCidrList } from '../webhooks/outbound-guard.ts';
+import { parseCidrList } from '../net/ip.ts';
 import { ConfigSchema, type Config } from './schema.ts';
 
 /** sysexits.h EX_CONFIG: the process was given a configuration it cannot use. */

@@ -1,3 +1,4 @@
+/** The configuration file's schema: defaults, validation and the `Config` type. */
 import { Type, type Static } from '@sinclair/typebox';
 
 /**

@@ -1,3 +1,4 @@
+/** Constant-time comparison of secrets, MACs and tokens. */
 import { timingSafeEqual } from 'node:crypto';
 
 const utf8 = new TextEncoder();

@@ -1,3 +1,4 @@
+/** Opens the SQLite database (pragmas, WAL) and wraps it in drizzle. */
 import { Database } from 'bun:sqlite';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';

@@ -1,3 +1,4 @@
+/** Column helpers shared by every table: epoch-millisecond timestamps and their RFC 3339 form. */
 import { integer } from 'drizzle-orm/sqlite-core';
 
 /**

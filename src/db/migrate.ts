@@ -1,3 +1,4 @@
+/** Applies the embedded schema migrations and refuses a history this build does not know. */
 import type { Database } from 'bun:sqlite';
 import { createHash } from 'node:crypto';
 import { embeddedMigrations } from '../../migrations/index.ts';

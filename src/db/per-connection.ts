@@ -1,3 +1,4 @@
+/** Values made once per database connection (prepared statements, caches). */
 import type { Database } from 'bun:sqlite';
 
 /**

@@ -1,3 +1,4 @@
+/** Table definition of the instance row (health probe, creation). */
 import { sqliteTable, integer, text } from 'drizzle-orm/sqlite-core';
 import { epochMs } from './columns.ts';
 

@@ -1,3 +1,4 @@
+/** The SQLite write lock: taking it without blocking the event loop, and how long to wait. */
 import { SQLiteError, type Database } from 'bun:sqlite';
 
 /** Longest pause between two attempts, so that a freed lock is taken again quickly. */

@@ -1,3 +1,4 @@
+/** Group commit of change jobs: many writes in one transaction and one fsync. */
 import type { Database } from 'bun:sqlite';
 import { DatabaseBusyError, ServiceUnavailableError } from '../errors.ts';
 import { expiredCount, lockBusyTooLong, rollbackIfOpen, WriteLock } from './write-lock.ts';

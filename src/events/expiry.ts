@@ -10,13 +10,11 @@
  * wider ones are recorded as passed: one notice saying "expires in 1 day" beats three at once.
  */
 import type { Database, Statement } from 'bun:sqlite';
-import type { Clock } from '../clock.ts';
+import { DAY_MS, type Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { emitEvent } from './emit.ts';
 import { perConnection } from '../db/per-connection.ts';
-
-const DAY_MS = 86_400_000;
 
 /** The notice key of the expired notice; expiring ones are `<days>d`. */
 const EXPIRED = 'expired';

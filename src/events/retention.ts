@@ -6,8 +6,7 @@
  * for longer than anyone waits for a notification.
  */
 import type { Database } from 'bun:sqlite';
-
-const DAY_MS = 86_400_000;
+import { DAY_MS } from '../clock.ts';
 
 /**
  * Deletes up to `batch` events created before `now - retentionDays`, oldest first, and returns

@@ -1,5 +1,5 @@
 /**
- * `GET /v1/events` (API.md §6): the event log, exactly as webhooks receive it. A key limited to
+ * `GET /v1/events` (docs/api.md §6): the event log, exactly as webhooks receive it. A key limited to
  * projects sees the events of those projects only (instance-wide events, such as
  * `master_key.rotated`, are for keys limited to nothing), and an `api_key.*` event only to keys
  * that may manage that key (see ./visibility.ts); outside them it answers a hidden 404.
@@ -12,7 +12,7 @@ import { listResponse, readPage } from '../http/pagination.ts';
 import type { RouteContext } from '../http/route.ts';
 import { parseTimestamp } from '../http/schemas.ts';
 import type { Instance } from '../instance.ts';
-import type { EventListQuery, EventParams } from '../webhooks/schemas.ts';
+import type { EventListQuery, EventParams } from './schemas.ts';
 import { findEvent, listEvents } from './service.ts';
 import * as spec from './spec.ts';
 import { canSeeEvent, visibleEventFilter } from './visibility.ts';

@@ -4,7 +4,7 @@
  */
 import { listSchema } from '../http/pagination.ts';
 import { docsFor } from '../http/route.ts';
-import { EventListQuery, EventParams, EventSchema } from '../webhooks/schemas.ts';
+import { EventListQuery, EventParams, EventSchema } from './schemas.ts';
 
 const docs = docsFor('events');
 

@@ -1,5 +1,5 @@
 /**
- * `GET /v1/events/stream` (API.md §10): the event log as Server-Sent Events, for `secryn run
+ * `GET /v1/events/stream` (docs/api.md §10): the event log as Server-Sent Events, for `secryn run
  * --watch` and the console. The same events and filters as `GET /v1/events` (./visibility.ts),
  * resumable with `Last-Event-ID`, heartbeats, and a bounded number of streams (./stream.ts).
  *
@@ -12,7 +12,7 @@ import { hasProjectScope, hideAsNotFound } from '../access/visibility.ts';
 import { GoneError, InvalidRequestError } from '../errors.ts';
 import { parseTimestamp, strictObject } from '../http/schemas.ts';
 import type { Instance } from '../instance.ts';
-import { EventListQuery } from '../webhooks/schemas.ts';
+import { EventListQuery } from './schemas.ts';
 import { STREAM_RETRY_AFTER_SECONDS, type EventStreamHub } from './stream.ts';
 import { lastPosition, positionBefore, positionOfEvent } from './stream-store.ts';
 

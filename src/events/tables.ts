@@ -1,3 +1,4 @@
+/** Table definitions of the event log (webhook outbox) and sent expiry notices. */
 import {
   index,
   integer,

@@ -1,5 +1,5 @@
 /**
- * The event types of API.md §6. Webhook subscriptions are checked against this list so that a
+ * The event types of docs/api.md §6. Webhook subscriptions are checked against this list so that a
  * typo (`resource.create`) is a 400 at save time instead of a subscription that never fires.
  * A feature that emits a new type adds it here.
  */

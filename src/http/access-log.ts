@@ -1,3 +1,4 @@
+/** The access log: one line per request, never headers or bodies. */
 import { LogLevels } from 'consola';
 import type { Logger } from '../log/logger.ts';
 import type { RequestMeta } from './request-meta.ts';

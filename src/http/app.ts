@@ -1,3 +1,4 @@
+/** Builds the HTTP application shell around the feature modules. */
 import { LogLevels } from 'consola';
 import { Elysia, type AnyElysia } from 'elysia';
 import type { Config } from '../config/schema.ts';

@@ -1,3 +1,4 @@
+/** Reads request bodies: size limits, content type, bounded JSON parsing. */
 import { InvalidRequestError, PayloadTooLargeError, AppError } from '../errors.ts';
 
 /** Refuses a request whose declared Content-Length exceeds the limit, before reading it. */

@@ -1,5 +1,5 @@
 /**
- * Answers a create (API.md §1): status 201 and `Location` naming the new object, whose body
+ * Answers a create (docs/api.md §1): status 201 and `Location` naming the new object, whose body
  * is returned unchanged so the route's response schema still types it.
  */
 export function respondCreated<T>(

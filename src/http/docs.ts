@@ -144,7 +144,7 @@ const securityHeaders = {
 } as const;
 
 /**
- * Elysia plugin serving, without authentication (API.md §1):
+ * Elysia plugin serving, without authentication (docs/api.md §1):
  * - `GET /docs`: Swagger UI page, `Cache-Control: no-cache`, strict same-origin CSP;
  * - `GET /docs/json`: OpenAPI 3.1 document of every route of the app it is `.use()`d in,
  *   titled "Secryn API" at `options.version`, with the `bearerAuth` scheme

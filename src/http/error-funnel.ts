@@ -1,7 +1,8 @@
+/** The one place that turns any error into the public error body and status. */
 import { stripVTControlCharacters } from 'node:util';
 import { AppError, type ErrorCode, type ErrorDetails } from '../errors.ts';
 
-/** The public error body of API.md §1. */
+/** The public error body of docs/api.md §1. */
 export type ErrorBody = { error: { code: ErrorCode; message: string; details?: ErrorDetails } };
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {

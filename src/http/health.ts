@@ -1,3 +1,4 @@
+/** The health routes (`/health`, `/v1/health`). */
 import { Elysia, t } from 'elysia';
 
 export type HealthOptions = {
@@ -17,7 +18,7 @@ const HealthBody = t.Object({
 });
 
 /**
- * `GET /health` and `GET /v1/health` (API.md §2): no auth, no internals; 503 with
+ * `GET /health` and `GET /v1/health` (docs/api.md §2): no auth, no internals; 503 with
  * `status: unavailable` when the instance cannot serve writes.
  */
 export function healthRoutes(options: HealthOptions) {

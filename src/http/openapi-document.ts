@@ -30,7 +30,7 @@ export type DocumentBase = {
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
-/** The body of every error (API.md §1). */
+/** The body of every error (docs/api.md §1). */
 const ERROR_SCHEMA: JsonObject = {
   type: 'object',
   description: 'The body of every error answer.',

@@ -1,5 +1,5 @@
 /**
- * Lists (API.md §1): `?page=` (≥ 1, default 1) and `?limit=` (1..100, default 50), answered as
+ * Lists (docs/api.md §1): `?page=` (≥ 1, default 1) and `?limit=` (1..100, default 50), answered as
  * `{data, pagination: {total, page, limit}}` with an RFC 8288 `Link` header (`next`/`prev`).
  * Every list endpoint uses these so that they all behave alike:
  *

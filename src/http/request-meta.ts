@@ -1,3 +1,4 @@
+/** Per-request metadata (id, start, client address, audit actor and target). */
 import { pooledRandomBytes } from '../ids.ts';
 
 /**

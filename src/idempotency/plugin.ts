@@ -1,5 +1,5 @@
 /**
- * `Idempotency-Key` on every `POST` (API.md §1), as one Elysia plugin mounted right after the
+ * `Idempotency-Key` on every `POST` (docs/api.md §1), as one Elysia plugin mounted right after the
  * access layer (so it sees the authenticated key and runs after authorization and validation):
  *
  * - A key is 1–255 visible ASCII characters, scoped to the calling API key, kept 24 h.
@@ -29,7 +29,7 @@ import {
   type StoredResponse,
 } from './store.ts';
 
-/** The request header (API.md §1). */
+/** The request header (docs/api.md §1). */
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 
 /** Response header set on a replayed response. */

@@ -1,5 +1,5 @@
 /**
- * Stored first responses of `Idempotency-Key` requests (API.md §1): lookup, save (inside a
+ * Stored first responses of `Idempotency-Key` requests (docs/api.md §1): lookup, save (inside a
  * write job) and expiry. The response body is sealed by the instance keyring, bound to its row.
  */
 import type { Database } from 'bun:sqlite';
@@ -8,7 +8,7 @@ import type { AuditTarget } from '../http/request-meta.ts';
 import type { InstanceKeyring } from '../keyring/live-keyring.ts';
 import { idempotencyResponseColumn } from './tables.ts';
 
-/** How long a stored response is replayed (API.md §1: 24 h). */
+/** How long a stored response is replayed (docs/api.md §1: 24 h). */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
 /** What is replayed for a key: the first response, as the client received it. */

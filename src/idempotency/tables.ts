@@ -1,9 +1,10 @@
+/** Table definition of stored `Idempotency-Key` responses. */
 import { blob, index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 import { epochMs } from '../db/columns.ts';
 import { registerEncryptedColumn } from '../keyring/encrypted-columns.ts';
 
 /**
- * The first successful response to each `Idempotency-Key` (API.md §1), kept for 24 hours.
+ * The first successful response to each `Idempotency-Key` (docs/api.md §1), kept for 24 hours.
  * `id` is the SHA-256 (hex) of the API key id and the header value, so keys are per API key and
  * the header itself is not stored. `request_hash` fingerprints the method, path and canonical
  * JSON body of the first request. `response_body` is sealed by the keyring: it can hold a

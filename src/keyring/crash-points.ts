@@ -3,7 +3,9 @@
  * `SECRYN_TEST_CRASH_AT` names a step (optionally `step#n` for its n-th occurrence, default 1),
  * the process sends itself SIGKILL when it reaches that step — the same as `kill -9` from
  * outside, with no cleanup, no `finally` and no flush. Tests use it to prove that every
- * intermediate state on disk is recoverable. Operators never set it.
+ * intermediate state on disk is recoverable. Operators never set it, and release builds do not
+ * contain it: scripts/build.ts defines `SECRYN_TEST_HOOKS` as false, which turns
+ * {@link crashPoint} into a no-op and drops the variable's name (test/binary.test.ts checks).
  */
 
 /** Every step at which a rotation can be killed, in the order a rotation passes them. */
@@ -33,12 +35,12 @@ export const CRASH_STEPS = [
 /** A step name accepted by {@link crashPoint} and `SECRYN_TEST_CRASH_AT`. */
 export type CrashStep = (typeof CRASH_STEPS)[number];
 
-const ENV_VAR = 'SECRYN_TEST_CRASH_AT';
 const reached = new Map<string, number>();
 
 /** Kills the process with SIGKILL if `SECRYN_TEST_CRASH_AT` names this step (test-only). */
 export function crashPoint(step: CrashStep): void {
-  const wanted = process.env[ENV_VAR];
+  if (typeof SECRYN_TEST_HOOKS !== 'undefined' && !SECRYN_TEST_HOOKS) return;
+  const wanted = process.env.SECRYN_TEST_CRASH_AT;
   if (!wanted) return;
   const [name, nth] = wanted.split('#');
   if (name !== step) return;

@@ -15,7 +15,7 @@ import {
   putTestValues,
   testNoteColumn,
   testValueColumn,
-} from './test-fixture.ts';
+} from '../../test/fixtures/keyring-tables.ts';
 
 const columns = [testValueColumn, testNoteColumn];
 

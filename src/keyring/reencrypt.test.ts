@@ -7,7 +7,11 @@ import { reencryptValues } from './reencrypt.ts';
 import { rotateDataKey, type KeyringContext } from './rotate.ts';
 import { keyringStatus } from './status.ts';
 import { readRotation, readUnfinishedReencryption } from './store.ts';
-import { putTestValues, testNoteColumn, testValueColumn } from './test-fixture.ts';
+import {
+  putTestValues,
+  testNoteColumn,
+  testValueColumn,
+} from '../../test/fixtures/keyring-tables.ts';
 
 const columns = [testNoteColumn, testValueColumn];
 

@@ -19,7 +19,7 @@ import { onMasterKeyRotated } from './hooks.ts';
 import { nextKeyPath } from './key-files.ts';
 import { rotateDataKey, rotateMasterKey, type KeyringContext } from './rotate.ts';
 import { readKeyringState, readRotations } from './store.ts';
-import { getTestValue, putTestValues } from './test-fixture.ts';
+import { getTestValue, putTestValues } from '../../test/fixtures/keyring-tables.ts';
 
 function contextOf(
   instance: Instance,

@@ -1,3 +1,4 @@
+/** Keyring tables: state, wrapped data keys, integrity key, rotations, re-encryption progress. */
 import { sql } from 'drizzle-orm';
 import { blob, check, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 import { epochMs } from '../db/columns.ts';

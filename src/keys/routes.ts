@@ -1,5 +1,5 @@
 /**
- * `/v1/api-keys` (API.md §5). The permission of each route is in the permission table; here the
+ * `/v1/api-keys` (docs/api.md §5). The permission of each route is in the permission table; here the
  * handlers only apply the no-escalation rules (`grants.ts`) and hide keys outside the caller's
  * reach. Revoked keys stay listed, with `revoked_at`; revoking twice is a no-op success.
  * Every change is committed together with its audit entry before the response is sent.

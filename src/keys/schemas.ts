@@ -7,14 +7,14 @@ import { PERMISSIONS, ROLES } from '../access/permissions.ts';
 import { ProjectId, Timestamp, VaultId, strictObject } from '../http/schemas.ts';
 
 /**
- * One of the five roles (API.md §5). `default: undefined` matters: `t.UnionEnum` otherwise
+ * One of the five roles (docs/api.md §5). `default: undefined` matters: `t.UnionEnum` otherwise
  * defaults to its first member, and Elysia would quietly turn a body without `role` into an
  * admin key request.
  */
 export const RoleSchema = t.UnionEnum(ROLES, {
   default: undefined,
   error: `Must be one of: ${ROLES.join(', ')}`,
-  description: 'Role of the key (API.md §5)',
+  description: 'Role of the key (docs/api.md §5)',
 });
 
 /** One permission, `<collection>:<verb>` (see `src/access/permissions.ts`). */
@@ -86,9 +86,6 @@ export const UpdateApiKeyBody = strictObject({
 
 /** Path parameters of `/v1/api-keys/:id`. */
 export const ApiKeyParams = t.Object({ id: t.String({ maxLength: 64 }) });
-
-/** The answer of `DELETE` (API.md §1). */
-export const DeletedSchema = t.Object({ id: t.String(), deleted: t.Literal(true) });
 
 /** Types derived from the schemas (no parallel interfaces). */
 export type ApiKeyObject = typeof ApiKeySchema.static;

@@ -10,9 +10,9 @@ import {
   ApiKeySchema,
   CreateApiKeyBody,
   CreatedApiKeySchema,
-  DeletedSchema,
   UpdateApiKeyBody,
 } from './schemas.ts';
+import { Deleted } from '../http/fields.ts';
 
 const docs = docsFor('api-keys');
 
@@ -60,7 +60,7 @@ export const update = {
 
 export const revoke = {
   params: ApiKeyParams,
-  response: { 200: DeletedSchema },
+  response: { 200: Deleted },
   detail: docs(
     'Revoke an API key',
     'Takes effect on the key’s next request. The key stays listed with revoked_at.',

@@ -1,3 +1,4 @@
+/** Table definition of API keys (token hashes only). */
 import { sql } from 'drizzle-orm';
 import {
   blob,

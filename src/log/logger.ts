@@ -1,3 +1,4 @@
+/** The structured logger (pretty or JSON lines), never given secrets. */
 import { createConsola, LogLevels, type ConsolaInstance, type LogObject } from 'consola';
 
 export type LogFormat = 'pretty' | 'json';

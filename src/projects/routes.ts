@@ -1,5 +1,5 @@
 /**
- * `/v1/projects` (API.md §3). The permission of each route is in the permission table; here the
+ * `/v1/projects` (docs/api.md §3). The permission of each route is in the permission table; here the
  * handlers only decide *which* projects the caller reaches (`visibility.ts`): a project outside
  * its reach answers 404 like one that does not exist. Names are unique (409, field `name`); a
  * project that still has vaults cannot be deleted (409).

@@ -1,10 +1,10 @@
 /**
- * The TypeBox schemas of `/v1/projects` (API.md §3): validation, OpenAPI document and types.
+ * The TypeBox schemas of `/v1/projects` (docs/api.md §3): validation, OpenAPI document and types.
  */
 import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';
-import { ResourceName } from '../resources/names.ts';
-import { Description, IdParam, strictObject } from '../resources/fields.ts';
+import { ResourceName } from '../http/names.ts';
+import { Description, IdParam, strictObject } from '../http/fields.ts';
 
 /** A project as the API shows it. */
 export const ProjectSchema = t.Object(

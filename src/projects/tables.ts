@@ -1,8 +1,9 @@
+/** Table definition of projects. */
 import { index, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { epochMs } from '../db/columns.ts';
 
 /**
- * Projects (API.md §3): the top of the hierarchy project → vault → resource. Names are unique
+ * Projects (docs/api.md §3): the top of the hierarchy project → vault → resource. Names are unique
  * across the instance (exact, case-sensitive match). A project is deleted outright, and only
  * once it has no vaults left (the vaults' foreign key refuses otherwise).
  */

@@ -11,8 +11,8 @@ import {
   parsePrivateKeyPem,
   type KeyAlgorithm,
 } from './material.ts';
-import { normalizeTags } from './names.ts';
-import { parseTimestamp } from './fields.ts';
+import { normalizeTags } from '../http/names.ts';
+import { parseTimestamp } from '../http/fields.ts';
 import {
   DEFAULT_CONTENT_TYPE,
   type CreateResourceInput,

@@ -1,6 +1,6 @@
 /**
  * Rows to API objects (snake_case, RFC 3339 times). Values are added by the caller, and only
- * where API.md §4 allows them.
+ * where docs/api.md §4 allows them.
  */
 import { toRfc3339 } from '../db/columns.ts';
 import type { KeyAlgorithm } from './material.ts';

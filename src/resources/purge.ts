@@ -9,8 +9,7 @@ import { appendAuditEntry, type AuditActor } from '../audit/record.ts';
 import { deleteExpiredIdempotencyRecords } from '../idempotency/store.ts';
 import type { Instance } from '../instance.ts';
 import { purgeDeletedResources } from './store.ts';
-
-const DAY_MS = 86_400_000;
+import { DAY_MS } from '../clock.ts';
 
 /** Resources per transaction, so that a large backlog never holds the write lock long. */
 const PURGE_BATCH = 200;

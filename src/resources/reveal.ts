@@ -1,5 +1,5 @@
 /**
- * Who gets a value, and when (API.md §4): the helpers every resource read uses, so that the
+ * Who gets a value, and when (docs/api.md §4): the helpers every resource read uses, so that the
  * single reads, version reads and the vault read API decide alike.
  *
  * - A value is returned only to keys holding `resources:reveal`, only by single reads, and only

@@ -1,5 +1,5 @@
 /**
- * `/v1/resources` (API.md §4): secrets, keys and certificates, their versions, soft delete and
+ * `/v1/resources` (docs/api.md §4): secrets, keys and certificates, their versions, soft delete and
  * restore. Permissions come from the route table; the handlers check *where* (the resource's
  * vault, `visibility.ts`) and *when* a value may be handed out (`reveal.ts`). Every change
  * commits with its audit entry, event and idempotent response (`commit.ts`).

@@ -1,5 +1,5 @@
 /**
- * The TypeBox schemas of `/v1/resources` and the vault read API (API.md §4): the single source
+ * The TypeBox schemas of `/v1/resources` and the vault read API (docs/api.md §4): the single source
  * of truth for validation, the OpenAPI document and the TypeScript types.
  *
  * One object schema per body (rather than a union per type) so that a bad field is reported by
@@ -9,7 +9,7 @@ import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';
 import { ResponseInteger } from '../http/schemas.ts';
 import { KEY_ALGORITHMS } from './material.ts';
-import { ResourceName, Tag, Tags } from './names.ts';
+import { ResourceName, Tag, Tags } from '../http/names.ts';
 import {
   Description,
   IdParam,
@@ -20,7 +20,7 @@ import {
   strictObject,
   Timestamp,
   VaultId,
-} from './fields.ts';
+} from '../http/fields.ts';
 import { RESOURCE_TYPES } from './tables.ts';
 
 /** Default `content_type` of a secret. */

@@ -4,7 +4,7 @@
  */
 import { listSchema } from '../http/pagination.ts';
 import { docsFor } from '../http/route.ts';
-import { Deleted, documentedResponse } from './fields.ts';
+import { Deleted, documentedResponse } from '../http/fields.ts';
 import {
   CreateResourceBody,
   ResourceListQuery,

@@ -1,3 +1,4 @@
+/** Table definitions of resources and their sealed versions. */
 import { sql } from 'drizzle-orm';
 import {
   blob,
@@ -13,7 +14,7 @@ import { registerEncryptedColumn } from '../keyring/encrypted-columns.ts';
 import { projects } from '../projects/tables.ts';
 import { vaults } from '../vaults/tables.ts';
 
-/** The three kinds of resource a vault holds (API.md §4). */
+/** The three kinds of resource a vault holds (docs/api.md §4). */
 export const RESOURCE_TYPES = ['secret', 'key', 'certificate'] as const;
 
 /** One of {@link RESOURCE_TYPES}. */

@@ -1,5 +1,5 @@
 /**
- * `POST /v1/vaults/:id/secrets/import` (API.md §10): atomic bulk create/update of a vault's
+ * `POST /v1/vaults/:id/secrets/import` (docs/api.md §10): atomic bulk create/update of a vault's
  * secrets, for `secryn env import`. All or nothing: any bad entry is a 400/413 naming
  * `secrets.N.<field>` and nothing is stored. One version, one audit entry and one event per
  * secret that changed, plus the request's own `resource.import` entry, in one transaction.

@@ -4,15 +4,15 @@
  */
 import { t } from 'elysia';
 import { ContentType } from '../resources/schemas.ts';
-import { IdParam, strictObject } from '../resources/fields.ts';
-import { RESOURCE_NAME_PATTERN, RESOURCE_NAME_RULE } from '../resources/names.ts';
+import { IdParam, strictObject } from '../http/fields.ts';
+import { RESOURCE_NAME_PATTERN, RESOURCE_NAME_RULE } from '../http/names.ts';
 
 /** Most secrets one import may carry: one transaction, one response, bounded work. */
 export const MAX_IMPORT_SECRETS = 1000;
 
 /**
  * A secret name, validated by the same pattern as single creation; the handler normalises it to
- * NFC with {@link import('../resources/names.ts').assertResourceName}, naming `secrets.N.name`.
+ * NFC with {@link import('../http/names.ts').assertResourceName}, naming `secrets.N.name`.
  */
 const ImportName = t.String({
   minLength: 1,

@@ -9,7 +9,7 @@ import { AppError, InvalidRequestError } from '../errors.ts';
 import { emitEvent } from '../events/emit.ts';
 import type { Instance } from '../instance.ts';
 import { prepareNewResource, type PreparedResource, type ValueLimits } from '../resources/input.ts';
-import { assertResourceName } from '../resources/names.ts';
+import { assertResourceName } from '../http/names.ts';
 import { toResourceObject } from '../resources/objects.ts';
 import {
   findSecretByName,

@@ -6,7 +6,7 @@
 import { t } from 'elysia';
 import { listSchema } from '../http/pagination.ts';
 import { docsFor } from '../http/route.ts';
-import { documentedResponse } from '../resources/fields.ts';
+import { documentedResponse } from '../http/fields.ts';
 import {
   ResourceSchema,
   VaultReadQuery,

@@ -1,11 +1,11 @@
 /**
- * The TypeBox schemas of `/v1/vaults` (API.md §3 and the vault read API of §4): validation,
+ * The TypeBox schemas of `/v1/vaults` (docs/api.md §3 and the vault read API of §4): validation,
  * OpenAPI document and types.
  */
 import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';
-import { ResourceName } from '../resources/names.ts';
-import { Description, IdParam, ProjectId, strictObject } from '../resources/fields.ts';
+import { ResourceName } from '../http/names.ts';
+import { Description, IdParam, ProjectId, strictObject } from '../http/fields.ts';
 import { VaultSecretSchema } from '../resources/schemas.ts';
 
 const vaultFields = {

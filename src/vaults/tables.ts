@@ -1,9 +1,10 @@
+/** Table definition of vaults. */
 import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { epochMs } from '../db/columns.ts';
 import { projects } from '../projects/tables.ts';
 
 /**
- * Vaults (API.md §3): named containers of resources inside a project, unique by name within it.
+ * Vaults (docs/api.md §3): named containers of resources inside a project, unique by name within it.
  * A `restricted` vault is reached only by admins, managers of its project and keys granted it
  * explicitly (src/access/visibility.ts). `project_id` never changes after creation.
  */

@@ -23,7 +23,15 @@
  * family: a single mixed list lets an IPv4 address match an IPv6 rule such as `::/0`.
  */
 import dns from 'node:dns';
-import net from 'node:net';
+import {
+  formatIp,
+  parseCidr,
+  parseIp,
+  RangeSet,
+  stripBrackets,
+  unmapIpv4,
+  type Ip,
+} from '../net/ip.ts';
 
 /**
  * Operator policy that may open restricted (not link-local/metadata) address space. Treat it as
@@ -50,8 +58,6 @@ export type GuardRefusal = { ok: false; reason: string };
 
 /** Longest webhook URL we accept, in characters (raw input and normalised form). */
 export const MAX_WEBHOOK_URL_LENGTH = 2048;
-
-type Ip = { family: 4; bytes: Uint8Array } | { family: 6; bytes: Uint8Array };
 
 type Category =
   | 'link-local'
@@ -120,7 +126,7 @@ export function validateWebhookUrl(raw: string): { ok: true; url: URL } | GuardR
  * URL's host is in `policy.allowedHosts` (case-insensitive, trailing dot ignored) or the address
  * falls in `policy.allowedCidrs`; link-local and metadata addresses never are. Unparseable
  * `allowedCidrs` entries are skipped (an allow-list entry can only open access, so skipping it
- * fails closed): validate the configuration with {@link parseCidrList} at startup.
+ * fails closed): validate the configuration with `parseCidrList` (src/net/ip.ts) at startup.
  *
  * Reasons name the address class but not the address, so internal IPs do not leak to API
  * callers. There is no lookup timeout here beyond the system resolver's own; callers that need a
@@ -176,83 +182,8 @@ export async function resolveDeliveryTarget(
 // ---------------------------------------------------------------------------------------------
 // CIDR lists (configuration)
 
-/**
- * Validates an allow-list of CIDRs for configuration loading. Accepts `a.b.c.d/n` (n 0..32),
- * IPv6 `x::/n` (n 0..128) and bare addresses (a single host). Refuses entries with host bits set
- * (`10.0.0.1/8` is usually a typo for `10.0.0.1/32` or `10.0.0.0/8`), zone ids, and
- * IPv4-mapped IPv6 ranges (mapped addresses are matched as IPv4, so write the IPv4 range).
- * Reports the index of the first bad entry; reasons quote only the operator's own entry.
- */
-export function parseCidrList(
-  list: string[],
-): { ok: true } | { ok: false; index: number; reason: string } {
-  for (let index = 0; index < list.length; index++) {
-    const parsed = parseCidr(list[index]!);
-    if ('error' in parsed) return { ok: false, index, reason: parsed.error };
-  }
-  return { ok: true };
-}
-
-type Cidr = { ip: Ip; prefix: number };
-
-function parseCidr(entry: string): Cidr | { error: string } {
-  const slash = entry.indexOf('/');
-  const addressText = slash === -1 ? entry : entry.slice(0, slash);
-  if (addressText.includes('%')) return { error: 'zone ids are not allowed in CIDRs' };
-  const ip = parseIp(addressText);
-  if (!ip) return { error: `"${entry}" is not an IP address or CIDR` };
-  const maxPrefix = ip.family === 4 ? 32 : 128;
-  let prefix = maxPrefix;
-  if (slash !== -1) {
-    const prefixText = entry.slice(slash + 1);
-    if (!/^(0|[1-9]\d{0,2})$/.test(prefixText) || Number(prefixText) > maxPrefix) {
-      return { error: `prefix length in "${entry}" must be 0..${maxPrefix}` };
-    }
-    prefix = Number(prefixText);
-  }
-  if (ip.family === 6 && unmapIpv4(ip).family === 4) {
-    return { error: `"${entry}" is IPv4-mapped; write the IPv4 range instead` };
-  }
-  const network = maskTo(ip, prefix);
-  if (!sameBytes(network.bytes, ip.bytes)) {
-    return { error: `"${entry}" has host bits set; did you mean ${formatIp(network)}/${prefix}?` };
-  }
-  return { ip, prefix };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Classification
-
-/** One BlockList per family, so an IPv4 address never matches an IPv6 rule (or vice versa). */
-class RangeSet {
-  private readonly v4 = new net.BlockList();
-  private readonly v6 = new net.BlockList();
-
-  add(cidr: Cidr): void {
-    if (cidr.ip.family === 4) this.v4.addSubnet(formatIp(cidr.ip), cidr.prefix, 'ipv4');
-    else this.v6.addSubnet(formatIp(cidr.ip), cidr.prefix, 'ipv6');
-  }
-
-  has(ip: Ip): boolean {
-    return ip.family === 4
-      ? this.v4.check(formatIp(ip), 'ipv4')
-      : this.v6.check(formatIp(ip), 'ipv6');
-  }
-
-  matchesAny(ips: readonly Ip[]): boolean {
-    return ips.some((ip) => this.has(ip));
-  }
-}
-
-function rangeSet(cidrs: readonly string[]): RangeSet {
-  const set = new RangeSet();
-  for (const text of cidrs) {
-    const cidr = parseCidr(text);
-    if ('error' in cidr) throw new Error(`built-in range ${text}: ${cidr.error}`);
-    set.add(cidr);
-  }
-  return set;
-}
 
 // Checked in order; the first match names the class. Metadata before link-local for the clearer
 // reason; restricted classes are refused unless allow-listed, `never` ones always.
@@ -260,17 +191,17 @@ const NEVER_ALLOWED: ReadonlyArray<{ category: Category; ranges: RangeSet }> = [
   {
     category: 'cloud metadata',
     // AWS/GCP/Azure/OCI/DigitalOcean IPv4, Alibaba, AWS IMDS IPv6, GCP metadata IPv6.
-    ranges: rangeSet(['169.254.169.254', '100.100.100.200', 'fd00:ec2::254', 'fd20:ce::254']),
+    ranges: RangeSet.of(['169.254.169.254', '100.100.100.200', 'fd00:ec2::254', 'fd20:ce::254']),
   },
-  { category: 'link-local', ranges: rangeSet(['169.254.0.0/16', 'fe80::/10']) },
+  { category: 'link-local', ranges: RangeSet.of(['169.254.0.0/16', 'fe80::/10']) },
 ];
 
 const RESTRICTED: ReadonlyArray<{ category: Category; ranges: RangeSet }> = [
-  { category: 'unspecified', ranges: rangeSet(['0.0.0.0/8', '::/128']) },
-  { category: 'loopback', ranges: rangeSet(['127.0.0.0/8', '::1/128']) },
+  { category: 'unspecified', ranges: RangeSet.of(['0.0.0.0/8', '::/128']) },
+  { category: 'loopback', ranges: RangeSet.of(['127.0.0.0/8', '::1/128']) },
   {
     category: 'private',
-    ranges: rangeSet([
+    ranges: RangeSet.of([
       '10.0.0.0/8',
       '172.16.0.0/12',
       '192.168.0.0/16',
@@ -279,11 +210,11 @@ const RESTRICTED: ReadonlyArray<{ category: Category; ranges: RangeSet }> = [
       '64:ff9b:1::/48', // local-use NAT64 (RFC 8215)
     ]),
   },
-  { category: 'shared (CGNAT)', ranges: rangeSet(['100.64.0.0/10']) },
-  { category: 'multicast', ranges: rangeSet(['224.0.0.0/4', 'ff00::/8']) },
+  { category: 'shared (CGNAT)', ranges: RangeSet.of(['100.64.0.0/10']) },
+  { category: 'multicast', ranges: RangeSet.of(['224.0.0.0/4', 'ff00::/8']) },
   {
     category: 'reserved',
-    ranges: rangeSet([
+    ranges: RangeSet.of([
       '192.0.0.0/24', // IETF protocol assignments
       '192.0.2.0/24', // documentation
       '192.88.99.0/24', // deprecated 6to4 relay anycast
@@ -300,9 +231,9 @@ const RESTRICTED: ReadonlyArray<{ category: Category; ranges: RangeSet }> = [
   },
 ];
 
-const IPV6_GLOBAL_UNICAST = rangeSet(['2000::/3']);
-const NAT64_WELL_KNOWN = rangeSet(['64:ff9b::/96']);
-const SIX_TO_FOUR = rangeSet(['2002::/16']);
+const IPV6_GLOBAL_UNICAST = RangeSet.of(['2000::/3']);
+const NAT64_WELL_KNOWN = RangeSet.of(['64:ff9b::/96']);
+const SIX_TO_FOUR = RangeSet.of(['2002::/16']);
 
 type Verdict = { never: boolean; category: Category; forms: Ip[] } | null;
 
@@ -358,91 +289,6 @@ function compilePolicy(policy: OutboundPolicy): CompiledPolicy {
 
 function hostKey(host: string): string {
   return stripBrackets(host.trim().toLowerCase()).replace(/\.$/, '');
-}
-
-// ---------------------------------------------------------------------------------------------
-// IP parsing (strict: only canonical dotted quads for IPv4; URL parsing has already turned the
-// hex/octal/decimal forms into those, and resolvers return them)
-
-function parseIp(text: string): Ip | null {
-  const v4 = parseIpv4(text);
-  if (v4) return { family: 4, bytes: v4 };
-  const v6 = parseIpv6(text);
-  return v6 ? { family: 6, bytes: v6 } : null;
-}
-
-function parseIpv4(text: string): Uint8Array | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
-  const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const part = parts[i]!;
-    if (!/^(0|[1-9]\d{0,2})$/.test(part) || Number(part) > 255) return null;
-    bytes[i] = Number(part);
-  }
-  return bytes;
-}
-
-function parseIpv6(text: string): Uint8Array | null {
-  // A zone id (fe80::1%eth0) does not change which class the address is in.
-  let rest = text.includes('%') ? text.slice(0, text.indexOf('%')) : text;
-  let tail: Uint8Array | null = null;
-  const lastColon = rest.lastIndexOf(':');
-  if (lastColon !== -1 && rest.includes('.', lastColon)) {
-    tail = parseIpv4(rest.slice(lastColon + 1));
-    if (!tail) return null;
-    rest = `${rest.slice(0, lastColon + 1)}0:0`;
-  }
-  const halves = rest.split('::');
-  if (halves.length > 2) return null;
-  const head = halves[0] === '' ? [] : halves[0]!.split(':');
-  const after = halves.length === 2 ? (halves[1] === '' ? [] : halves[1]!.split(':')) : [];
-  const missing = 8 - head.length - after.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
-  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...after];
-  const bytes = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    const group = groups[i]!;
-    if (!/^[0-9a-fA-F]{1,4}$/.test(group)) return null;
-    const value = parseInt(group, 16);
-    bytes[i * 2] = value >> 8;
-    bytes[i * 2 + 1] = value & 0xff;
-  }
-  if (tail) bytes.set(tail, 12);
-  return bytes;
-}
-
-function unmapIpv4(ip: Ip): Ip {
-  if (ip.family !== 6) return ip;
-  const b = ip.bytes;
-  const mapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
-  return mapped ? { family: 4, bytes: b.slice(12, 16) } : ip;
-}
-
-function formatIp(ip: Ip): string {
-  if (ip.family === 4) return Array.from(ip.bytes).join('.');
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2)
-    groups.push(((ip.bytes[i]! << 8) | ip.bytes[i + 1]!).toString(16));
-  // URL serialisation applies the RFC 5952 canonical compression for us.
-  return stripBrackets(new URL(`http://[${groups.join(':')}]/`).hostname);
-}
-
-function maskTo(ip: Ip, prefix: number): Ip {
-  const bytes = ip.bytes.slice();
-  for (let i = 0; i < bytes.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefix - i * 8));
-    bytes[i] = bytes[i]! & ((0xff << (8 - keep)) & 0xff);
-  }
-  return { family: ip.family, bytes } as Ip;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function stripBrackets(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
 function describeLookupError(error: unknown): string {

@@ -1,5 +1,5 @@
 /**
- * `/v1/webhooks` (API.md §6): subscriptions, secret rotation, test pings and the delivery log.
+ * `/v1/webhooks` (docs/api.md §6): subscriptions, secret rotation, test pings and the delivery log.
  * The permission of each route is in the permission table; here the handlers decide *which*
  * webhooks a key reaches: a webhook of a project is reached by keys with scope over that
  * project, an instance-wide one (no `project_id`) only by keys limited to no project or vault

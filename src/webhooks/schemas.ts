@@ -1,23 +1,11 @@
 /**
- * The TypeBox schemas of `/v1/webhooks` and `/v1/events`: validation, OpenAPI and types.
+ * The TypeBox schemas of `/v1/webhooks`: validation, OpenAPI and types (events: ../events/schemas.ts).
  */
 import { t } from 'elysia';
-import {
-  ProjectId,
-  QueryBoolean,
-  ResponseInteger,
-  strictObject,
-  Timestamp,
-} from '../http/schemas.ts';
+import { ProjectId, QueryBoolean, ResponseInteger, strictObject } from '../http/schemas.ts';
 import { paginationQuery } from '../http/pagination.ts';
+import { EventTypeSchema } from '../events/schemas.ts';
 import { EVENT_TYPES } from '../events/types.ts';
-
-const EventTypeSchema = t.String({
-  minLength: 1,
-  maxLength: 64,
-  error: `Must be "*" or one of: ${EVENT_TYPES.join(', ')}`,
-  examples: ['resource.created'],
-});
 
 const EventListSchema = t.Array(EventTypeSchema, {
   minItems: 1,
@@ -162,24 +150,3 @@ export const DeliveryListQuery = strictObject({
     }),
   ),
 });
-
-/** An event as listed and as delivered. */
-export const EventSchema = t.Object({
-  id: t.String({ examples: ['evt_01jq3v6x1nf4r8s2k9w7y5t3m0'] }),
-  type: t.String({ examples: ['resource.created'] }),
-  created_at: t.String(),
-  data: t.Object({
-    object: t.Record(t.String(), t.Unknown(), { description: 'Metadata only, never a value' }),
-  }),
-});
-
-export const EventListQuery = strictObject({
-  ...paginationQuery,
-  type: t.Optional(EventTypeSchema),
-  since: t.Optional(Timestamp),
-  project_id: t.Optional(ProjectId),
-});
-
-export const EventParams = t.Object({ id: t.String({ maxLength: 64 }) });
-
-export const DeletedSchema = t.Object({ id: t.String(), deleted: t.Literal(true) });

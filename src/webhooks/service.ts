@@ -177,7 +177,7 @@ export function checkEventList(list: readonly string[]): string[] {
     return distinct;
   }
   if (!distinct.every(isEventType)) {
-    throw new InvalidRequestError('events', 'Names an unknown event type (see API.md §6)');
+    throw new InvalidRequestError('events', 'Names an unknown event type (see docs/api.md §6)');
   }
   return distinct;
 }

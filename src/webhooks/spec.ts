@@ -7,7 +7,6 @@ import { docsFor } from '../http/route.ts';
 import {
   CreatedWebhookSchema,
   CreateWebhookBody,
-  DeletedSchema,
   DeliveryDetailSchema,
   DeliveryListQuery,
   DeliveryParams,
@@ -18,6 +17,7 @@ import {
   WebhookParams,
   WebhookSchema,
 } from './schemas.ts';
+import { Deleted } from '../http/fields.ts';
 
 const docs = docsFor('webhooks');
 
@@ -62,7 +62,7 @@ export const update = {
 
 export const remove = {
   params: WebhookParams,
-  response: { 200: DeletedSchema },
+  response: { 200: Deleted },
   detail: docs(
     'Delete a webhook',
     'Removes it with its secrets and pending deliveries; the events stay in the log.',

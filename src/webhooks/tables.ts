@@ -1,3 +1,4 @@
+/** Table definitions of webhooks, their sealed secrets, deliveries and attempts. */
 import { sql } from 'drizzle-orm';
 import { blob, check, index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 import { epochMs } from '../db/columns.ts';

@@ -777,7 +777,7 @@ export interface components {
             id: string;
             name: string;
             /**
-             * @description Role of the key (API.md §5)
+             * @description Role of the key (docs/api.md §5)
              * @enum {string}
              */
             role: "admin" | "manager" | "contributor" | "reader" | "access";
@@ -1116,7 +1116,7 @@ export interface operations {
                 "application/json": {
                     name: string;
                     /**
-                     * @description Role of the key (API.md §5)
+                     * @description Role of the key (docs/api.md §5)
                      * @enum {string}
                      */
                     role: "admin" | "manager" | "contributor" | "reader" | "access";
@@ -1150,7 +1150,7 @@ export interface operations {
                         id: string;
                         name: string;
                         /**
-                         * @description Role of the key (API.md §5)
+                         * @description Role of the key (docs/api.md §5)
                          * @enum {string}
                          */
                         role: "admin" | "manager" | "contributor" | "reader" | "access";

@@ -13,7 +13,7 @@ export {
   strictObject,
   Timestamp,
   VaultId,
-} from '../http/schemas.ts';
+} from './schemas.ts';
 
 /** Longest description, in UTF-16 code units. */
 export const DESCRIPTION_MAX_LENGTH = 1000;
@@ -28,7 +28,7 @@ export const Description = t.String({
 /** A path id: anything short; an unknown id is simply not found. */
 export const IdParam = t.String({ maxLength: 64, error: 'Must be an id' });
 
-/** `{id, deleted: true}`: the answer of every delete (API.md §1). */
+/** `{id, deleted: true}`: the answer of every delete (docs/api.md §1). */
 export const Deleted = t.Object({ id: t.String(), deleted: t.Literal(true) });
 
 /**
