@@ -13,6 +13,9 @@ import { vaultRoutes } from './vaults/routes.ts';
 import { eventRoutes } from './events/routes.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 import { DeliveryWorker } from './webhooks/worker.ts';
+import { onConfigReload } from './config/reload.ts';
+import { metricsFor } from './metrics/metrics.ts';
+import { metricsRoutes } from './metrics/routes.ts';
 
 /** What `serve` mounts and runs for an instance. */
 export type Features = {
@@ -36,8 +39,13 @@ export function buildFeatures(instance: Instance): Features {
   // Authentication, rate limits and the permission table. It must come first: routes mounted
   // before it would bypass authorization (the server refuses to start if any does).
   const access = createAccessLayer(instance);
+  // Rate limits change live on SIGHUP (src/config/reload.ts).
+  onConfigReload(instance.config, (next) => access.limiter.reconfigure(next.rate_limit));
+  const metrics = metricsFor(instance);
   // Webhook deliveries, expiry notices and event retention (src/webhooks/worker.ts).
-  const deliveryWorker = new DeliveryWorker(instance);
+  const deliveryWorker = new DeliveryWorker(instance, {
+    onOutcome: (outcome) => metrics.webhookAttempt(outcome),
+  });
   return {
     features: [
       access.plugin,
@@ -50,6 +58,7 @@ export function buildFeatures(instance: Instance): Features {
       resourceRoutes(instance),
       webhookRoutes(instance),
       eventRoutes(instance),
+      metricsRoutes(metrics),
     ],
     recordOutcome: auditRecorder(instance),
     async start() {

@@ -21,6 +21,7 @@ export const ConfigSchema = Type.Object(
       max_body_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1048576 }),
       trust_proxy: Type.Boolean({ default: false }),
       shutdown_timeout_ms: Type.Integer({ minimum: 0, maximum: 600_000, default: 10_000 }),
+      drain_delay_ms: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
     }),
     storage: Section({
       path: Type.String({ minLength: 1, default: './data/secryn.db' }),
@@ -73,6 +74,12 @@ export const ConfigSchema = Type.Object(
     }),
     events: Section({
       retention_days: Type.Integer({ minimum: 1, maximum: 36500, default: 90 }),
+    }),
+    metrics: Section({
+      // GET /metrics on the API listener (admins and keys with metrics:read); live on SIGHUP.
+      enabled: Type.Boolean({ default: true }),
+      // A second, unauthenticated listener serving /metrics alone, e.g. "127.0.0.1:9464"; "" is off.
+      listen: Type.String({ default: '', maxLength: 300 }),
     }),
     notifications: Section({
       expiring_days: Type.Array(Type.Integer({ minimum: 1, maximum: 3650 }), {

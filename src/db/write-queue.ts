@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { DatabaseBusyError, ServiceUnavailableError } from '../errors.ts';
+import { registerQueueDepth, reportCommit } from './commit-observer.ts';
 import { expiredCount, lockBusyTooLong, rollbackIfOpen, WriteLock } from './write-lock.ts';
 
 /** A unit of work run inside the shared write transaction. Synchronous: bun:sqlite is. */
@@ -47,6 +48,7 @@ export class WriteQueue {
   ) {
     this.maxBatch = options.maxBatch ?? 512;
     this.lock = new WriteLock(sqlite);
+    registerQueueDepth(sqlite, 'writes', () => this.pending.length);
   }
 
   /** Queues `job` for the next group commit and resolves with its result once committed. */
@@ -135,6 +137,7 @@ export class WriteQueue {
       this.failBatch(batch, error);
       return;
     }
+    reportCommit(this.sqlite, 'writes', batch.length, batch[0]!.queuedAt, true);
     batch.forEach((item, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) item.resolve(outcome.value);
@@ -148,6 +151,8 @@ export class WriteQueue {
     error = new ServiceUnavailableError('The database cannot accept writes right now'),
   ): void {
     this.options.onCommitFailure?.(cause);
+    if (batch.length > 0)
+      reportCommit(this.sqlite, 'writes', batch.length, batch[0]!.queuedAt, false);
     // Kept for classification (e.g. a full disk: src/db/disk-full.ts), never shown to clients.
     error.cause ??= cause;
     for (const item of batch) item.reject(error);
