@@ -4,6 +4,8 @@
  * that no label carries an id, a token or a raw path. Real app, real database, real receiver.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { systemClock } from '../src/clock.ts';
 import { emitEvent } from '../src/events/emit.ts';
 import { buildFeatures } from '../src/features.ts';
@@ -14,8 +16,9 @@ import {
   startReceiver,
   type Receiver,
 } from '../src/webhooks/test-fixture.ts';
-import { call, tempDir } from './harness.ts';
-import { promtool, sample } from './metrics-helpers.ts';
+import { metricsFor } from '../src/metrics/metrics.ts';
+import { call, REPO_ROOT, tempDir } from './harness.ts';
+import { promtool, promtoolRules, sample } from './metrics-helpers.ts';
 
 describe('GET /metrics', () => {
   const dir = tempDir('secryn-metrics-');
@@ -221,7 +224,6 @@ describe('GET /metrics', () => {
   });
 
   test('the backup age comes from whatever records backups', async () => {
-    const { metricsFor } = await import('../src/metrics/metrics.ts');
     metricsFor(instance).setLastBackupSource(() => Date.now() - 90_000);
     const age = sample(await scrape(), 'secryn_backup_age_seconds', {});
     expect(age).toBeGreaterThanOrEqual(90);
@@ -229,12 +231,38 @@ describe('GET /metrics', () => {
   });
 
   test('metrics.enabled = false answers 404', async () => {
-    const { metricsFor } = await import('../src/metrics/metrics.ts');
     metricsFor(instance).enabled = false;
     try {
       expect((await send('GET', '/metrics', admin)).status).toBe(404);
     } finally {
       metricsFor(instance).enabled = true;
+    }
+  });
+});
+
+describe('the README alert rules', () => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const rules = /```yaml\n(groups:[\s\S]*?)```/.exec(readme)?.[1];
+
+  test('pass promtool check rules', async () => {
+    expect(rules).toBeDefined();
+    using dir = tempDir();
+    const file = join(dir.path, 'secryn-rules.yml');
+    writeFileSync(file, rules!);
+    const out = await promtoolRules(file);
+    if (out) expect(out).toContain('SUCCESS: 6 rules found');
+  });
+
+  test('name only metrics that exist', async () => {
+    using dir = tempDir();
+    const t = createWebhookTestInstance(dir.path, systemClock);
+    try {
+      const text = await metricsFor(t.instance).render();
+      for (const [name] of rules!.matchAll(/\bsecryn_[a-z_]+/g)) {
+        expect(text).toMatch(new RegExp(`^# TYPE ${name.replace(/_bucket$/, '')} `, 'm'));
+      }
+    } finally {
+      await t.close();
     }
   });
 });
