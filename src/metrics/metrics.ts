@@ -333,7 +333,17 @@ export class Metrics {
   #valueCensus(): Map<number, number> {
     const at = performance.now();
     if (!this.#census || at - this.#census.at >= CENSUS_TTL_MS) {
-      const { byVersion } = countValuesByDataKey(this.instance.sqlite, encryptedColumns());
+      const byVersion = new Map<number, number>();
+      for (const column of encryptedColumns()) {
+        let counted: Map<number, number>;
+        try {
+          counted = countValuesByDataKey(this.instance.sqlite, [column]).byVersion;
+        } catch {
+          continue; // a column registered by code whose table this database lacks
+        }
+        for (const [version, n] of counted)
+          byVersion.set(version, (byVersion.get(version) ?? 0) + n);
+      }
       this.#census = { at, byVersion };
     }
     return this.#census.byVersion;
