@@ -4,6 +4,7 @@
  *   ./node_modules/.bin/bun bench/audit.ts            (~2 min; wrk -c50, server on CPU 0, wrk on CPU 1)
  *   ./node_modules/.bin/bun bench/audit.ts --quick    (~40 s; shorter runs, for a smoke test)
  *   --shipped        only the shipped group commit (FULL and NORMAL) against bare Bun
+ *   --metrics        only the shipped group commit at FULL with metrics on and off (their cost)
  *   --rounds=N       interleaved rounds (default 3); each row also shows every round's share of
  *                    that round's bare Bun, which a drifting machine disturbs less than req/s
  *   --server-cpus=all   servers (the baseline too) may use every CPU; wrk stays on CPU 1. By
@@ -70,11 +71,13 @@ const CONNECTIONS = 50;
 const MAIN = join(import.meta.dir, '../src/main.ts');
 
 type Mode = 'group' | 'write-queue' | 'per-request' | 'none';
-type Variant = { label: string; mode: Mode; synchronous: 'full' | 'normal' };
+type Variant = { label: string; mode: Mode; synchronous: 'full' | 'normal'; metrics?: false };
 
 const VARIANTS: Variant[] = [
   { label: 'group commit, FULL', mode: 'group', synchronous: 'full' },
   { label: 'group commit, NORMAL', mode: 'group', synchronous: 'normal' },
+  // The cost of /metrics counting every request (the after-response hook and its counters).
+  { label: 'group commit, FULL, metrics off', mode: 'group', synchronous: 'full', metrics: false },
   {
     label: 'group commit in the WriteQueue (fsync inside COMMIT), FULL',
     mode: 'write-queue',
@@ -197,6 +200,7 @@ async function prepare(variant: Variant): Promise<Prepared> {
       '[rate_limit]',
       'requests_per_minute = 10000000',
       'burst = 10000000',
+      ...(variant.metrics === false ? ['[metrics]', 'enabled = false'] : []),
       '',
     ].join('\n'),
   );
@@ -290,9 +294,11 @@ async function main(): Promise<void> {
         description: `servers on every CPU, wrk pinned to CPU ${planned.load ?? '(not pinned)'}`,
       }
     : planned;
-  const variants = process.argv.includes('--shipped')
-    ? VARIANTS.filter((variant) => variant.mode === 'group')
-    : VARIANTS;
+  const variants = process.argv.includes('--metrics')
+    ? VARIANTS.filter((variant) => variant.mode === 'group' && variant.synchronous === 'full')
+    : process.argv.includes('--shipped')
+      ? VARIANTS.filter((variant) => variant.mode === 'group')
+      : VARIANTS;
   console.log(`# Audit entry per secret read (bench/audit.ts)\n`);
   console.log(`${machineSummary()}`);
   console.log(

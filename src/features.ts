@@ -18,6 +18,9 @@ import { eventStreamRoutes } from './events/stream-routes.ts';
 import { secretImportRoutes } from './secrets-import/routes.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 import { DeliveryWorker } from './webhooks/worker.ts';
+import { onConfigReload } from './config/reload.ts';
+import { metricsFor } from './metrics/metrics.ts';
+import { metricsRoutes } from './metrics/routes.ts';
 
 /** What `serve` mounts and runs for an instance. */
 export type Features = {
@@ -41,8 +44,13 @@ export function buildFeatures(instance: Instance): Features {
   // Authentication, rate limits and the permission table. It must come first: routes mounted
   // before it would bypass authorization (the server refuses to start if any does).
   const access = createAccessLayer(instance);
+  // Rate limits change live on SIGHUP (src/config/reload.ts).
+  onConfigReload(instance.config, (next) => access.limiter.reconfigure(next.rate_limit));
+  const metrics = metricsFor(instance);
   // Webhook deliveries, expiry notices and event retention (src/webhooks/worker.ts).
-  const deliveryWorker = new DeliveryWorker(instance);
+  const deliveryWorker = new DeliveryWorker(instance, {
+    onOutcome: (outcome) => metrics.webhookAttempt(outcome),
+  });
   // GET /v1/events/stream: open streams, their limits and heartbeats (src/events/stream.ts).
   const eventStreams = new EventStreamHub(instance, {
     heartbeatMs: instance.config.events.stream_heartbeat_seconds * 1000,
@@ -64,6 +72,7 @@ export function buildFeatures(instance: Instance): Features {
       webhookRoutes(instance),
       eventStreamRoutes(instance, eventStreams),
       eventRoutes(instance),
+      metricsRoutes(metrics),
     ],
     recordOutcome: auditRecorder(instance),
     async start() {

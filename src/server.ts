@@ -9,6 +9,8 @@ import { docsPlugin } from './http/docs.ts';
 import { loadListenerTls } from './http/tls.ts';
 import { createApp, type App, type AppOptions } from './http/app.ts';
 import type { Instance } from './instance.ts';
+import { metricsFor } from './metrics/metrics.ts';
+import { readinessProbe, type DrainState } from './readiness.ts';
 import { VERSION } from './version.ts';
 
 export type ServerOptions = {
@@ -100,18 +102,31 @@ export function writabilityProbe(
   };
 }
 
-/** Builds the app for an instance (also used by in-process tests through `app.handle`). */
-export function buildApp(instance: Instance, options: ServerOptions = {}): App {
+/**
+ * Builds the app for an instance (also used by in-process tests through `app.handle`).
+ * `drain` is flipped by {@link startServer}'s stop: readiness then answers 503 `draining`.
+ */
+export function buildApp(
+  instance: Instance,
+  options: ServerOptions = {},
+  drain: DrainState = { draining: false },
+): App {
+  // Unhealthy (503) whenever the keyring cannot open a stored value, whatever else the caller
+  // checks (the keyring logs why).
+  const liveness = writabilityProbe(instance, [
+    { name: 'keyring', ready: () => instance.keyring.isReady() },
+    ...(options.readiness ?? []),
+  ]);
   return createApp({
     config: instance.config,
     logger: instance.logger,
     version: VERSION,
-    // Unhealthy (503) whenever the keyring cannot open a stored value, whatever else the
-    // caller checks (the keyring logs why).
-    failingChecks: writabilityProbe(instance, [
-      { name: 'keyring', ready: () => instance.keyring.isReady() },
-      ...(options.readiness ?? []),
-    ]),
+    failingChecks: liveness,
+    notReady: readinessProbe(instance, liveness, drain),
+    // Requests are counted when metrics are on at start (src/metrics/metrics.ts).
+    observeResponse: instance.config.metrics.enabled
+      ? metricsFor(instance).observeRequest
+      : undefined,
     // The client address for rate limits and the audit log: X-Forwarded-For only when the
     // operator said a proxy sits in front (server.trust_proxy).
     clientIp:
@@ -126,7 +141,8 @@ export function buildApp(instance: Instance, options: ServerOptions = {}): App {
 /** Starts the HTTP(S) listener for an instance. */
 export function startServer(instance: Instance, options: ServerOptions = {}): RunningServer {
   const { config } = instance;
-  const app = buildApp(instance, options);
+  const drain: DrainState = { draining: false };
+  const app = buildApp(instance, options, drain);
   const tls = loadListenerTls(config.server);
   // app.listen (rather than Bun.serve + app.fetch) gives handlers the server, which the
   // client-address lookup needs.
@@ -163,6 +179,10 @@ export function startServer(instance: Instance, options: ServerOptions = {}): Ru
     url,
     stop() {
       stopping ??= (async () => {
+        // Readiness answers 503 `draining` from now on; with server.drain_delay_ms the listener
+        // keeps serving that long, so a load balancer sees it and stops sending traffic first.
+        drain.draining = true;
+        if (config.server.drain_delay_ms > 0) await Bun.sleep(config.server.drain_delay_ms);
         const timeout = config.server.shutdown_timeout_ms;
         const graceful = server.stop(false);
         const forced = new Promise<void>((resolve) =>

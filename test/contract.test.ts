@@ -282,6 +282,10 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
     }
     await admin.DELETE('/v1/webhooks/{id}', hookPath);
 
+    // Readiness and metrics (text/plain: openapi-fetch must not parse it as JSON).
+    await admin.GET('/v1/health/ready');
+    await admin.GET('/metrics', { parseAs: 'text' });
+
     // Audit log, then tear down
     const audit = (await admin.GET('/v1/audit-logs', { params: { query: { limit: '5' } } })).data!;
     await admin.GET('/v1/audit-logs/{id}', { params: { path: { id: audit.data[0]!.id } } });

@@ -55,11 +55,12 @@ const LAYERS = [
       'vault-read',
       'secrets-import',
       'backup',
+      'metrics',
     ],
     ordered: true,
   },
   // Composition: wires features into the server and the CLI; nothing below imports it.
-  { name: 'app', units: ['features.ts', 'server.ts', 'cli', 'main.ts'], lateral: true },
+  { name: 'app', units: ['features.ts', 'server.ts', 'readiness.ts', 'cli', 'main.ts'], lateral: true },
 ] as const satisfies readonly {
   name: string;
   units: readonly string[];

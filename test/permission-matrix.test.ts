@@ -152,6 +152,8 @@ const EXPECTED: Record<string, Row> = {
   'GET /v1/webhooks/:id/deliveries/:dlv_id': row({ ...MANAGE }),
   'POST /v1/webhooks/:id/deliveries/:dlv_id/retry': row({ ...MANAGE }),
   'GET /v1/events': row({ ...MANAGE }),
+  // Metrics: admins (and admin keys narrowed to metrics:read, test/metrics.test.ts).
+  'GET /metrics': row({ admin: 200 }),
   'GET /v1/events/:id': row({ ...MANAGE }),
   'GET /v1/events/stream': row({ ...MANAGE }),
 };
@@ -323,6 +325,7 @@ const REQUESTS: Record<string, (h: Helpers) => Call | Promise<Call>> = {
     path: `/v1/webhooks/${h.world.webhookA}/deliveries/${h.world.deliveryA}/retry`,
   }),
   'GET /v1/events': () => ({ path: '/v1/events' }),
+  'GET /metrics': () => ({ path: '/metrics' }),
   'GET /v1/events/:id': (h) => ({ path: `/v1/events/${h.world.eventA}` }),
   'GET /v1/events/stream': () => ({ path: '/v1/events/stream' }),
 };

@@ -42,7 +42,8 @@ export function renderPermissionsDoc(): string {
 <!-- Generated from src/access/permissions.ts by src/access/permissions-doc.ts: do not edit.
      Regenerate: ./node_modules/.bin/bun src/access/permissions-doc.ts --write -->
 
-Every request under \`/v1\` (except \`GET /v1/health\`) needs \`Authorization: Bearer scr_...\`.
+Every request under \`/v1\` (except \`GET /v1/health\` and \`GET /v1/health/ready\`), and
+\`GET /metrics\`, needs \`Authorization: Bearer scr_...\`.
 The access layer answers, in this order:
 
 1. **401 UNAUTHORIZED** — no key, a malformed one, or an unknown, wrong, expired or revoked

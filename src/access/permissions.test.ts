@@ -53,7 +53,7 @@ describe('permission model', () => {
     expect(routeRule('GET', '/v1/api-keys/key_123')).toBeUndefined();
     expect(routeRule('PATCH', '/v1/api-keys/:id')).toBeUndefined();
     for (const [key, rule] of Object.entries(ROUTE_PERMISSIONS)) {
-      expect(key).toMatch(/^(GET|POST|PUT|DELETE|PATCH) \/v1\/[a-z0-9/:_-]+$/);
+      expect(key).toMatch(/^(GET|POST|PUT|DELETE|PATCH) \/(v1\/[a-z0-9/:_-]+|metrics)$/);
       expect(rule.action).toMatch(/^[a-z_]+\.[a-z_]+$/);
       if (rule.target.idParam) expect(key).toContain(`:${rule.target.idParam}`);
     }

@@ -25,6 +25,7 @@ export const PERMISSIONS = [
   'webhooks:write',
   'events:read',
   'audit:read',
+  'metrics:read',
   'system:admin',
 ] as const;
 
@@ -92,7 +93,8 @@ export function rule(
 
 /**
  * Which permission every authenticated route needs, keyed `METHOD /v1/path/:param` exactly as
- * the route is registered. `GET /v1/health` is public and is not listed.
+ * the route is registered. `GET /v1/health` and `GET /v1/health/ready` are public and are not
+ * listed; `GET /metrics` is the one guarded route outside `/v1`.
  */
 export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'GET /v1/api-keys': rule('api_keys:read', 'api_key.list', 'api_key'),
@@ -187,10 +189,16 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'GET /v1/events': rule('events:read', 'event.list', 'event'),
   'GET /v1/events/:id': rule('events:read', 'event.read', 'event', 'id'),
   'GET /v1/events/stream': rule('events:read', 'event.stream', 'event'),
+  // Prometheus metrics (README "Operations"): outside /v1, but guarded like it. A key for a
+  // scraper is an admin key narrowed to this one scope.
+  'GET /metrics': rule('metrics:read', 'metrics.read', 'metrics'),
 };
 
-/** Paths under `/v1` that need no key (docs/api.md §1). */
-export const PUBLIC_V1_PATHS: ReadonlySet<string> = new Set(['/v1/health']);
+/** Paths under `/v1` that need no key (docs/api.md §1): liveness and readiness. */
+export const PUBLIC_V1_PATHS: ReadonlySet<string> = new Set(['/v1/health', '/v1/health/ready']);
+
+/** Paths outside `/v1` that need a key all the same. */
+export const GUARDED_PATHS: ReadonlySet<string> = new Set(['/metrics']);
 
 /**
  * The rule of a registered route, or undefined when the table has none (the caller refuses).

@@ -19,7 +19,7 @@ import { auditWriterFor } from '../audit/writer.ts';
 import { requestMeta, type AuditActor, type RequestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { Authenticator, LastUsedTracker, UNAUTHORIZED_REASON } from './authenticate.ts';
-import { PUBLIC_V1_PATHS, routeRule } from './permissions.ts';
+import { GUARDED_PATHS, PUBLIC_V1_PATHS, routeRule } from './permissions.ts';
 import { findPrincipal, setPrincipal } from './principal.ts';
 import { RateLimitedError, rateLimitHeaders, RequestRateLimiter } from './rate-limit.ts';
 import type { TokenBucketResult } from './token-bucket.ts';
@@ -56,6 +56,7 @@ const ANONYMOUS: AuditActor = { type: 'anonymous', id: null, name: null };
 
 /** True for a request path or route pattern that needs an API key. */
 export function needsKey(path: string): boolean {
+  if (GUARDED_PATHS.has(path)) return true;
   return (path === '/v1' || path.startsWith('/v1/')) && !PUBLIC_V1_PATHS.has(path);
 }
 

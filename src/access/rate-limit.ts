@@ -34,7 +34,7 @@ export class RateLimitedError extends AppError {
 export class RequestRateLimiter {
   private readonly keys: TokenBucketLimiter;
   private readonly clients: TokenBucketLimiter;
-  private readonly defaults: TokenBucketLimits;
+  private defaults: TokenBucketLimits;
 
   /** @param now the clock in epoch ms (inject one in tests). */
   constructor(settings: RateLimitSettings, now: () => number = Date.now) {
@@ -42,6 +42,17 @@ export class RequestRateLimiter {
     const options = { ...this.defaults, maxEntries: settings.maxTrackedClients, now };
     this.keys = new TokenBucketLimiter(options);
     this.clients = new TokenBucketLimiter(options);
+  }
+
+  /**
+   * New default rate and burst (SIGHUP): buckets keep their state and are charged at the new
+   * rate from the next request on (the bucket model allows that without stale state).
+   * `max_tracked_clients` needs a restart.
+   */
+  reconfigure(settings: { requests_per_minute: number; burst: number }): void {
+    this.defaults = { capacity: settings.burst, refillPerMinute: settings.requests_per_minute };
+    this.keys.setDefaults(this.defaults);
+    this.clients.setDefaults(this.defaults);
   }
 
   /** Takes one token from the key's bucket, honouring its per-key override. */

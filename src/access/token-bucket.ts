@@ -85,7 +85,7 @@ function assertLimits(limits: TokenBucketLimits, where: string): void {
  */
 export class TokenBucketLimiter {
   private readonly buckets = new Map<string, number>();
-  private readonly defaults: TokenBucketLimits;
+  private defaults: TokenBucketLimits;
   private readonly maxEntries: number;
   private readonly idleMs: number;
   private readonly now: () => number;
@@ -119,6 +119,12 @@ export class TokenBucketLimiter {
     this.idleMs = idleMs;
     this.now = options.now ?? Date.now;
     this.epochMs = this.now();
+  }
+
+  /** Replaces the default limits (a configuration reload); stored buckets carry over. */
+  setDefaults(limits: TokenBucketLimits): void {
+    assertLimits(limits, 'TokenBucketLimiter.setDefaults');
+    this.defaults = { capacity: limits.capacity, refillPerMinute: limits.refillPerMinute };
   }
 
   /** Number of buckets currently stored (≤ `maxEntries`). */

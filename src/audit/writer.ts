@@ -1,6 +1,7 @@
 /** Group commit of audit entries: many requests' entries in one transaction and one fsync. */
 import { closeSync, fdatasync, openSync } from 'node:fs';
 import { expiredCount, lockBusyTooLong, rollbackIfOpen, WriteLock } from '../db/write-lock.ts';
+import { registerQueueDepth, reportCommit } from '../db/commit-observer.ts';
 import { DiskFullError, diskSpaceFor, type DiskSpace } from '../db/disk-full.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { Instance } from '../instance.ts';
@@ -85,6 +86,12 @@ export class AuditWriter {
     this.walPath = synchronous === 'full' && path !== ':memory:' ? `${path}-wal` : null;
     this.lock = new WriteLock(instance.sqlite);
     this.diskSpace = diskSpaceFor(instance.sqlite, instance.logger);
+    registerQueueDepth(instance.sqlite, 'audit', () => this.queued.length);
+  }
+
+  /** True once a WAL sync failed: every later entry fails until restart (readiness says so). */
+  get isBroken(): boolean {
+    return this.broken !== null;
   }
 
   /**
@@ -143,13 +150,16 @@ export class AuditWriter {
     this.diskSpace.succeeded();
     const batch = this.queued;
     this.queued = [];
+    const queuedAt = batch[0]!.queuedAt;
     if (this.walPath === null) {
+      reportCommit(this.instance.sqlite, 'audit', batch.length, queuedAt, true);
       for (const job of batch) job.waiter.resolve();
       return;
     }
     this.sync(
       this.walPath,
       batch.map((job) => job.waiter),
+      queuedAt,
     );
   }
 
@@ -176,6 +186,8 @@ export class AuditWriter {
   }
 
   private fail(failed: Queued[], error: unknown): void {
+    const oldest = failed[0];
+    if (oldest) reportCommit(this.instance.sqlite, 'audit', failed.length, oldest.queuedAt, false);
     // A full disk is logged once (DiskSpace), and its 503s are not logged again per request.
     if (this.diskSpace.failed(error)) {
       for (const job of failed) job.waiter.reject(new DiskFullError(error));
@@ -189,17 +201,19 @@ export class AuditWriter {
     for (const job of failed) job.waiter.reject(unavailable());
   }
 
-  private sync(walPath: string, covered: Waiter[]): void {
+  private sync(walPath: string, covered: Waiter[], queuedAt: number): void {
     this.syncing = true;
     this.syncWal(walPath).then(
       () => {
         this.syncing = false;
+        reportCommit(this.instance.sqlite, 'audit', covered.length, queuedAt, true);
         for (const waiter of covered) waiter.resolve();
         this.flush();
       },
       (error: unknown) => {
         this.syncing = false;
         this.broken = error;
+        reportCommit(this.instance.sqlite, 'audit', covered.length, queuedAt, false);
         this.instance.logger.error(
           'fsync of the database WAL failed: refusing further audited requests until restart',
           {},

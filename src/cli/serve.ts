@@ -7,7 +7,11 @@ import { claimServeMarker } from '../backup/serve-marker.ts';
 import { isDatabaseBusy } from '../db/write-lock.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { openInstance, type Instance } from '../instance.ts';
-import type { Logger } from '../log/logger.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
+import { onConfigReload, reloadConfig } from '../config/reload.ts';
+import type { Config } from '../config/schema.ts';
+import { metricsFor } from '../metrics/metrics.ts';
+import { MetricsListener } from '../metrics/routes.ts';
 import { startServer, type RunningServer } from '../server.ts';
 import { VERSION } from '../version.ts';
 import { cliLogger, commonArgs, loadCliConfig } from './common.ts';
@@ -64,12 +68,36 @@ async function serveUntilSignal(
     await instance.close();
     throw listenFailure(error, instance.config.server) ?? error;
   }
+  const metrics = metricsFor(instance);
+  const metricsListener = new MetricsListener(metrics, logger);
   try {
+    metricsListener.apply(instance.config.metrics);
     await start();
   } catch (error) {
+    metricsListener.stop();
     await running.stop();
-    throw error;
+    throw error instanceof Error && error.message.includes('(metrics.listen)')
+      ? new CliFailure(error.message)
+      : error;
   }
+  // SIGHUP: re-read the file and apply what can change live (src/config/reload.ts).
+  onConfigReload(instance.config, (next) => {
+    applyLogSettings(logger, next.log);
+    metrics.enabled = next.metrics.enabled;
+    metricsListener.apply(next.metrics);
+  });
+  let reloading = Promise.resolve();
+  const reload = () => {
+    if (source.kind !== 'file') {
+      logger.warn('SIGHUP ignored: running on the built-in defaults, no file to reload');
+      return;
+    }
+    logger.info('SIGHUP: reloading the configuration', { config: source.path });
+    reloading = reloading.then(async () => {
+      await reloadConfig(instance.config, source.path, logger);
+    });
+  };
+  process.on('SIGHUP', reload);
   logger.info('secryn listening', {
     url: running.url.href.replace(/\/$/, ''),
     version: VERSION,
@@ -84,8 +112,18 @@ async function serveUntilSignal(
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
+  process.off('SIGHUP', reload);
+  await reloading;
+  metricsListener.stop();
   await running.stop();
   logger.info('stopped');
+}
+
+/** Applies a reloaded `[log]` section to the running logger: its level and its line format. */
+function applyLogSettings(logger: Logger, settings: Config['log']): void {
+  const fresh = createLogger({ level: settings.level, format: settings.format });
+  logger.level = fresh.level;
+  logger.setReporters(fresh.options.reporters);
 }
 
 const UNRESOLVABLE = 'the host is not an address or a name that resolves';

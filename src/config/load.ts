@@ -114,7 +114,19 @@ function crossFieldErrors(config: Config): string[] {
   }
   const cidrs = parseCidrList(config.webhooks.allowed_cidrs);
   if (!cidrs.ok) lines.push(`webhooks.allowed_cidrs.${cidrs.index}: ${cidrs.reason}`);
+  if (config.metrics.listen !== '' && parseListenAddress(config.metrics.listen) === undefined) {
+    lines.push('metrics.listen: must be "host:port" (e.g. "127.0.0.1:9464"; IPv6 as "[::1]:9464")');
+  }
   return lines;
+}
+
+/** `host:port` (IPv6 in brackets) as its parts, or undefined when it is not one. */
+export function parseListenAddress(value: string): { host: string; port: number } | undefined {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})$/.exec(value);
+  if (!match) return undefined;
+  const port = Number(match[2]);
+  if (port > 65535) return undefined;
+  return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
 function describeSchemaError(

@@ -22,6 +22,7 @@ export const ConfigSchema = Type.Object(
       max_body_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1048576 }),
       trust_proxy: Type.Boolean({ default: false }),
       shutdown_timeout_ms: Type.Integer({ minimum: 0, maximum: 600_000, default: 10_000 }),
+      drain_delay_ms: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
     }),
     storage: Section({
       path: Type.String({ minLength: 1, default: './data/secryn.db' }),
@@ -77,6 +78,12 @@ export const ConfigSchema = Type.Object(
       stream_heartbeat_seconds: Type.Integer({ minimum: 1, maximum: 300, default: 15 }),
       max_streams_per_key: Type.Integer({ minimum: 1, maximum: 10_000, default: 5 }),
       max_streams: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
+    }),
+    metrics: Section({
+      // GET /metrics on the API listener (admins and keys with metrics:read); live on SIGHUP.
+      enabled: Type.Boolean({ default: true }),
+      // A second, unauthenticated listener serving /metrics alone, e.g. "127.0.0.1:9464"; "" is off.
+      listen: Type.String({ default: '', maxLength: 300 }),
     }),
     notifications: Section({
       expiring_days: Type.Array(Type.Integer({ minimum: 1, maximum: 3650 }), {

@@ -1,6 +1,7 @@
 /** Group commit of change jobs: many writes in one transaction and one fsync. */
 import type { Database } from 'bun:sqlite';
 import { DatabaseBusyError, ServiceUnavailableError } from '../errors.ts';
+import { registerQueueDepth, reportCommit } from './commit-observer.ts';
 import { expiredCount, lockBusyTooLong, rollbackIfOpen, WriteLock } from './write-lock.ts';
 
 /** A unit of work run inside the shared write transaction. Synchronous: bun:sqlite is. */
@@ -48,6 +49,7 @@ export class WriteQueue {
   ) {
     this.maxBatch = options.maxBatch ?? 512;
     this.lock = new WriteLock(sqlite);
+    registerQueueDepth(sqlite, 'writes', () => this.pending.length);
   }
 
   /** Queues `job` for the next group commit and resolves with its result once committed. */
@@ -136,6 +138,7 @@ export class WriteQueue {
       this.failBatch(batch, error);
       return;
     }
+    reportCommit(this.sqlite, 'writes', batch.length, batch[0]!.queuedAt, true);
     batch.forEach((item, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) item.resolve(outcome.value);
@@ -149,6 +152,8 @@ export class WriteQueue {
     error = new ServiceUnavailableError('The database cannot accept writes right now'),
   ): void {
     this.options.onCommitFailure?.(cause);
+    if (batch.length > 0)
+      reportCommit(this.sqlite, 'writes', batch.length, batch[0]!.queuedAt, false);
     // Kept for classification (e.g. a full disk: src/db/disk-full.ts), never shown to clients.
     error.cause ??= cause;
     for (const item of batch) item.reject(error);

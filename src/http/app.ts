@@ -26,6 +26,13 @@ export type AppOptions = {
    * that no request is answered without its audit entry (fail closed).
    */
   recordOutcome?: (request: Request, status: number) => Promise<void>;
+  /**
+   * Told about every answered request, after its response was sent: the matched route template
+   * (undefined when no route matched) and the status. The metrics count requests here.
+   */
+  observeResponse?: (request: Request, route: string | undefined, status: number) => void;
+  /** See {@link import('./health.ts').HealthOptions.notReady}. */
+  notReady?: () => Promise<string[]>;
   /** Plugins mounted at the root after the features (e.g. the docs, which list every route). */
   plugins?: (AnyElysia | ((app: AnyElysia) => AnyElysia))[];
   /** Feature modules; each declares its own `/v1/...` paths. */
@@ -39,7 +46,8 @@ export type AppOptions = {
 export function createApp(options: AppOptions) {
   const { config, logger } = options;
   const maxBody = config.server.max_body_bytes;
-  const methodNotAllowed = methodNotAllowedFor(new RouteTable(() => app.routes));
+  const routeTable = new RouteTable(() => app.routes);
+  const methodNotAllowed = methodNotAllowedFor(routeTable);
 
   const app = new Elysia({
     name: 'secryn',
@@ -103,16 +111,26 @@ export function createApp(options: AppOptions) {
       Object.assign(set.headers, result.headers ?? {});
       return result.body;
     });
-  // The level is fixed at start. Without an access log the hook is not registered at all:
-  // Elysia runs every after-response hook on its own setImmediate, per request.
-  if (logger.level >= LogLevels.info) {
-    // The status sent is the returned Response's own when there is one (`new Response(body,
-    // { status })` leaves set.status at 200), else set.status (the error funnel sets it).
-    app.onAfterResponse(({ request, set, responseValue }) => {
-      logAccess(logger, request, statusOfResponse(responseValue, set.status), requestMeta(request));
+  // One after-response hook (Elysia runs each on its own setImmediate, per request): the access
+  // line (logAccess checks the level, which SIGHUP can change) and the metrics. The status sent
+  // is the returned Response's own when there is one (`new Response(body, { status })` leaves
+  // set.status at 200), else set.status (the error funnel sets it).
+  const observe = options.observeResponse;
+  if (observe || logger.level >= LogLevels.info) {
+    app.onAfterResponse(({ request, set, responseValue, route }) => {
+      const status = statusOfResponse(responseValue, set.status);
+      logAccess(logger, request, status, requestMeta(request));
+      // Requests answered before routing (401, 429, 413) have no route yet: find its template.
+      observe?.(request, route || routeTable.templateOf(request.url), status);
     });
   }
-  app.use(healthRoutes({ version: options.version, failingChecks: options.failingChecks }));
+  app.use(
+    healthRoutes({
+      version: options.version,
+      failingChecks: options.failingChecks,
+      notReady: options.notReady,
+    }),
+  );
 
   for (const feature of options.features ?? []) app.use(feature);
   // After the features: the docs plugin documents the routes registered before it.

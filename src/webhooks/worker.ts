@@ -56,6 +56,8 @@ export type DeliveryWorkerOptions = {
   retentionIntervalMs?: number;
   /** Identifies this worker's leases; default host:pid:random. */
   owner?: string;
+  /** Told the outcome of every recorded attempt (the metrics count them). */
+  onOutcome?: (outcome: AttemptOutcome) => void;
 };
 
 /** What one attempt of the worker did, for tests and logs. */
@@ -310,6 +312,7 @@ export class DeliveryWorker {
     if (this.#abandoned.has(delivery.id)) return { deliveryId: delivery.id, outcome: 'abandoned' };
     try {
       const { outcome, claimedNext } = await this.#record({ delivery, startedAt, result });
+      this.#options.onOutcome?.(outcome);
       const context = {
         webhook_id: delivery.webhookId,
         delivery_id: delivery.id,
@@ -326,6 +329,7 @@ export class DeliveryWorker {
         'could not record a webhook attempt',
         error instanceof Error ? error : undefined,
       );
+      this.#options.onOutcome?.('lease_lost');
       return { deliveryId: delivery.id, outcome: 'lease_lost' };
     }
   }

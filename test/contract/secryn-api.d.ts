@@ -24,6 +24,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness check
+         * @description For load balancers: 503 with the failing checks named (database, disk_full, keyring, audit, draining) whenever this instance should not get traffic; no authentication.
+         */
+        get: operations["listHealthReady"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api-keys": {
         parameters: {
             query?: never;
@@ -684,6 +704,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description The metrics in the Prometheus text format (admins, or keys scoped to `metrics:read`). Route labels are templates; no label carries an id, a name or a secret.
+         */
+        get: operations["listMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -785,7 +825,7 @@ export interface components {
             project_ids: string[];
             /** @description Vaults granted explicitly */
             vault_ids: string[];
-            scopes: ("projects:read" | "projects:write" | "vaults:read" | "vaults:write" | "resources:read" | "resources:write" | "resources:delete" | "resources:reveal" | "api_keys:read" | "api_keys:write" | "webhooks:read" | "webhooks:write" | "events:read" | "audit:read" | "system:admin")[] | null;
+            scopes: ("projects:read" | "projects:write" | "vaults:read" | "vaults:write" | "resources:read" | "resources:write" | "resources:delete" | "resources:reveal" | "api_keys:read" | "api_keys:write" | "webhooks:read" | "webhooks:write" | "events:read" | "audit:read" | "metrics:read" | "system:admin")[] | null;
             /** Format: date-time */
             expires_at: string | null;
             /**
@@ -1002,6 +1042,48 @@ export interface operations {
             };
         };
     };
+    listHealthReady: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ok" | "unavailable";
+                        version: string;
+                        failing?: string[];
+                    };
+                };
+            };
+            /** @description Status 503 */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ok" | "unavailable";
+                        version: string;
+                        failing?: string[];
+                    };
+                };
+            };
+        };
+    };
     listApiKeys: {
         parameters: {
             query?: {
@@ -1123,7 +1205,7 @@ export interface operations {
                     project_ids?: string[];
                     vault_ids?: string[];
                     /** @description Narrows the role's permissions; null means all of them */
-                    scopes?: ("projects:read" | "projects:write" | "vaults:read" | "vaults:write" | "resources:read" | "resources:write" | "resources:delete" | "resources:reveal" | "api_keys:read" | "api_keys:write" | "webhooks:read" | "webhooks:write" | "events:read" | "audit:read" | "system:admin")[] | null;
+                    scopes?: ("projects:read" | "projects:write" | "vaults:read" | "vaults:write" | "resources:read" | "resources:write" | "resources:delete" | "resources:reveal" | "api_keys:read" | "api_keys:write" | "webhooks:read" | "webhooks:write" | "events:read" | "audit:read" | "metrics:read" | "system:admin")[] | null;
                     /**
                      * Format: date-time
                      * @example 2030-01-15T10:30:00Z
@@ -1158,7 +1240,7 @@ export interface operations {
                         project_ids: string[];
                         /** @description Vaults granted explicitly */
                         vault_ids: string[];
-                        scopes: ("projects:read" | "projects:write" | "vaults:read" | "vaults:write" | "resources:read" | "resources:write" | "resources:delete" | "resources:reveal" | "api_keys:read" | "api_keys:write" | "webhooks:read" | "webhooks:write" | "events:read" | "audit:read" | "system:admin")[] | null;
+                        scopes: ("projects:read" | "projects:write" | "vaults:read" | "vaults:write" | "resources:read" | "resources:write" | "resources:delete" | "resources:reveal" | "api_keys:read" | "api_keys:write" | "webhooks:read" | "webhooks:write" | "events:read" | "audit:read" | "metrics:read" | "system:admin")[] | null;
                         /** Format: date-time */
                         expires_at: string | null;
                         /**
@@ -1407,7 +1489,7 @@ export interface operations {
                 "application/json": {
                     name?: string;
                     /** @description Narrows the role's permissions; null means all of them */
-                    scopes?: ("projects:read" | "projects:write" | "vaults:read" | "vaults:write" | "resources:read" | "resources:write" | "resources:delete" | "resources:reveal" | "api_keys:read" | "api_keys:write" | "webhooks:read" | "webhooks:write" | "events:read" | "audit:read" | "system:admin")[] | null;
+                    scopes?: ("projects:read" | "projects:write" | "vaults:read" | "vaults:write" | "resources:read" | "resources:write" | "resources:delete" | "resources:reveal" | "api_keys:read" | "api_keys:write" | "webhooks:read" | "webhooks:write" | "events:read" | "audit:read" | "metrics:read" | "system:admin")[] | null;
                     /**
                      * Format: date-time
                      * @example 2030-01-15T10:30:00Z
@@ -6695,6 +6777,85 @@ export interface operations {
             };
             /** @description Not found, or outside the API key’s reach. */
             404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unavailable: the database is busy or the audit entry could not be written (fail closed). */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Prometheus text exposition format, version 0.0.4 */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Missing, malformed, unknown, expired or revoked API key. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The API key lacks the permission, scope, project or vault this needs. */
+            403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];

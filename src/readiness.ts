@@ -1,0 +1,70 @@
+/**
+ * Readiness (`GET /v1/health/ready`): whether a load balancer should send this instance traffic.
+ * Everything liveness checks (database writable, disk not full, keyring opens every stored
+ * value: src/server.ts `writabilityProbe`), plus `audit` — an audit entry cannot be committed,
+ * so every request would be refused — and `draining` — the server is shutting down.
+ */
+import { appendAuditEntry } from './audit/record.ts';
+import { auditWriterFor } from './audit/writer.ts';
+import type { Instance } from './instance.ts';
+
+/** Whether the server is draining; set by `RunningServer.stop` before the listener closes. */
+export type DrainState = { draining: boolean };
+
+/** How long an audit verdict is reused (the probe is one rolled-back append). */
+const AUDIT_PROBE_TTL_MS = 1000;
+
+/**
+ * The readiness checks failing now: `liveness`'s, then `audit` and `draining`. The audit probe
+ * appends an entry to the chain inside the write engine's transaction and rolls it back, so it
+ * exercises exactly what a request's entry needs (the table, its constraints, the keyed chain
+ * hash, the write lock) and leaves nothing behind; cached for a second.
+ */
+export function readinessProbe(
+  instance: Pick<Instance, 'writes' | 'db' | 'sqlite' | 'clock' | 'config' | 'logger' | 'onClose'>,
+  liveness: () => Promise<string[]>,
+  drain: DrainState,
+): () => Promise<string[]> {
+  let last: { at: number; ok: boolean; pending?: Promise<boolean> } = { at: -Infinity, ok: false };
+  const probe = async (): Promise<boolean> => {
+    if (auditWriterFor(instance as Instance).isBroken) return false;
+    try {
+      await instance.writes.run(() => {
+        instance.sqlite.run('SAVEPOINT readiness_probe');
+        try {
+          appendAuditEntry(instance.db, instance.clock, {
+            actor: { type: 'system', id: null, name: 'readiness' },
+            action: 'health.probe',
+            target: null,
+            outcome: 'success',
+            status: null,
+            ip: null,
+            userAgent: null,
+            requestId: null,
+          });
+        } finally {
+          instance.sqlite.run('ROLLBACK TO readiness_probe');
+          instance.sqlite.run('RELEASE readiness_probe');
+        }
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const auditOk = async () => {
+    const now = performance.now();
+    if (!last.pending && now - last.at >= AUDIT_PROBE_TTL_MS) {
+      const pending = probe().then((ok) => {
+        last = { at: performance.now(), ok };
+        return ok;
+      });
+      last = { ...last, pending };
+    }
+    return last.pending ? await last.pending : last.ok;
+  };
+  return async () => {
+    const [failing, audit] = await Promise.all([liveness(), auditOk()]);
+    return [...failing, ...(audit ? [] : ['audit']), ...(drain.draining ? ['draining'] : [])];
+  };
+}
