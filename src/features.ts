@@ -3,6 +3,7 @@ import { createAccessLayer } from './access/plugin.ts';
 import { auditRecorder } from './audit/record.ts';
 import { startAuditRetention } from './audit/retention.ts';
 import { auditRoutes } from './audit/routes.ts';
+import { startBackupScheduler, type BackupScheduler } from './backup/schedule.ts';
 import { idempotencyPlugin } from './idempotency/plugin.ts';
 import type { Instance } from './instance.ts';
 import { apiKeyRoutes } from './keys/routes.ts';
@@ -33,6 +34,7 @@ export type Features = {
 export function buildFeatures(instance: Instance): Features {
   let auditRetention: { stop(): Promise<void> } | undefined;
   let purgeLoop: PurgeLoop | undefined;
+  let backups: BackupScheduler | undefined;
   // Authentication, rate limits and the permission table. It must come first: routes mounted
   // before it would bypass authorization (the server refuses to start if any does).
   const access = createAccessLayer(instance);
@@ -58,10 +60,14 @@ export function buildFeatures(instance: Instance): Features {
       // Soft-deleted resources past storage.deleted_retention_days; expired idempotency keys.
       purgeLoop = startPurgeLoop(instance);
       deliveryWorker.start();
+      // [backup] schedule: one timer (src/backup/schedule.ts; backupSchedulerFor(instance)).
+      backups = startBackupScheduler(instance);
     },
     async stop() {
       // First: stop claiming, let attempts in flight finish (bounded) or hand them back.
       await deliveryWorker.stop();
+      // A backup in progress finishes: it holds no lock, and a half-made one is removed anyway.
+      await backups?.stop();
       await purgeLoop?.stop();
       await auditRetention?.stop();
       await access.stop();
