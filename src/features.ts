@@ -4,6 +4,7 @@ import { auditRecorder } from './audit/record.ts';
 import { startAuditRetention } from './audit/retention.ts';
 import { auditRoutes } from './audit/routes.ts';
 import { startBackupScheduler, type BackupScheduler } from './backup/schedule.ts';
+import { startAuditShipping } from './audit/ship/shipper.ts';
 import { idempotencyPlugin } from './idempotency/plugin.ts';
 import type { Instance } from './instance.ts';
 import { apiKeyRoutes } from './keys/routes.ts';
@@ -35,6 +36,7 @@ export function buildFeatures(instance: Instance): Features {
   let auditRetention: { stop(): Promise<void> } | undefined;
   let purgeLoop: PurgeLoop | undefined;
   let backups: BackupScheduler | undefined;
+  let auditShipping: { stop(): Promise<void> } | undefined;
   // Authentication, rate limits and the permission table. It must come first: routes mounted
   // before it would bypass authorization (the server refuses to start if any does).
   const access = createAccessLayer(instance);
@@ -62,12 +64,15 @@ export function buildFeatures(instance: Instance): Features {
       deliveryWorker.start();
       // [backup] schedule: one timer (src/backup/schedule.ts; backupSchedulerFor(instance)).
       backups = startBackupScheduler(instance);
+      // [audit.ship]: entries to syslog/file in the background (auditShipperFor(instance)).
+      auditShipping = startAuditShipping(instance);
     },
     async stop() {
       // First: stop claiming, let attempts in flight finish (bounded) or hand them back.
       await deliveryWorker.stop();
       // A backup in progress finishes: it holds no lock, and a half-made one is removed anyway.
       await backups?.stop();
+      await auditShipping?.stop();
       await purgeLoop?.stop();
       await auditRetention?.stop();
       await access.stop();
