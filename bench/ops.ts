@@ -156,6 +156,7 @@ try {
   console.log(
     `| lag at ~2 000 entries/s for 5 s (max) | ${maxLagEntries} entries, ${maxLagSeconds.toFixed(2)} s |`,
   );
+  while (shipper.lag().some((lag) => lag.entries > 0)) await Bun.sleep(20);
   await shipper.stop();
   await Bun.sleep(300); // the receiver reads what is still in flight
   server.close();
