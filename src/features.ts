@@ -4,6 +4,8 @@ import { createAccessLayer } from './access/plugin.ts';
 import { auditRecorder } from './audit/record.ts';
 import { startAuditRetention } from './audit/retention.ts';
 import { auditRoutes } from './audit/routes.ts';
+import { startBackupScheduler, type BackupScheduler } from './backup/schedule.ts';
+import { startAuditShipping } from './audit/ship/shipper.ts';
 import { idempotencyPlugin } from './idempotency/plugin.ts';
 import type { Instance } from './instance.ts';
 import { apiKeyRoutes } from './keys/routes.ts';
@@ -41,12 +43,16 @@ export type Features = {
 export function buildFeatures(instance: Instance): Features {
   let auditRetention: { stop(): Promise<void> } | undefined;
   let purgeLoop: PurgeLoop | undefined;
+  let backups: BackupScheduler | undefined;
+  let auditShipping: { stop(): Promise<void> } | undefined;
   // Authentication, rate limits and the permission table. It must come first: routes mounted
   // before it would bypass authorization (the server refuses to start if any does).
   const access = createAccessLayer(instance);
   // Rate limits change live on SIGHUP (src/config/reload.ts).
   onConfigReload(instance.config, (next) => access.limiter.reconfigure(next.rate_limit));
   const metrics = metricsFor(instance);
+  // [backup] changes live on SIGHUP too; a bad section throws and the running schedule stays.
+  onConfigReload(instance.config, (next) => backups?.reschedule(next.backup));
   // Webhook deliveries, expiry notices and event retention (src/webhooks/worker.ts).
   const deliveryWorker = new DeliveryWorker(instance, {
     onOutcome: (outcome) => metrics.webhookAttempt(outcome),
@@ -82,11 +88,19 @@ export function buildFeatures(instance: Instance): Features {
       purgeLoop = startPurgeLoop(instance);
       deliveryWorker.start();
       eventStreams.start();
+      // [backup] schedule: one timer (src/backup/schedule.ts; backupSchedulerFor(instance)).
+      backups = startBackupScheduler(instance);
+      metrics.setLastBackupSource(() => backups?.status().lastSuccessAt ?? null);
+      // [audit.ship]: entries to syslog/file in the background (auditShipperFor(instance)).
+      auditShipping = startAuditShipping(instance);
     },
     async stop() {
       eventStreams.stop();
       // First: stop claiming, let attempts in flight finish (bounded) or hand them back.
       await deliveryWorker.stop();
+      // A backup in progress finishes: it holds no lock, and a half-made one is removed anyway.
+      await backups?.stop();
+      await auditShipping?.stop();
       await purgeLoop?.stop();
       await auditRetention?.stop();
       await access.stop();

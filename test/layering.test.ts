@@ -60,7 +60,11 @@ const LAYERS = [
     ordered: true,
   },
   // Composition: wires features into the server and the CLI; nothing below imports it.
-  { name: 'app', units: ['features.ts', 'server.ts', 'readiness.ts', 'cli', 'main.ts'], lateral: true },
+  {
+    name: 'app',
+    units: ['features.ts', 'server.ts', 'readiness.ts', 'cli', 'main.ts'],
+    lateral: true,
+  },
 ] as const satisfies readonly {
   name: string;
   units: readonly string[];

@@ -61,6 +61,23 @@ export function createBackup(
   clock: Clock,
   env: Env = process.env,
 ): BackupInfo {
+  return withSourceDatabase(config, target, env, (sqlite, source) =>
+    writeBackup(sqlite, source, target, clock),
+  );
+}
+
+/**
+ * Opens the configured database for a backup to `target`, after the checks every backup
+ * makes ({@link createBackup}), with the master key's integrity key registered (the backup's
+ * own audit entry is keyed); `write` gets the connection, the database path and the master
+ * key (zeroed once `write` settles). The connection is closed afterwards.
+ */
+export function withSourceDatabase<T>(
+  config: Config,
+  target: string,
+  env: Env,
+  write: (sqlite: Database, source: string, masterKey: Uint8Array) => T,
+): T {
   const source = config.storage.path;
   if (!existsSync(source)) throw new NotInitializedError(source);
   if (existsSync(target))
@@ -75,20 +92,23 @@ export function createBackup(
     busyTimeoutMs: config.storage.busy_timeout_ms,
     mustExist: true,
   });
+  let masterKey: Uint8Array | undefined;
+  let result: T | undefined;
+  const release = () => {
+    masterKey?.fill(0);
+    forgetIntegrity(sqlite);
+    sqlite.close();
+  };
   try {
     if (!readSourceIdentity(sqlite, source)) throw notSecrynSource(source);
     // The backup's own audit entry is keyed: it needs the master key's integrity key.
-    const masterKey = loadConfiguredMasterKey(config, env);
-    try {
-      registerIntegrity(sqlite, readIntegrityWith(sqlite, masterKey.key));
-    } finally {
-      masterKey.key.fill(0);
-    }
-    return writeBackup(sqlite, source, target, clock);
+    masterKey = loadConfiguredMasterKey(config, env).key;
+    registerIntegrity(sqlite, readIntegrityWith(sqlite, masterKey));
+    result = write(sqlite, source, masterKey);
   } finally {
-    forgetIntegrity(sqlite);
-    sqlite.close();
+    if (!(result instanceof Promise)) release();
   }
+  return result instanceof Promise ? (result.finally(release) as T) : (result as T);
 }
 
 /**
@@ -96,6 +116,30 @@ export function createBackup(
  * `target`, fills it, checks it and records it; on any failure nothing is left at `target`.
  */
 function writeBackup(sqlite: Database, source: string, target: string, clock: Clock): BackupInfo {
+  return snapshotTo(sqlite, source, target, () =>
+    sqlite
+      .transaction(() =>
+        appendAuditEntry(
+          createDb(sqlite),
+          clock,
+          localAuditEntry('instance.backup', { type: 'instance', id: null }),
+        ),
+      )
+      .immediate(),
+  );
+}
+
+/**
+ * Creates `target` (0600, exclusively), fills it with `VACUUM INTO` from `sqlite`, fsyncs it,
+ * checks it ({@link inspectBackup}) and runs `record` (which records it); on any failure
+ * nothing is left at `target`. Shared by `secryn backup` and the scheduled backups of `serve`.
+ */
+export function snapshotTo(
+  sqlite: Database,
+  source: string,
+  target: string,
+  record: () => void = () => {},
+): BackupInfo {
   const journal = `${target}-journal`;
   const journalExisted = existsSync(journal);
   createPrivateFile(target);
@@ -105,15 +149,7 @@ function writeBackup(sqlite: Database, source: string, target: string, clock: Cl
     syncFile(target);
     fsyncDirectory(dirname(target));
     const info = inspectBackup(target);
-    sqlite
-      .transaction(() =>
-        appendAuditEntry(
-          createDb(sqlite),
-          clock,
-          localAuditEntry('instance.backup', { type: 'instance', id: null }),
-        ),
-      )
-      .immediate();
+    record();
     complete = true;
     return info;
   } finally {

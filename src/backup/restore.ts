@@ -1,6 +1,14 @@
 /** `secryn restore`: checks a backup against the master key, then swaps it in (old one kept). */
 import { Database, SQLiteError } from 'bun:sqlite';
-import { chmodSync, copyFileSync, existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { recordLocalAction } from '../audit/record.ts';
 import type { Clock } from '../clock.ts';
@@ -20,6 +28,7 @@ import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import type { Logger } from '../log/logger.ts';
 import { BackupError, inspectBackup, syncFile, type BackupInfo } from './backup.ts';
 import { runningServePid } from './serve-marker.ts';
+import { decryptFile, isAgeFile, readIdentityFile } from './age.ts';
 
 export type RestoreResult = {
   restored: BackupInfo;
@@ -59,11 +68,11 @@ type SetAside = {
  *    the restore is recorded in its audit log as `instance.restore`.
  * If anything fails after step 3, the previous database is put back.
  */
-export function restoreBackup(
+export async function restoreBackup(
   config: Config,
   source: string,
   options: { env: Env; clock: Clock; logger: Logger },
-): RestoreResult {
+): Promise<RestoreResult> {
   const target = config.storage.path;
   refuseLiveDatabase(source, target);
   const info = inspectBackup(source);
@@ -96,9 +105,13 @@ export function restoreBackup(
   }
   let previous: SetAside | null = null;
   try {
+    // Read before the database moves: the restored one gets the same owner and mode, so a
+    // restore run as root leaves a database the service user can still open.
+    const ownership = ownershipFor(target);
     previous = existsSync(target)
       ? moveAside(target, options.clock.now(), config.storage.busy_timeout_ms)
       : null;
+    applyOwnership(staging, ownership);
     syncFile(staging);
     renameSync(staging, target);
     fsyncDirectory(dirname(target));
@@ -114,7 +127,11 @@ export function restoreBackup(
         () => undefined,
       );
     } finally {
-      void instance.close();
+      await instance.close();
+    }
+    // A -wal/-shm SQLite left behind was created by this process: the service user needs them.
+    for (const suffix of ['-wal', '-shm']) {
+      if (existsSync(target + suffix)) applyOwnership(target + suffix, ownership);
     }
   } catch (error) {
     rmSync(staging, { force: true });
@@ -144,7 +161,7 @@ export class BackupIntegrityError extends BackupError {
  * verifies keyed. The copy is migrated first if it is older (it is the copy that will be put in
  * place). Throws BackupIntegrityError naming the first thing that failed.
  */
-function verifyBackupIntegrity(path: string, masterKey: Uint8Array, config: Config): void {
+export function verifyBackupIntegrity(path: string, masterKey: Uint8Array, config: Config): void {
   const refuse = (what: string) =>
     new BackupIntegrityError(`backup refused, nothing was replaced: ${what}`);
   const sqlite = openDatabase(path, {
@@ -358,4 +375,58 @@ function statIfExists(path: string): { dev: number; ino: number } | undefined {
 function putBack(aside: SetAside, path: string): void {
   for (const suffix of aside.moved) renameSync(aside.path + suffix, path + suffix);
   fsyncDirectory(dirname(path));
+}
+
+/** The owner and permission bits a restored database must get. */
+type Ownership = { uid: number; gid: number; mode: number };
+
+/**
+ * The replaced database's owner and mode; with none, the directory's owner and 0600. Only
+ * root can give a file away, so for anyone else the owner is left as it is (it is already
+ * theirs, or they could not have replaced the database).
+ */
+function ownershipFor(target: string): Ownership {
+  if (existsSync(target)) {
+    const stat = statSync(target);
+    return { uid: stat.uid, gid: stat.gid, mode: stat.mode & 0o777 };
+  }
+  const directory = statSync(dirname(target));
+  return { uid: directory.uid, gid: directory.gid, mode: 0o600 };
+}
+
+function applyOwnership(path: string, ownership: Ownership): void {
+  if (process.getuid?.() === 0) chownSync(path, ownership.uid, ownership.gid);
+  // Never wider for others than the replaced file, never unreadable to its owner.
+  chmodSync(path, (ownership.mode | 0o600) & 0o770);
+}
+
+/**
+ * Restores from a file written by `secryn backup` or a scheduled backup: an age-encrypted one
+ * (see ./age.ts) is decrypted with the identities of `identityFile` to a private file beside the
+ * database first, which is removed afterwards; a plain one is restored as it is. Then
+ * {@link restoreBackup}.
+ * @throws BackupError when an encrypted backup comes without an identity, or does not open.
+ */
+export async function restoreFromFile(
+  config: Config,
+  source: string,
+  options: { env: Env; clock: Clock; logger: Logger; identityFile?: string },
+): Promise<RestoreResult> {
+  if (!existsSync(source)) throw new BackupError(`${source} does not exist`);
+  if (!isAgeFile(source)) return restoreBackup(config, source, options);
+  if (options.identityFile === undefined) {
+    throw new BackupError(
+      `${source} is encrypted with age; pass --identity with the file of the key it was encrypted to`,
+    );
+  }
+  const identities = readIdentityFile(options.identityFile);
+  const decrypted = `${config.storage.path}.restore-decrypted`;
+  rmSync(decrypted, { force: true });
+  try {
+    await decryptFile(source, decrypted, identities);
+    const result = await restoreBackup(config, decrypted, options);
+    return { ...result, restored: { ...result.restored, path: source } };
+  } finally {
+    rmSync(decrypted, { force: true });
+  }
 }

@@ -2,16 +2,17 @@
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { BackupError } from '../backup/backup.ts';
-import { BackupIntegrityError, restoreBackup, type RestoreResult } from '../backup/restore.ts';
+import { BackupIntegrityError, restoreFromFile, type RestoreResult } from '../backup/restore.ts';
 import { systemClock } from '../clock.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
 import { CliFailure, ExitCode } from './exit.ts';
 
 /**
  * `secryn restore <file>`: replaces the database with a backup sealed with the configured master
- * key, keeping the replaced database beside it (as it was, with its -wal/-shm, if SQLite cannot
+ * key (decrypted first with `--identity` when it is age-encrypted), keeping the replaced database beside it (as it was, with its -wal/-shm, if SQLite cannot
  * read it). The server must be stopped first. A backup that fails its integrity check (keyring,
- * API key MACs, audit chain) is refused with exit 65 before anything is replaced.
+ * API key MACs, audit chain) is refused with exit 65 before anything is replaced. The restored
+ * database gets the replaced one's owner and mode.
  */
 export const restoreCommand = defineCommand({
   meta: { name: 'restore', description: 'Replace the database with a backup (server stopped)' },
@@ -19,14 +20,20 @@ export const restoreCommand = defineCommand({
     ...commonArgs,
     ...jsonArg,
     file: { type: 'positional', description: 'A file written by `secryn backup`', required: true },
+    identity: {
+      type: 'string',
+      description: 'age identity file (from age-keygen) for a backup encrypted with --encrypt-to',
+      valueHint: 'PATH',
+    },
   },
-  run({ args }) {
+  async run({ args }) {
     const { config } = loadCliConfig(args);
     try {
-      const result = restoreBackup(config, resolve(args.file), {
+      const result = await restoreFromFile(config, resolve(args.file), {
         env: process.env,
         clock: systemClock,
         logger: cliLogger(config),
+        identityFile: args.identity === undefined ? undefined : resolve(args.identity),
       });
       if (args.json) {
         print(

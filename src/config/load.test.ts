@@ -22,7 +22,15 @@ describe('config', () => {
     expect(parseConfigText(text)).toEqual(validateConfig({}));
     for (const [section, schema] of Object.entries(ConfigSchema.properties)) {
       expect(text).toContain(`[${section}]`);
-      for (const key of Object.keys((schema as { properties: object }).properties)) {
+      for (const [key, inner] of Object.entries((schema as { properties: object }).properties)) {
+        // A nested section ([audit.ship]) is documented as its own table.
+        const nested = (inner as { properties?: object }).properties;
+        if (nested) {
+          expect(text).toContain(`[${section}.${key}]`);
+          for (const leaf of Object.keys(nested))
+            expect(text).toMatch(new RegExp(`^#? ?${leaf}\\s*=`, 'm'));
+          continue;
+        }
         expect(text).toMatch(new RegExp(`^#? ?${key}\\s*=`, 'm'));
       }
     }

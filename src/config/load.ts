@@ -112,6 +112,12 @@ function crossFieldErrors(config: Config): string[] {
       } is set`,
     );
   }
+  if (config.backup.schedule && !config.backup.directory) {
+    lines.push('backup.directory: required when backup.schedule is set');
+  }
+  if (config.audit.ship.syslog_ca_file && !config.audit.ship.syslog?.startsWith('tls://')) {
+    lines.push('audit.ship.syslog_ca_file: only used with audit.ship.syslog = "tls://…"');
+  }
   const cidrs = parseCidrList(config.webhooks.allowed_cidrs);
   if (!cidrs.ok) lines.push(`webhooks.allowed_cidrs.${cidrs.index}: ${cidrs.reason}`);
   if (config.metrics.listen !== '' && parseListenAddress(config.metrics.listen) === undefined) {
@@ -154,5 +160,9 @@ function resolvePaths(config: Config, base: string): Config {
   config.encryption.master_key_file = at(config.encryption.master_key_file);
   if (config.server.tls_cert_file) config.server.tls_cert_file = at(config.server.tls_cert_file);
   if (config.server.tls_key_file) config.server.tls_key_file = at(config.server.tls_key_file);
+  const { ship } = config.audit;
+  if (ship.file) ship.file = at(ship.file);
+  if (ship.syslog_ca_file) ship.syslog_ca_file = at(ship.syslog_ca_file);
+  if (config.backup.directory) config.backup.directory = at(config.backup.directory);
   return config;
 }

@@ -72,6 +72,29 @@ export const ConfigSchema = Type.Object(
         maximum: 100_000,
         default: 256,
       }),
+      // Copies of every entry to a SIEM (src/audit/ship/): RFC 5424 syslog over TCP or TLS
+      // and/or a JSON-lines file; off while neither is set.
+      ship: Section({
+        syslog: Type.Optional(
+          Type.String({ pattern: '^(tcp|tls)://[^/\\s]+:[0-9]{1,5}$', maxLength: 300 }),
+        ),
+        syslog_ca_file: Type.Optional(NonEmpty),
+        file: Type.Optional(NonEmpty),
+      }),
+    }),
+    // Scheduled backups inside `serve` (src/backup/schedule.ts); off while `schedule` is unset.
+    backup: Section({
+      schedule: Type.Optional(
+        Type.String({
+          pattern: '^(daily ([01][0-9]|2[0-3]):[0-5][0-9]|every [1-9][0-9]{0,4}[mhd])$',
+        }),
+      ),
+      directory: Type.Optional(NonEmpty),
+      keep_last: Type.Integer({ minimum: 1, maximum: 10_000, default: 7 }),
+      encrypt_to: Type.Array(Type.String({ pattern: '^age1[0-9a-z]+$', maxLength: 4096 }), {
+        default: [],
+        maxItems: 32,
+      }),
     }),
     events: Section({
       retention_days: Type.Integer({ minimum: 1, maximum: 36500, default: 90 }),

@@ -20,6 +20,8 @@ export const EVENT_TYPES = [
   'api_key.revoked',
   'webhook.disabled',
   'master_key.rotated',
+  'backup.completed',
+  'backup.failed',
   'ping',
 ] as const;
 

@@ -1,0 +1,144 @@
+/**
+ * Backups that are checked after they are written: the snapshot (optionally age-encrypted to the
+ * operator's recipients) is read back as a restore would read it, and only then counts as a
+ * backup. Shared by `secryn backup` and the scheduled backups of `serve` (./schedule.ts).
+ */
+import type { Database } from 'bun:sqlite';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Config } from '../config/schema.ts';
+import { randomBytes } from 'node:crypto';
+import { fsyncDirectory, renameNoReplace } from '../crypto/atomic-file.ts';
+import { BackupError, inspectBackup, snapshotTo, type BackupInfo } from './backup.ts';
+import { decryptFile, encryptFile, ephemeralIdentity, isAgeFile } from './age.ts';
+import { verifyBackupIntegrity } from './restore.ts';
+
+/** A written and checked backup; `bytes` is the size of the file as stored (encrypted or not). */
+export type CheckedBackup = BackupInfo & { encrypted: boolean; plainBytes: number };
+
+/** Suffix of the private temporary files a backup or a check makes beside its target. */
+export const TEMP_SUFFIX = '.secryn-tmp';
+
+/** A private temporary name beside `target` (same file system, so nothing crosses devices). */
+export function tempBeside(target: string, what: string): string {
+  return join(
+    dirname(target),
+    `.${basename(target)}.${what}-${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`,
+  );
+}
+
+/**
+ * Writes a backup of `sqlite` (the database at `source`) to `target` and checks it:
+ * - without recipients, the snapshot itself is the backup;
+ * - with recipients, the snapshot goes to a private temporary file, is encrypted to the
+ *   recipients plus a throwaway one (./age.ts `ephemeralIdentity`), and the temporary file is
+ *   removed; the encrypted file is then decrypted again with the throwaway identity, so what is
+ *   checked is exactly what was stored.
+ * The check is the one restore makes ({@link verifyBackupFile}). `record` runs once the backup
+ * is known good (it records the backup in the audit log). On any failure nothing is left at
+ * `target` and no temporary file remains; `target` appears only once the backup has passed.
+ */
+export async function writeCheckedBackup(
+  sqlite: Database,
+  source: string,
+  target: string,
+  options: {
+    recipients: readonly string[];
+    masterKey: Uint8Array;
+    config: Config;
+    record: () => void | Promise<void>;
+  },
+): Promise<CheckedBackup> {
+  if (existsSync(target))
+    throw new BackupError(`${target} already exists; refusing to overwrite it`);
+  if (!existsSync(dirname(target)))
+    throw new BackupError(`directory ${dirname(target)} does not exist`);
+  // Everything is written under private temporary names; only a checked backup gets its name,
+  // so a file named like a backup always is a good one (a crash leaves only temporary files).
+  const staging = tempBeside(target, 'staging');
+  const plain = options.recipients.length === 0 ? staging : tempBeside(target, 'plain');
+  const check = tempBeside(target, 'check');
+  let renamed = false;
+  let complete = false;
+  try {
+    const snapshot = snapshotTo(sqlite, source, plain);
+    if (options.recipients.length === 0) {
+      copyFileSync(plain, check);
+    } else {
+      const throwaway = await ephemeralIdentity(options.recipients);
+      await encryptFile(plain, staging, [...options.recipients, throwaway.recipient]);
+      rmSync(plain, { force: true });
+      await decryptFile(staging, check, [throwaway.identity]);
+    }
+    verifyBackupFile(check, options.masterKey, options.config);
+    renameNoReplace(staging, target);
+    renamed = true;
+    fsyncDirectory(dirname(target));
+    await options.record();
+    complete = true;
+    return {
+      ...snapshot,
+      path: target,
+      bytes: Bun.file(target).size,
+      plainBytes: snapshot.bytes,
+      encrypted: options.recipients.length > 0,
+    };
+  } finally {
+    removeWithCompanions(check);
+    rmSync(plain, { force: true });
+    rmSync(staging, { force: true });
+    if (renamed && !complete) rmSync(target, { force: true });
+  }
+}
+
+/**
+ * Checks a plain backup file completely, as restore does before replacing anything: SQLite's
+ * integrity check, a Secryn database, its keyring opens with `masterKey`, every API key's MAC
+ * and the keyed audit chain verify. The file is migrated if older, so pass a copy.
+ * @throws BackupError (BackupIntegrityError for a failed MAC or chain) naming what is wrong.
+ */
+export function verifyBackupFile(path: string, masterKey: Uint8Array, config: Config): BackupInfo {
+  const info = inspectBackup(path);
+  verifyBackupIntegrity(path, masterKey, config);
+  return info;
+}
+
+/**
+ * `secryn backup verify`: checks the backup at `path` without restoring it. An encrypted one
+ * needs `identities`; it is decrypted to a private temporary file in `scratchDirectory` (a
+ * plain one is copied there, since the check migrates what it checks). Nothing else is written.
+ */
+export async function verifyBackup(
+  path: string,
+  options: {
+    identities?: readonly string[];
+    masterKey: Uint8Array;
+    config: Config;
+    scratchDirectory: string;
+  },
+): Promise<BackupInfo & { encrypted: boolean }> {
+  if (!existsSync(path)) throw new BackupError(`${path} does not exist`);
+  const encrypted = isAgeFile(path);
+  const scratch = tempBeside(join(options.scratchDirectory, basename(path)), 'verify');
+  try {
+    if (encrypted) {
+      if (!options.identities) {
+        throw new BackupError(
+          `${path} is encrypted with age; pass --identity with the file of the key it was encrypted to`,
+        );
+      }
+      await decryptFile(path, scratch, options.identities);
+    } else {
+      copyFileSync(path, scratch);
+    }
+    const info = verifyBackupFile(scratch, options.masterKey, options.config);
+    return { ...info, path, bytes: Bun.file(path).size, encrypted };
+  } finally {
+    removeWithCompanions(scratch);
+  }
+}
+
+/** A checked copy and the -wal/-shm its check may have left. */
+function removeWithCompanions(path: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(path + suffix, { force: true });
+}
