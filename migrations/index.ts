@@ -2,10 +2,12 @@
 import m0 from './0000_init.sql' with { type: 'text' };
 import m1 from './0001_integrity.sql' with { type: 'text' };
 import m2 from './0002_value_format.sql' with { type: 'text' };
+import m3 from './0003_console_sessions.sql' with { type: 'text' };
 
 /** Every migration in order, embedded as text at build time. */
 export const embeddedMigrations: { tag: string; createdAt: number; sql: string }[] = [
   { tag: '0000_init', createdAt: 1795724705769, sql: m0 },
   { tag: '0001_integrity', createdAt: 1796611979119, sql: m1 },
   { tag: '0002_value_format', createdAt: 1796612161147, sql: m2 },
+  { tag: '0003_console_sessions', createdAt: 1796612645872, sql: m3 },
 ];

@@ -250,6 +250,12 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
     }
     await admin.DELETE('/v1/webhooks/{id}', hookPath);
 
+    // The caller and console sessions (with a bearer key the current session is a 404)
+    await admin.GET('/v1/me');
+    await admin.POST('/v1/sessions');
+    await admin.GET('/v1/sessions/current');
+    await admin.DELETE('/v1/sessions/current');
+
     // Audit log, then tear down
     const audit = (await admin.GET('/v1/audit-logs', { params: { query: { limit: '5' } } })).data!;
     await admin.GET('/v1/audit-logs/{id}', { params: { path: { id: audit.data[0]!.id } } });

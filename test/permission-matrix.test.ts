@@ -151,6 +151,13 @@ const EXPECTED: Record<string, Row> = {
   'POST /v1/webhooks/:id/deliveries/:dlv_id/retry': row({ ...MANAGE }),
   'GET /v1/events': row({ ...MANAGE }),
   'GET /v1/events/:id': row({ ...MANAGE }),
+  // About the caller itself: every valid key.
+  'GET /v1/me': row({}, { keyed: 200 }),
+  // Console sign-in: every valid key; the current session exists only for cookie requests
+  // (test/sessions.test.ts), so a bearer key gets 404.
+  'POST /v1/sessions': row({}, { keyed: 201 }),
+  'GET /v1/sessions/current': row({}, { keyed: 404 }),
+  'DELETE /v1/sessions/current': row({}, { keyed: 404 }),
 };
 
 /** Sends a request as an unlimited admin key and returns its JSON body (throws unless 2xx). */
@@ -317,6 +324,10 @@ const REQUESTS: Record<string, (h: Helpers) => Call | Promise<Call>> = {
   }),
   'GET /v1/events': () => ({ path: '/v1/events' }),
   'GET /v1/events/:id': (h) => ({ path: `/v1/events/${h.world.eventA}` }),
+  'GET /v1/me': () => ({ path: '/v1/me' }),
+  'POST /v1/sessions': () => ({ path: '/v1/sessions' }),
+  'GET /v1/sessions/current': () => ({ path: '/v1/sessions/current' }),
+  'DELETE /v1/sessions/current': () => ({ path: '/v1/sessions/current' }),
 };
 
 /** A webhook body in project A (within every webhook-managing subject's reach). */
