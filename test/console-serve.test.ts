@@ -4,7 +4,8 @@
  */
 import { describe, expect, test } from 'bun:test';
 import { Elysia } from 'elysia';
-import { CONSOLE_CSP, consoleAssetSizes, consolePlugin } from '../src/console/plugin.ts';
+import { CONSOLE_CSP, consoleAssetSizes } from '../src/console/assets.ts';
+import { consolePlugin } from '../src/console/plugin.ts';
 
 const app = new Elysia().use(consolePlugin());
 const get = (path: string, headers: Record<string, string> = {}) =>
@@ -45,6 +46,13 @@ describe('console serving', () => {
       expect(text).not.toMatch(/https?:\/\/(?!www\.w3\.org)[a-z0-9.-]+\.[a-z]{2,}\//i);
       const zipped = await get(url, { 'accept-encoding': 'gzip, br' });
       expect(zipped.headers.get('content-encoding')).toBe('gzip');
+    }
+  });
+
+  test('an unknown asset or an old tag is a 404 in the error shape', async () => {
+    for (const path of ['/console/assets/000000000000/app.js', '/console/assets/x/y']) {
+      const response = await get(path);
+      expect(response.status).toBe(404);
     }
   });
 
