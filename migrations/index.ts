@@ -3,6 +3,7 @@ import m0 from './0000_init.sql' with { type: 'text' };
 import m1 from './0001_integrity.sql' with { type: 'text' };
 import m2 from './0002_value_format.sql' with { type: 'text' };
 import m3 from './0003_audit_ship_cursor.sql' with { type: 'text' };
+import m4 from './0004_console_sessions.sql' with { type: 'text' };
 
 /** Every migration in order, embedded as text at build time. */
 export const embeddedMigrations: { tag: string; createdAt: number; sql: string }[] = [
@@ -10,4 +11,5 @@ export const embeddedMigrations: { tag: string; createdAt: number; sql: string }
   { tag: '0001_integrity', createdAt: 1796611979119, sql: m1 },
   { tag: '0002_value_format', createdAt: 1796612161147, sql: m2 },
   { tag: '0003_audit_ship_cursor', createdAt: 1796613192439, sql: m3 },
+  { tag: '0004_console_sessions', createdAt: 1796615652863, sql: m4 },
 ];

@@ -9,6 +9,8 @@ import { startAuditShipping } from './audit/ship/shipper.ts';
 import { idempotencyPlugin } from './idempotency/plugin.ts';
 import type { Instance } from './instance.ts';
 import { apiKeyRoutes } from './keys/routes.ts';
+import { meRoutes } from './me/routes.ts';
+import { sessionRoutes } from './sessions/routes.ts';
 import { projectRoutes } from './projects/routes.ts';
 import { startPurgeLoop, type PurgeLoop } from './resources/purge.ts';
 import { resourceRoutes } from './resources/routes.ts';
@@ -66,6 +68,8 @@ export function buildFeatures(instance: Instance): Features {
   return {
     features: [
       access.plugin,
+      // Console sign-in: before the idempotency plugin, so every sign-in is a new session.
+      sessionRoutes(instance, access.sessions),
       // Idempotency-Key on every POST: after authentication, before every route with a POST.
       idempotencyPlugin(instance),
       apiKeyRoutes(instance, access.lastUsed),
@@ -79,6 +83,7 @@ export function buildFeatures(instance: Instance): Features {
       eventStreamRoutes(instance, eventStreams),
       eventRoutes(instance),
       metricsRoutes(metrics),
+      meRoutes(),
     ],
     recordOutcome: auditRecorder(instance),
     async start() {

@@ -285,6 +285,11 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
     // Readiness and metrics (text/plain: openapi-fetch must not parse it as JSON).
     await admin.GET('/v1/health/ready');
     await admin.GET('/metrics', { parseAs: 'text' });
+    // The caller and console sessions (with a bearer key the current session is a 404)
+    await admin.GET('/v1/me');
+    await admin.POST('/v1/sessions');
+    await admin.GET('/v1/sessions/current');
+    await admin.DELETE('/v1/sessions/current');
 
     // Audit log, then tear down
     const audit = (await admin.GET('/v1/audit-logs', { params: { query: { limit: '5' } } })).data!;

@@ -51,11 +51,14 @@ const LAYERS = [
       'vaults',
       'resources',
       'keys',
+      'me',
+      'sessions',
       'webhooks',
       'vault-read',
       'secrets-import',
       'backup',
       'metrics',
+      'console',
     ],
     ordered: true,
   },
@@ -99,6 +102,10 @@ const KNOWN_VIOLATIONS: Record<string, string> = {
   // data engineer (db/schema): API key MACs are checked where keys are loaded, below features.
   'keyring/open.ts -> keys/integrity.ts': 'data engineer (db/schema + key MACs below features)',
   'access/authenticate.ts -> keys/integrity.ts': 'data engineer (key MACs below features)',
+  // lead: console sessions are authenticated in the access layer, from the session store and
+  // the key MACs; both stores move below the features with the tables (db/schema).
+  'access/session-authenticate.ts -> keys/integrity.ts': 'lead (key MACs below features)',
+  'access/session-authenticate.ts -> sessions/store.ts': 'lead (session store below access)',
   // data engineer: every table definition moves to src/db/schema/, below the features.
   'projects/service.ts -> vaults/tables.ts': 'data engineer (tables to db/schema)',
   // lead: events visible to a key are computed from the key's grants (keys/service.ts).

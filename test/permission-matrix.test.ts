@@ -156,6 +156,13 @@ const EXPECTED: Record<string, Row> = {
   'GET /metrics': row({ admin: 200 }),
   'GET /v1/events/:id': row({ ...MANAGE }),
   'GET /v1/events/stream': row({ ...MANAGE }),
+  // About the caller itself: every valid key.
+  'GET /v1/me': row({}, { keyed: 200 }),
+  // Console sign-in: every valid key; the current session exists only for cookie requests
+  // (test/sessions.test.ts), so a bearer key gets 404.
+  'POST /v1/sessions': row({}, { keyed: 201 }),
+  'GET /v1/sessions/current': row({}, { keyed: 404 }),
+  'DELETE /v1/sessions/current': row({}, { keyed: 404 }),
 };
 
 /** Sends a request as an unlimited admin key and returns its JSON body (throws unless 2xx). */
@@ -328,6 +335,10 @@ const REQUESTS: Record<string, (h: Helpers) => Call | Promise<Call>> = {
   'GET /metrics': () => ({ path: '/metrics' }),
   'GET /v1/events/:id': (h) => ({ path: `/v1/events/${h.world.eventA}` }),
   'GET /v1/events/stream': () => ({ path: '/v1/events/stream' }),
+  'GET /v1/me': () => ({ path: '/v1/me' }),
+  'POST /v1/sessions': () => ({ path: '/v1/sessions' }),
+  'GET /v1/sessions/current': () => ({ path: '/v1/sessions/current' }),
+  'DELETE /v1/sessions/current': () => ({ path: '/v1/sessions/current' }),
 };
 
 /** A webhook body in project A (within every webhook-managing subject's reach). */

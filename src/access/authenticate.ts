@@ -33,7 +33,7 @@ import { principalFor, type Principal } from './principal.ts';
  */
 export const UNAUTHORIZED_REASON = 'A valid API key is required';
 
-type KeyRecord = ApiKeyMacFields & { mac: string | null };
+export type KeyRecord = ApiKeyMacFields & { mac: string | null };
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
 
@@ -195,7 +195,7 @@ export class Authenticator {
   }
 }
 
-function toPrincipal(record: KeyRecord): Principal | undefined {
+export function toPrincipal(record: KeyRecord): Principal | undefined {
   if (!isRole(record.role)) return undefined; // a CHECK constraint makes this unreachable
   const scopes = record.scopes === null ? null : stringArray(record.scopes);
   return principalFor({

@@ -69,8 +69,11 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
 
 /** One line of the route table. */
 export type RouteRule = {
-  /** The permission the caller's key must hold (after scopes). */
-  permission: Permission;
+  /**
+   * The permission the caller's key must hold (after scopes); `null`: any valid key (a route
+   * about the caller itself, such as `GET /v1/me`, which every key must be able to ask).
+   */
+  permission: Permission | null;
   /** The audit action, `<object>.<verb>` (e.g. `api_key.create`, `resource.reveal`). */
   action: string;
   /** What the request acts on; `idParam` names the path parameter holding its id. */
@@ -79,7 +82,7 @@ export type RouteRule = {
 
 /** Shorthand for one table line: `rule('resources:reveal', 'resource.reveal', 'resource', 'id')`. */
 export function rule(
-  permission: Permission,
+  permission: Permission | null,
   action: string,
   targetType: string,
   idParam?: string,
@@ -192,6 +195,13 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   // Prometheus metrics (README "Operations"): outside /v1, but guarded like it. A key for a
   // scraper is an admin key narrowed to this one scope.
   'GET /metrics': rule('metrics:read', 'metrics.read', 'metrics'),
+  // The calling key itself (docs/api.md §10): any valid key, so clients can show what it may do.
+  'GET /v1/me': rule(null, 'api_key.me', 'api_key'),
+  // Console sessions (docs/api.md §10): any valid key may sign in to the console as itself; the
+  // session then holds exactly that key's permissions.
+  'POST /v1/sessions': rule(null, 'session.create', 'session'),
+  'GET /v1/sessions/current': rule(null, 'session.read', 'session'),
+  'DELETE /v1/sessions/current': rule(null, 'session.delete', 'session'),
 };
 
 /** Paths under `/v1` that need no key (docs/api.md §1): liveness and readiness. */

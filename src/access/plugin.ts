@@ -20,6 +20,7 @@ import { requestMeta, type AuditActor, type RequestMeta } from '../http/request-
 import type { Instance } from '../instance.ts';
 import { Authenticator, LastUsedTracker, UNAUTHORIZED_REASON } from './authenticate.ts';
 import { GUARDED_PATHS, PUBLIC_V1_PATHS, routeRule } from './permissions.ts';
+import { SessionAuthenticator } from './session-authenticate.ts';
 import { findPrincipal, setPrincipal } from './principal.ts';
 import { RateLimitedError, rateLimitHeaders, RequestRateLimiter } from './rate-limit.ts';
 import type { TokenBucketResult } from './token-bucket.ts';
@@ -41,6 +42,8 @@ export type AccessLayer = {
   authenticator: Authenticator;
   limiter: RequestRateLimiter;
   lastUsed: LastUsedTracker;
+  /** Console session cookies; undefined when `[console] enabled = false`. */
+  sessions: SessionAuthenticator | undefined;
   /**
    * The `/v1` routes of an app that this layer would not guard (no table entry, or mounted
    * before the plugin); checked on `listen`, and by the tests for the assembled app.
@@ -69,7 +72,18 @@ export function createAccessLayer(
   const lastUsed = new LastUsedTracker(instance.sqlite, instance.writes, instance.logger);
   const authenticator = new Authenticator(instance.sqlite, now, (id, at) => lastUsed.touch(id, at));
   const reportTampered = tamperedKeyReporter(instance);
-  const { rate_limit } = instance.config;
+  const { rate_limit, console: consoleConfig } = instance.config;
+  const sessions = consoleConfig.enabled
+    ? new SessionAuthenticator({
+        sqlite: instance.sqlite,
+        writes: instance.writes,
+        logger: instance.logger,
+        now,
+        idleMs: consoleConfig.session_idle_minutes * 60_000,
+        maxMs: consoleConfig.session_max_hours * 3_600_000,
+        onUsed: (id, at) => lastUsed.touch(id, at),
+      })
+    : undefined;
   const limiter = new RequestRateLimiter(
     {
       requestsPerMinute: rate_limit.requests_per_minute,
@@ -79,12 +93,13 @@ export function createAccessLayer(
     now,
   );
   let sweeper: ReturnType<typeof setInterval> | undefined;
-  const { plugin, authorize } = accessPlugin(authenticator, limiter, reportTampered);
+  const { plugin, authorize } = accessPlugin(authenticator, limiter, reportTampered, sessions);
   return {
     plugin,
     authenticator,
     limiter,
     lastUsed,
+    sessions,
     unguardedRoutes: (routes) => unguardedRoutes(routes, authorize),
     start() {
       lastUsed.start(options.lastUsedFlushMs ?? 5_000);
@@ -130,6 +145,7 @@ function accessPlugin(
   authenticator: Authenticator,
   limiter: RequestRateLimiter,
   reportTampered: (keyId: string, meta: RequestMeta, userAgent: string | null) => void,
+  sessions?: SessionAuthenticator,
 ) {
   const charge = (set: { headers: Record<string, unknown> }, decision: TokenBucketResult) => {
     Object.assign(set.headers, rateLimitHeaders(decision));
@@ -148,9 +164,14 @@ function accessPlugin(
   }) => {
     if (!needsKey(pathOf(request.url))) return;
     const meta = requestMeta(request);
-    const principal = authenticator.authenticate(request.headers.get('authorization'), (keyId) =>
-      reportTampered(keyId, meta, request.headers.get('user-agent')),
-    );
+    const authorization = request.headers.get('authorization');
+    // Without an Authorization header, a console session cookie (session-authenticate.ts).
+    const principal =
+      authorization === null && sessions
+        ? sessions.authenticate(request, meta)
+        : authenticator.authenticate(authorization, (keyId) =>
+            reportTampered(keyId, meta, request.headers.get('user-agent')),
+          );
     if (!principal) {
       meta.actor = ANONYMOUS;
       charge(set, limiter.forClient(meta.clientIp));
@@ -183,7 +204,7 @@ function accessPlugin(
     meta.action = rule.action;
     const { type, idParam } = rule.target;
     meta.target = { type, id: idParam === undefined ? null : (params?.[idParam] ?? null) };
-    if (!principal.permissions.has(rule.permission)) {
+    if (rule.permission !== null && !principal.permissions.has(rule.permission)) {
       throw new ForbiddenError(`This API key lacks the ${rule.permission} permission`);
     }
   }

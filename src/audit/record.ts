@@ -205,6 +205,7 @@ function requestEntry(request: Request, status: number, actor: AuditActor): Audi
     ip: clientAddress(meta.clientIp),
     userAgent: request.headers.get('user-agent'),
     requestId: meta.requestId,
+    ...(meta.auditDetails ? { details: meta.auditDetails } : {}),
   };
 }
 

@@ -62,7 +62,17 @@ async function serveUntilSignal(
   let running: RunningServer;
   try {
     const address = await listenAddress(instance.config.server);
-    running = startServer(instance, { features, recordOutcome, afterDrain: stop, address });
+    // The web console at / (src/console/plugin.ts), loaded only here: it embeds its bundle.
+    const plugins = instance.config.console.enabled
+      ? [(await import('../console/plugin.ts')).consolePlugin()]
+      : [];
+    running = startServer(instance, {
+      features,
+      plugins,
+      recordOutcome,
+      afterDrain: stop,
+      address,
+    });
   } catch (error) {
     // Nothing runs yet but the database.
     await instance.close();

@@ -114,6 +114,11 @@ export const ConfigSchema = Type.Object(
         maxItems: 16,
       }),
     }),
+    console: Section({
+      enabled: Type.Boolean({ default: true }),
+      session_idle_minutes: Type.Integer({ minimum: 1, maximum: 1440, default: 30 }),
+      session_max_hours: Type.Integer({ minimum: 1, maximum: 720, default: 12 }),
+    }),
   },
   { additionalProperties: false },
 );

@@ -22,6 +22,11 @@ export type RequestMeta = {
    * vaults (a denial), as opposed to something that does not exist.
    */
   denied?: boolean;
+  /**
+   * Extra facts for this request's audit entry (its `details`), e.g. `{via: 'console',
+   * session_id}` for a request made through a console session.
+   */
+  auditDetails?: Record<string, unknown>;
   /** True once this request's audit entry has been committed (e.g. with its write). */
   audited?: boolean;
   /**
