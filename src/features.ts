@@ -6,6 +6,7 @@ import { auditRoutes } from './audit/routes.ts';
 import { idempotencyPlugin } from './idempotency/plugin.ts';
 import type { Instance } from './instance.ts';
 import { apiKeyRoutes } from './keys/routes.ts';
+import { meRoutes } from './me/routes.ts';
 import { projectRoutes } from './projects/routes.ts';
 import { startPurgeLoop, type PurgeLoop } from './resources/purge.ts';
 import { resourceRoutes } from './resources/routes.ts';
@@ -50,6 +51,7 @@ export function buildFeatures(instance: Instance): Features {
       resourceRoutes(instance),
       webhookRoutes(instance),
       eventRoutes(instance),
+      meRoutes(),
     ],
     recordOutcome: auditRecorder(instance),
     async start() {

@@ -151,6 +151,8 @@ const EXPECTED: Record<string, Row> = {
   'POST /v1/webhooks/:id/deliveries/:dlv_id/retry': row({ ...MANAGE }),
   'GET /v1/events': row({ ...MANAGE }),
   'GET /v1/events/:id': row({ ...MANAGE }),
+  // The calling key itself: every valid key, whatever its role or scopes.
+  'GET /v1/me': row({}, { keyed: 200 }),
 };
 
 /** Sends a request as an unlimited admin key and returns its JSON body (throws unless 2xx). */
@@ -317,6 +319,7 @@ const REQUESTS: Record<string, (h: Helpers) => Call | Promise<Call>> = {
   }),
   'GET /v1/events': () => ({ path: '/v1/events' }),
   'GET /v1/events/:id': (h) => ({ path: `/v1/events/${h.world.eventA}` }),
+  'GET /v1/me': () => ({ path: '/v1/me' }),
 };
 
 /** A webhook body in project A (within every webhook-managing subject's reach). */

@@ -31,10 +31,12 @@ export function renderPermissionsDoc(): string {
     ['route', 'permission', 'audit action', 'target', 'roles'],
     Object.entries(ROUTE_PERMISSIONS).map(([route, rule]) => [
       `\`${route}\``,
-      `\`${rule.permission}\``,
+      rule.permission === null ? 'any valid key' : `\`${rule.permission}\``,
       `\`${rule.action}\``,
       rule.target.idParam ? `${rule.target.type} (\`:${rule.target.idParam}\`)` : rule.target.type,
-      ROLES.filter((role) => ROLE_PERMISSIONS[role].includes(rule.permission)).join(', '),
+      ROLES.filter(
+        (role) => rule.permission === null || ROLE_PERMISSIONS[role].includes(rule.permission),
+      ).join(', '),
     ]),
   );
   return `# Permissions

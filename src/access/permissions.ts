@@ -68,8 +68,11 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
 
 /** One line of the route table. */
 export type RouteRule = {
-  /** The permission the caller's key must hold (after scopes). */
-  permission: Permission;
+  /**
+   * The permission the caller's key must hold (after scopes); `null`: any valid key (a route
+   * about the caller itself, such as `GET /v1/me`, which every key must be able to ask).
+   */
+  permission: Permission | null;
   /** The audit action, `<object>.<verb>` (e.g. `api_key.create`, `resource.reveal`). */
   action: string;
   /** What the request acts on; `idParam` names the path parameter holding its id. */
@@ -78,7 +81,7 @@ export type RouteRule = {
 
 /** Shorthand for one table line: `rule('resources:reveal', 'resource.reveal', 'resource', 'id')`. */
 export function rule(
-  permission: Permission,
+  permission: Permission | null,
   action: string,
   targetType: string,
   idParam?: string,
@@ -185,6 +188,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   ),
   'GET /v1/events': rule('events:read', 'event.list', 'event'),
   'GET /v1/events/:id': rule('events:read', 'event.read', 'event', 'id'),
+  // The calling key itself (API.md §10): any valid key, so clients can show what it may do.
+  'GET /v1/me': rule(null, 'api_key.me', 'api_key'),
 };
 
 /** Paths under `/v1` that need no key (API.md §1). */

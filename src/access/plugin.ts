@@ -182,7 +182,7 @@ function accessPlugin(
     meta.action = rule.action;
     const { type, idParam } = rule.target;
     meta.target = { type, id: idParam === undefined ? null : (params?.[idParam] ?? null) };
-    if (!principal.permissions.has(rule.permission)) {
+    if (rule.permission !== null && !principal.permissions.has(rule.permission)) {
       throw new ForbiddenError(`This API key lacks the ${rule.permission} permission`);
     }
   }
