@@ -195,6 +195,44 @@ describe('secryn as a client', () => {
     30_000,
   );
 
+  test('env import sends the parsed file in one request (stub of the import route); a bad file sends nothing', async () => {
+    const bodies: unknown[] = [];
+    const stubServer = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      async fetch(request) {
+        const path = new URL(request.url).pathname;
+        if (request.method !== 'POST' || path !== '/v1/vaults/vlt_stub/secrets/import') {
+          return new Response('', { status: 404 });
+        }
+        bodies.push(await request.json());
+        return Response.json({ created: ['A'], updated: ['B'], unchanged: [] });
+      },
+    });
+    try {
+      const env = { SECRYN_URL: `http://127.0.0.1:${stubServer.port}`, SECRYN_TOKEN: adminToken };
+      const file = join(dir.path, 'in.env');
+      writeFileSync(file, '# comment\nA="multi\\nline = café"\nB=plain # note\n');
+      const result = await ok(['env', 'import', file, '--vault', 'vlt_stub'], { env });
+      expect(result.stdout).toContain('1 created, 1 updated, 0 unchanged');
+      expect(bodies).toEqual([
+        {
+          secrets: [
+            { name: 'A', value: 'multi\nline = café' },
+            { name: 'B', value: 'plain' },
+          ],
+        },
+      ]);
+      writeFileSync(file, 'A=1\nB="unterminated\n');
+      const bad = await secryn(['env', 'import', file, '--vault', 'vlt_stub'], { env });
+      expect(bad.exitCode).toBe(ExitCode.USAGE);
+      expect(bad.stderr).toContain('line 2: unterminated');
+      expect(bodies).toHaveLength(1);
+    } finally {
+      stubServer.stop(true);
+    }
+  }, 30_000);
+
   test('run gives the child the secrets, exits with its status, and keeps the token and values off argv', async () => {
     const run = await ok([
       'run',
@@ -220,6 +258,19 @@ describe('secryn as a client', () => {
       },
     );
     expect(viaEnv.stdout).toBe('unset');
+    // What follows `--` is the child's, --help included.
+    const help = await ok([
+      'run',
+      '--vault',
+      'shop/prod',
+      '--',
+      'sh',
+      '-c',
+      'printf "%s" "$1"',
+      'sh',
+      '--help',
+    ]);
+    expect(help.stdout).toBe('--help');
   }, 30_000);
 
   test('run forwards SIGTERM to the child', async () => {

@@ -98,7 +98,14 @@ export const runProgramCommand = defineCommand({
     }
     const env: Record<string, string | undefined> = { ...process.env };
     for (const { name, value } of entries) env[name] = value;
-    let child: ReturnType<typeof Bun.spawn>;
+    let child: ReturnType<typeof Bun.spawn> | undefined;
+    // Installed before the child starts, so that no signal can fall between its start and them.
+    // A signal before the child exists ends `run` as it would have ended the child.
+    for (const signal of FORWARDED) {
+      process.on(signal, () =>
+        child ? child.kill(signal) : process.exit(128 + constants.signals[signal]),
+      );
+    }
     try {
       child = Bun.spawn(command, { env, stdin: 'inherit', stdout: 'inherit', stderr: 'inherit' });
     } catch (error) {
@@ -107,7 +114,6 @@ export const runProgramCommand = defineCommand({
         127,
       );
     }
-    for (const signal of FORWARDED) process.on(signal, () => child.kill(signal));
     const status = await child.exited;
     const signal = child.signalCode;
     process.exit(
