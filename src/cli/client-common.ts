@@ -7,10 +7,17 @@
 import type { ArgsDef } from 'citty';
 import { ClientError, readCaFile, SecrynClient } from '../client/http.ts';
 import { DEFAULT_PROFILE, loadProfile, type Profile } from '../client/profile.ts';
+import { commonArgs, loadCliConfig } from './common.ts';
 import { ExitCode } from './exit.ts';
 
 /** Connection flags of the client commands. */
 export const clientArgs = {
+  // On the server's own host: the server address comes from its configuration file.
+  config: {
+    ...commonArgs.config,
+    description:
+      'A server configuration file: talk to the server it configures (its [server] address), unless --url or $SECRYN_URL is given',
+  },
   url: {
     type: 'string',
     description:
@@ -36,6 +43,7 @@ export const clientArgs = {
 } as const satisfies ArgsDef;
 
 export type ClientArgs = {
+  config?: string;
   url?: string;
   profile?: string;
   'ca-file'?: string;
@@ -64,11 +72,20 @@ export function caOf(args: ClientArgs, profile?: Pick<Profile, 'ca_file'>): stri
   return path ? readCaFile(path) : undefined;
 }
 
+/** The address of the server `--config` configures (a wildcard host means this host). */
+export function configuredUrl(args: ClientArgs): string | undefined {
+  if (args.config === undefined) return undefined;
+  const { server } = loadCliConfig(args).config;
+  const host = ['0.0.0.0', '::', ''].includes(server.host) ? '127.0.0.1' : server.host;
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  return `${server.tls_cert_file ? 'https' : 'http'}://${hostPart}:${server.port}`;
+}
+
 /** A client for the server and token the flags, the environment and the profile name. */
 export function connect(args: ClientArgs): SecrynClient {
   const name = profileName(args);
   const profile = loadProfile(name);
-  const url = args.url || process.env.SECRYN_URL || profile?.url;
+  const url = args.url || process.env.SECRYN_URL || configuredUrl(args) || profile?.url;
   if (!url) {
     throw new ClientError(
       'no server: give --url or SECRYN_URL, or run `secryn login --url URL` first',

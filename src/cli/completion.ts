@@ -6,6 +6,7 @@
  * fish: `secryn completion fish > ~/.config/fish/completions/secryn.fish`.
  */
 import { defineCommand, type ArgsDef, type CommandDef } from 'citty';
+import { commonArgs } from './common.ts';
 import { CliFailure, ExitCode } from './exit.ts';
 
 type Node = { path: string[]; subcommands: string[]; options: string[] };
@@ -92,7 +93,10 @@ function fish(nodes: Node[]): string {
 
 export const completionCommand = defineCommand({
   meta: { name: 'completion', description: 'Print a shell completion script: bash, zsh or fish' },
-  args: { shell: { type: 'positional', description: 'bash, zsh or fish', required: true } },
+  args: {
+    shell: { type: 'positional', description: 'bash, zsh or fish', required: true },
+    ...commonArgs,
+  },
   async run({ args }) {
     const { rootCommand } = await import('./root.ts');
     const nodes = await walk(rootCommand as CommandDef<ArgsDef>);

@@ -75,6 +75,7 @@ const importCommand = defineCommand({
     ...jsonArg,
   },
   async run({ args }) {
+    const client = connect(args); // first: a bad --config or no login fails before any reading
     let text: string;
     try {
       text = args.file === '-' ? await Bun.stdin.text() : readFileSync(args.file, 'utf8');
@@ -92,7 +93,6 @@ const importCommand = defineCommand({
       }
       throw error;
     }
-    const client = connect(args);
     const vaultId = await resolveVault(client, args.vault);
     const answer = await client.request<ImportAnswer>(
       'POST',

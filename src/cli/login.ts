@@ -9,7 +9,7 @@ import { ClientError, SecrynClient } from '../client/http.ts';
 import { loadProfile, saveProfile } from '../client/profile.ts';
 import { promptHidden, readStdin } from '../client/read-secret.ts';
 import type { MeObject } from '../me/schemas.ts';
-import { caOf, clientArgs, profileName, timeoutMs } from './client-common.ts';
+import { caOf, clientArgs, configuredUrl, profileName, timeoutMs } from './client-common.ts';
 import { jsonArg, print } from './common.ts';
 import { ExitCode } from './exit.ts';
 
@@ -23,7 +23,7 @@ export const loginCommand = defineCommand({
   async run({ args }) {
     const name = profileName(args);
     const previous = loadProfile(name);
-    const url = args.url || process.env.SECRYN_URL || previous?.url;
+    const url = args.url || process.env.SECRYN_URL || configuredUrl(args) || previous?.url;
     if (!url) throw new ClientError('login needs --url (or SECRYN_URL)', ExitCode.USAGE);
     const caPath = args['ca-file'] || process.env.SECRYN_CACERT || previous?.ca_file;
     const token = (

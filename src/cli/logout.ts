@@ -2,7 +2,7 @@
 import { defineCommand } from 'citty';
 import { removeProfile } from '../client/profile.ts';
 import { clientArgs, profileName } from './client-common.ts';
-import { print } from './common.ts';
+import { commonArgs, print } from './common.ts';
 
 export const logoutCommand = defineCommand({
   meta: {
@@ -10,7 +10,7 @@ export const logoutCommand = defineCommand({
     description:
       'Forget a saved profile and its token (the key itself stays valid: revoke it to end it)',
   },
-  args: { profile: clientArgs.profile },
+  args: { profile: clientArgs.profile, ...commonArgs },
   async run({ args }) {
     const name = profileName(args);
     const removed = removeProfile(name);
