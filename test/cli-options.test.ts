@@ -94,7 +94,7 @@ describe('value options', () => {
     expect(checked).toEqual(
       expect.arrayContaining(['init --config', 'keys create --name', 'keys create --expires-in']),
     );
-  }, 60_000);
+  }, 240_000); // one process per option of every command (client commands included)
 
   test('every value option of every command refuses an empty value', async () => {
     for (const { path, args } of await leafCommands()) {
@@ -107,7 +107,7 @@ describe('value options', () => {
         }
       }
     }
-  }, 60_000);
+  }, 240_000);
 });
 
 describe('--config without a value never falls back to $SECRYN_CONFIG or the defaults', () => {

@@ -241,7 +241,8 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
       ).response.status,
     ).toBe(404);
 
-    // API keys
+    // API keys (the caller's own first)
+    expect((await admin.GET('/v1/me')).data!.role).toBe('admin');
     const created = (await admin.POST('/v1/api-keys', { body: { name: 'ci', role: 'reader' } }))
       .data!;
     const keyPath = { params: { path: { id: created.id } } };

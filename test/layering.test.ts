@@ -65,7 +65,7 @@ const LAYERS = [
   // Composition: wires features into the server and the CLI; nothing below imports it.
   {
     name: 'app',
-    units: ['features.ts', 'server.ts', 'readiness.ts', 'cli', 'main.ts'],
+    units: ['features.ts', 'server.ts', 'readiness.ts', 'client', 'cli', 'main.ts'],
     lateral: true,
   },
 ] as const satisfies readonly {

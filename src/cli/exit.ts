@@ -27,6 +27,25 @@ export const ExitCode = {
    * command run as the service user, while the key file is root's), or it is not a regular file.
    */
   MASTER_KEY_UNREADABLE: 15,
+  // Client commands (secret, project, vault, env, run, login, whoami): the server's answer.
+  /** No server or no token: neither --url/SECRYN_URL nor a profile, or no SECRYN_TOKEN/profile. */
+  NOT_LOGGED_IN: 20,
+  /** 401: the token is unknown, expired or revoked. */
+  UNAUTHORIZED: 21,
+  /** 403: the key lacks the permission. */
+  FORBIDDEN: 22,
+  /** 404 (or 410): no such object, or not within the key's reach. */
+  NOT_FOUND: 23,
+  /** 409: the object exists already or changed meanwhile. */
+  CONFLICT: 24,
+  /** 400/413/415: the server refused the request as invalid (the message names the field). */
+  REJECTED: 25,
+  /** 429 or 503 still after the bounded retries, or a 5xx: try again later. */
+  SERVER_UNAVAILABLE: 26,
+  /** The server's TLS certificate is not trusted (wrong or missing --ca-file / SECRYN_CACERT). */
+  TLS_UNTRUSTED: 27,
+  /** `run --fallback`: the server was unreachable and the fallback copy is missing, expired or unreadable. */
+  FALLBACK_UNUSABLE: 28,
   /**
    * sysexits EX_DATAERR: the data failed its integrity check (`audit verify`: the chain is
    * broken; `restore`: the backup's keyring, API key MACs or audit chain do not verify, and
@@ -38,6 +57,8 @@ export const ExitCode = {
    * `storage.busy_timeout_ms`; the same command can simply be run again.
    */
   DATABASE_BUSY: 75,
+  /** sysexits EX_UNAVAILABLE: the server cannot be reached (refused, DNS, timeout). */
+  UNREACHABLE: 69,
   /** sysexits EX_CONFIG: the configuration file is unusable. */
   CONFIG: 78,
 } as const;
@@ -47,6 +68,8 @@ export class CliFailure extends Error {
   constructor(
     message: string,
     readonly exitCode: number = ExitCode.FAILURE,
+    /** For `--json` errors: a stable code (an API error code); default the exit status's name. */
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'CliFailure';

@@ -1,5 +1,5 @@
 /** The `secryn` command tree, each command loaded only when it runs. */
-import { defineCommand } from 'citty';
+import { defineCommand, type ArgsDef, type CommandDef } from 'citty';
 import { VERSION } from '../version.ts';
 
 /**
@@ -23,5 +23,19 @@ export const rootCommand = defineCommand({
     backup: () => import('./backup.ts').then((m) => m.backupCommand),
     restore: () => import('./restore.ts').then((m) => m.restoreCommand),
     version: () => import('./version.ts').then((m) => m.versionCommand),
+    // Client commands: they talk to a server (--url / SECRYN_URL, token from SECRYN_TOKEN or login).
+    login: () => import('./login.ts').then((m) => m.loginCommand),
+    logout: () => import('./logout.ts').then((m) => m.logoutCommand),
+    whoami: () => import('./whoami.ts').then((m) => m.whoamiCommand),
+    secret: () => import('./secret.ts').then((m) => m.secretCommand),
+    project: () => import('./project.ts').then((m) => m.projectCommand),
+    vault: () => import('./vault.ts').then((m) => m.vaultCommand),
+    env: () => import('./env.ts').then((m) => m.envCommand),
+    run: () => import('./run-program.ts').then((m) => m.runProgramCommand),
+    // The tree is handed in, so completion.ts need not import this module (no cycle).
+    completion: (): Promise<CommandDef<any>> =>
+      import('./completion.ts').then((m) =>
+        m.completionCommandFor(rootCommand as unknown as CommandDef<ArgsDef>),
+      ),
   },
 });

@@ -22,9 +22,11 @@ export async function runCli(root: AnyCommand, rawArgs: string[]): Promise<never
   try {
     const chain = await resolveChain(root, rawArgs);
     const target = chain.commands.at(-1)!;
+    // Only before `--`: what follows belongs to another program (`secryn run -- cmd --help`).
+    const own = rawArgs.includes('--') ? rawArgs.slice(0, rawArgs.indexOf('--')) : rawArgs;
     if (
-      rawArgs.includes('--help') ||
-      rawArgs.includes('-h') ||
+      own.includes('--help') ||
+      own.includes('-h') ||
       (chain.commands.length === 1 && rawArgs.length === 0)
     ) {
       // The parent passed to citty carries the whole path, so that a subcommand's usage reads
@@ -141,7 +143,7 @@ function describeFailure(error: unknown): Failure {
   if (error instanceof Error && error.name === 'CLIError') {
     return failure(ExitCode.USAGE, stripAnsi(error.message));
   }
-  if (error instanceof CliFailure) return failure(error.exitCode, error.message);
+  if (error instanceof CliFailure) return failure(error.exitCode, error.message, error.code);
   if (error instanceof IncompatibleSchemaError) {
     return failure(ExitCode.FAILURE, error.message, 'INCOMPATIBLE_SCHEMA');
   }
