@@ -9,7 +9,7 @@ import type { Config } from './config/schema.ts';
 import { createDb, openDatabase, type Db } from './db/client.ts';
 import { diskSpaceFor } from './db/disk-full.ts';
 import { pendingMigrationCount, runMigrations } from './db/migrate.ts';
-import { instance as instanceTable } from './db/tables.ts';
+import { instance as instanceTable } from './db/schema/instance.ts';
 import { WriteQueue } from './db/write-queue.ts';
 import { MasterKeyError } from './crypto/errors.ts';
 import {
@@ -37,7 +37,7 @@ export type Instance = {
   writes: WriteQueue;
   /**
    * Seals and opens every encrypted column (see src/keyring/live-keyring.ts for the contract and
-   * src/keyring/encrypted-columns.ts for registering a column). Always loaded on an open instance.
+   * src/db/schema/encrypted.ts for declaring a column). Always loaded on an open instance.
    */
   keyring: LiveKeyring;
   /** Flushes pending writes, forgets the data keys and closes the database. */

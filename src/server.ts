@@ -2,7 +2,7 @@ import type { Server } from 'bun';
 import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';
 import { diskSpaceFor } from './db/disk-full.ts';
-import { instance as instanceTable } from './db/tables.ts';
+import { instance as instanceTable } from './db/schema/instance.ts';
 import { clientIp } from './access/client-ip.ts';
 import { docsPlugin } from './http/docs.ts';
 import { loadListenerTls } from './http/tls.ts';

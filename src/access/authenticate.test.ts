@@ -5,7 +5,7 @@ import { manualClock } from '../clock.ts';
 import { generateApiToken, hashApiToken } from '../crypto/api-token.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { insertApiKey, newApiKeyId, revokeApiKey, updateApiKey } from '../keys/service.ts';
-import { apiKeys } from '../keys/tables.ts';
+import { apiKeys } from '../db/schema/keys.ts';
 import { memoryLogger, tempDir, testConfig } from '../../test/harness.ts';
 import {
   Authenticator,

@@ -20,7 +20,7 @@ import {
   type NewApiKey,
 } from '../keys/service.ts';
 import { CreateApiKeyBody } from '../keys/schemas.ts';
-import type { ApiKeyRow } from '../keys/tables.ts';
+import type { ApiKeyRow } from '../db/schema/keys.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print, printable } from './common.ts';
 import { CliFailure, ExitCode } from './exit.ts';
 

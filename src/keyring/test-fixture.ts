@@ -9,7 +9,7 @@
  */
 import type { Database } from 'bun:sqlite';
 import { blob, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import { registerEncryptedColumn } from './encrypted-columns.ts';
+import { registerEncryptedColumn } from '../db/schema/encrypted-columns.ts';
 import type { InstanceKeyring } from './live-keyring.ts';
 
 /** Test table with text ids and a version column bound into the AAD. */

@@ -46,7 +46,7 @@ import {
   type ApiKeyChanges,
   type NewApiKey,
 } from './service.ts';
-import type { ApiKeyRow } from './tables.ts';
+import type { ApiKeyRow } from '../db/schema/keys.ts';
 import { respondCreated } from '../http/created.ts';
 
 const detail = (summary: string, description: string) => ({

@@ -34,7 +34,7 @@ import {
   toProjectObject,
   updateProject,
 } from './service.ts';
-import { projects, type ProjectRow } from './tables.ts';
+import { projects, type ProjectRow } from '../db/schema/projects.ts';
 import { respondCreated } from '../http/created.ts';
 
 const detail = (summary: string, description: string) => ({

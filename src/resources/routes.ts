@@ -15,7 +15,7 @@ import { findVault, vaultRefOf } from '../vaults/service.ts';
 import type { EventType } from '../events/types.ts';
 import { commitChange, type ChangeResult } from './commit.ts';
 import { Deleted, documentedResponse } from './fields.ts';
-import type { ResourceRow, ResourceType } from './tables.ts';
+import type { ResourceRow, ResourceType } from '../db/schema/resources.ts';
 import { parseIfMatch, prepareNewResource, prepareUpdate } from './input.ts';
 import { toResourceObject, toVersionObject } from './objects.ts';
 import {

@@ -25,7 +25,7 @@ import type { Db } from '../db/client.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { PageRequest } from '../http/pagination.ts';
 import type { InstanceKeyring } from '../keyring/live-keyring.ts';
-import { vaults } from '../vaults/tables.ts';
+import { vaults } from '../db/schema/vaults.ts';
 import type { MetadataChanges, PreparedResource } from './input.ts';
 import {
   resources,
@@ -35,7 +35,7 @@ import {
   type ResourceRow,
   type ResourceType,
   type ResourceVersionRow,
-} from './tables.ts';
+} from '../db/schema/resources.ts';
 import { newTypeId } from '../ids.ts';
 import { RecordCache } from './record-cache.ts';
 import { perConnection } from '../db/per-connection.ts';

@@ -43,7 +43,7 @@ import {
   openValue,
   readValue,
 } from '../resources/store.ts';
-import type { ResourceType } from '../resources/tables.ts';
+import type { ResourceType } from '../db/schema/resources.ts';
 import {
   CreateVaultBody,
   UpdateVaultBody,
@@ -63,7 +63,7 @@ import {
   updateVault,
   vaultRefOf,
 } from './service.ts';
-import { vaults, type VaultRow } from './tables.ts';
+import { vaults, type VaultRow } from '../db/schema/vaults.ts';
 import { respondCreated } from '../http/created.ts';
 
 /** Media type of the download routes. */

@@ -19,7 +19,7 @@ import { signalOutboxWrite } from '../events/outbox-signal.ts';
 import { listResponse, listSchema, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
-import { projects } from '../projects/tables.ts';
+import { projects } from '../db/schema/projects.ts';
 import {
   CreatedWebhookSchema,
   CreateWebhookBody,
@@ -56,7 +56,12 @@ import {
   type WebhookChanges,
 } from './service.ts';
 import type { LookupAll, OutboundPolicy } from './outbound-guard.ts';
-import { webhookDeliveries, webhooks, type DeliveryStatus, type WebhookRow } from './tables.ts';
+import {
+  webhookDeliveries,
+  webhooks,
+  type DeliveryStatus,
+  type WebhookRow,
+} from '../db/schema/webhooks.ts';
 import { respondCreated } from '../http/created.ts';
 
 const detail = (summary: string, description: string) => ({

@@ -10,7 +10,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { InvalidRequestError } from '../errors.ts';
-import { events as eventsTable } from '../events/tables.ts';
+import { events as eventsTable } from '../db/schema/events.ts';
 import { ALL_EVENTS, isEventType } from '../events/types.ts';
 import type { InstanceKeyring } from '../keyring/live-keyring.ts';
 import {
@@ -30,7 +30,7 @@ import {
   type DeliveryRow,
   type DeliveryStatus,
   type WebhookRow,
-} from './tables.ts';
+} from '../db/schema/webhooks.ts';
 import { newTypeId } from '../ids.ts';
 
 /** How long the previous secret keeps signing after a rotation. */

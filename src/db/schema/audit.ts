@@ -1,5 +1,5 @@
 import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
+import { epochMs } from '../columns.ts';
 
 /**
  * The audit log: one row per audited request or CLI action, append-only, forming a hash chain

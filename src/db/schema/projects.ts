@@ -1,5 +1,5 @@
 import { index, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
+import { epochMs } from '../columns.ts';
 
 /**
  * Projects (API.md §3): the top of the hierarchy project → vault → resource. Names are unique

@@ -1,6 +1,6 @@
 import { blob, index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
-import { registerEncryptedColumn } from '../keyring/encrypted-columns.ts';
+import { epochMs } from '../columns.ts';
+import { encryptedColumn } from './encrypted.ts';
 
 /**
  * The first successful response to each `Idempotency-Key` (API.md §1), kept for 24 hours.
@@ -27,7 +27,7 @@ export const idempotencyKeys = sqliteTable(
 );
 
 /** The sealed stored responses; AAD binds the row id. */
-export const idempotencyResponseColumn = registerEncryptedColumn({
+export const idempotencyResponseColumn = encryptedColumn({
   table: idempotencyKeys,
   idColumn: idempotencyKeys.id,
   column: idempotencyKeys.responseBody,
