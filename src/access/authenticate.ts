@@ -20,7 +20,7 @@ import {
   apiTokenHashMatches,
   apiTokenLookupId,
 } from '../crypto/api-token.ts';
-import type { WriteQueue } from '../db/write-queue.ts';
+import type { WriteEngine } from '../db/write-engine.ts';
 import { integrityOf } from '../keyring/integrity.ts';
 import { API_KEY_MAC_COLUMNS, apiKeyMacMatches, type ApiKeyMacFields } from '../keys/integrity.ts';
 import type { Logger } from '../log/logger.ts';
@@ -231,7 +231,7 @@ export class LastUsedTracker {
 
   constructor(
     sqlite: Database,
-    private readonly writes: WriteQueue,
+    private readonly writes: Pick<WriteEngine, 'run'>,
     private readonly logger?: Logger,
   ) {
     this.update = sqlite.prepare<unknown, [number, string]>(

@@ -14,8 +14,8 @@
  * this plugin (and so would bypass step 2).
  */
 import { Elysia } from 'elysia';
+import { appendAuditEntryDurably } from '../audit/record.ts';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
-import { auditWriterFor } from '../audit/writer.ts';
 import { requestMeta, type AuditActor, type RequestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { Authenticator, LastUsedTracker, UNAUTHORIZED_REASON } from './authenticate.ts';
@@ -108,20 +108,18 @@ function tamperedKeyReporter(instance: Instance) {
       key_id: keyId,
       request_id: meta.requestId,
     });
-    auditWriterFor(instance)
-      .append({
-        actor: ANONYMOUS,
-        action: 'api_key.tampered',
-        target: { type: 'api_key', id: keyId },
-        outcome: 'denied',
-        status: 401,
-        ip: meta.clientIp,
-        userAgent,
-        requestId: meta.requestId,
-      })
-      .catch(() => {
-        // The writer has logged why; the request is refused either way.
-      });
+    appendAuditEntryDurably(instance, {
+      actor: ANONYMOUS,
+      action: 'api_key.tampered',
+      target: { type: 'api_key', id: keyId },
+      outcome: 'denied',
+      status: 401,
+      ip: meta.clientIp,
+      userAgent,
+      requestId: meta.requestId,
+    }).catch(() => {
+      // The writer has logged why; the request is refused either way.
+    });
   };
 }
 

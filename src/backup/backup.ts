@@ -11,7 +11,7 @@ import {
   statSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
+import { commitLocalChange } from '../changes/index.ts';
 import { forgetIntegrity, readIntegrityWith, registerIntegrity } from '../keyring/integrity.ts';
 import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import type { Clock } from '../clock.ts';
@@ -104,15 +104,8 @@ function writeBackup(sqlite: Database, source: string, target: string, clock: Cl
     syncFile(target);
     fsyncDirectory(dirname(target));
     const info = inspectBackup(target);
-    sqlite
-      .transaction(() =>
-        appendAuditEntry(
-          createDb(sqlite),
-          clock,
-          localAuditEntry('instance.backup', { type: 'instance', id: null }),
-        ),
-      )
-      .immediate();
+    const change = { sqlite, db: createDb(sqlite), clock };
+    commitLocalChange(change, 'instance.backup', { type: 'instance', id: null }, () => undefined);
     complete = true;
     return info;
   } finally {

@@ -1,7 +1,7 @@
 import { Database, SQLiteError } from 'bun:sqlite';
 import { chmodSync, copyFileSync, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { recordLocalAction } from '../audit/record.ts';
+import { commitLocalChange } from '../changes/index.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import { fsyncDirectory, renameNoReplace } from '../crypto/atomic-file.ts';
@@ -106,7 +106,7 @@ export function restoreBackup(
       clock: options.clock,
     });
     try {
-      recordLocalAction(
+      commitLocalChange(
         instance,
         'instance.restore',
         { type: 'instance', id: null },

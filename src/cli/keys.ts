@@ -2,7 +2,7 @@ import { Value } from '@sinclair/typebox/value';
 import { defineCommand } from 'citty';
 import { KEY_CHANGE_VISIBLE_AFTER_MS } from '../access/authenticate.ts';
 import { isPermission, isRole, type Permission } from '../access/permissions.ts';
-import { recordLocalAction } from '../audit/record.ts';
+import { commitLocalChange } from '../changes/index.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { AppError } from '../errors.ts';
 import { localActor, openInstance, type Instance } from '../instance.ts';
@@ -190,7 +190,7 @@ const createCommand = defineCommand({
         throw asCliFailure(error);
       }
       const id = newApiKeyId();
-      return recordLocalAction(instance, 'api_key.create', { type: 'api_key', id }, () => {
+      return commitLocalChange(instance, 'api_key.create', { type: 'api_key', id }, () => {
         const created = insertApiKey(instance.db, id, key, `local_user:${localActor()}`, now);
         emitApiKeyEvent(instance.db, 'api_key.created', created.row, now);
         return created;
@@ -264,7 +264,7 @@ const revokeCommand = defineCommand({
       const before = findApiKey(instance.db, id);
       if (!before) throw new CliFailure(`no API key ${printable(id)}`);
       if (before.revokedAt !== null) return { row: before, already: true };
-      const row = recordLocalAction(instance, 'api_key.revoke', { type: 'api_key', id }, () => {
+      const row = commitLocalChange(instance, 'api_key.revoke', { type: 'api_key', id }, () => {
         const now = instance.clock.now();
         const revoked = revokeApiKey(instance.db, id, now);
         if (revoked) emitApiKeyEvent(instance.db, 'api_key.revoked', revoked, now);

@@ -13,9 +13,8 @@ import {
   canManageKey,
 } from '../access/grants.ts';
 import { principalOf } from '../access/principal.ts';
-import { commitAudited } from '../audit/record.ts';
+import { commitChange } from '../changes/index.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
 import { listResponse, listSchema, paginationQuery, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import { parseTimestamp, strictObject } from '../http/schemas.ts';
@@ -113,14 +112,12 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
         const id = newApiKeyId();
         const location = `/v1/api-keys/${id}`;
         requestMeta(request).target = { type: 'api_key', id };
-        const created = await commitAudited(instance, request, 201, () => {
+        // With an Idempotency-Key, the (sealed) replayable response commits with the key, so
+        // a retry after a crash cannot mint a second one.
+        const created = await commitChange(instance, request, 201, () => {
           const { row, token } = insertApiKey(db, id, key, `api_key:${creator.keyId}`, now);
           emitApiKeyEvent(db, 'api_key.created', row, now);
-          const body = { ...present(row), token };
-          // With an Idempotency-Key, the (sealed) replayable response commits with the key, so
-          // a retry after a crash cannot mint a second one.
-          saveIdempotentResponseInJob(instance, request, 201, body, location);
-          return body;
+          return { body: { ...present(row), token }, location };
         });
         return respondCreated(set, location, created);
       },
@@ -161,9 +158,9 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
           changes.expiresAt = expiresAt;
         }
         assertCanEdit(editor, keyGrantOf(row), changes, resolveVault);
-        const updated = await commitAudited(instance, request, 200, () =>
-          Object.keys(changes).length === 0 ? row : updateApiKey(db, row.id, changes),
-        );
+        const updated = await commitChange(instance, request, 200, () => ({
+          body: Object.keys(changes).length === 0 ? row : updateApiKey(db, row.id, changes),
+        }));
         return present(updated);
       },
       {
@@ -183,12 +180,13 @@ export function apiKeyRoutes(instance: Instance, lastUsed: Pick<LastUsedTracker,
       '/v1/api-keys/:id',
       async ({ params, request }) => {
         const row = manageableKey(request, params.id);
-        await commitAudited(instance, request, 200, () => {
+        await commitChange(instance, request, 200, () => {
           const now = clock.now();
           const revoked = revokeApiKey(db, row.id, now);
           // Revoking twice is allowed (idempotent) but is one event.
           if (row.revokedAt === null && revoked)
             emitApiKeyEvent(db, 'api_key.revoked', revoked, now);
+          return { body: null };
         });
         return { id: row.id, deleted: true as const };
       },

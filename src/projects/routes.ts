@@ -15,7 +15,7 @@ import { NotFoundError } from '../errors.ts';
 import { listResponse, listSchema, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
-import { commitChange } from '../resources/commit.ts';
+import { commitChange } from '../changes/index.ts';
 import { Deleted, documentedResponse } from '../resources/fields.ts';
 import {
   CreateProjectBody,

@@ -13,7 +13,7 @@ import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
 import type { EventType } from '../events/types.ts';
-import { commitChange, type ChangeResult } from './commit.ts';
+import { commitChange, type ChangeResult } from '../changes/index.ts';
 import { Deleted, documentedResponse } from './fields.ts';
 import type { ResourceRow, ResourceType } from '../db/schema/resources.ts';
 import { parseIfMatch, prepareNewResource, prepareUpdate } from './input.ts';

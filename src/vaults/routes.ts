@@ -17,7 +17,7 @@ import { listResponse, listSchema, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { findProject, projectsOfVaults } from '../projects/service.ts';
-import { commitChange } from '../resources/commit.ts';
+import { commitChange } from '../changes/index.ts';
 import { Deleted, documentedResponse } from '../resources/fields.ts';
 import { toResourceObject, toVaultSecret } from '../resources/objects.ts';
 import {

@@ -10,11 +10,9 @@ import { and, eq } from 'drizzle-orm';
 import { Elysia } from 'elysia';
 import { principalOf, type KeyGrant } from '../access/principal.ts';
 import { hasProjectScope, hideAsNotFound, projectScopeFilter } from '../access/visibility.ts';
-import { commitAudited } from '../audit/record.ts';
+import { commitChange } from '../changes/index.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
-import { emitEvent } from '../events/emit.ts';
-import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
 import { signalOutboxWrite } from '../events/outbox-signal.ts';
 import { listResponse, listSchema, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
@@ -176,7 +174,8 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
         requestMeta(request).target = { type: 'webhook', id };
         const now = clock.now();
         const location = `/v1/webhooks/${id}`;
-        const created = await commitAudited(instance, request, 201, () => {
+        // A retry with the same Idempotency-Key replays the response, secret included (sealed).
+        const created = await commitChange(instance, request, 201, () => {
           const { row, secret } = insertWebhook(
             db,
             keyring,
@@ -191,10 +190,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
             `api_key:${creator.keyId}`,
             now,
           );
-          const response = { ...toWebhookObject(row, url), secret };
-          // A retry with the same Idempotency-Key replays this, secret included (sealed).
-          saveIdempotentResponseInJob(instance, request, 201, response, location);
-          return response;
+          return { body: { ...toWebhookObject(row, url), secret }, location };
         });
         return respondCreated(set, location, created);
       },
@@ -231,11 +227,12 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
         }
         if (body.enabled !== undefined) changes.enabled = body.enabled;
         if (body.description !== undefined) changes.description = body.description;
-        const updated = await commitAudited(instance, request, 200, () =>
-          Object.keys(changes).length === 0
-            ? row
-            : updateWebhook(db, keyring, row.id, changes, clock.now()),
-        );
+        const updated = await commitChange(instance, request, 200, () => ({
+          body:
+            Object.keys(changes).length === 0
+              ? row
+              : updateWebhook(db, keyring, row.id, changes, clock.now()),
+        }));
         return webhookObject(updated);
       },
       {
@@ -254,7 +251,7 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
       '/v1/webhooks/:id',
       async ({ params, request }) => {
         const row = reachableWebhook(request, params.id);
-        await commitAudited(instance, request, 200, () => deleteWebhook(db, row.id));
+        await commitChange(instance, request, 200, () => ({ body: deleteWebhook(db, row.id) }));
         return { id: row.id, deleted: true as const };
       },
       {
@@ -270,15 +267,15 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
       '/v1/webhooks/:id/rotate-secret',
       async ({ params, request }) => {
         const row = reachableWebhook(request, params.id);
-        return commitAudited(instance, request, 200, () => {
+        return commitChange(instance, request, 200, () => {
           const rotated = rotateWebhookSecret(db, keyring, row.id, clock.now());
-          const response = {
-            id: row.id,
-            secret: rotated.secret,
-            previous_secret_expires_at: toRfc3339(rotated.previousExpiresAt),
+          return {
+            body: {
+              id: row.id,
+              secret: rotated.secret,
+              previous_secret_expires_at: toRfc3339(rotated.previousExpiresAt),
+            },
           };
-          saveIdempotentResponseInJob(instance, request, 200, response, null);
-          return response;
         });
       },
       {
@@ -299,10 +296,8 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
         if (!row.enabled) {
           throw new ConflictError('The webhook is disabled; enable it before testing', 'enabled');
         }
-        const delivery = await commitAudited(instance, request, 201, () => {
-          const eventId = emitEvent(
-            db,
-            clock,
+        const delivery = await commitChange(instance, request, 201, (tx) => {
+          const eventId = tx.emit(
             {
               type: 'ping',
               projectId: row.projectId,
@@ -315,9 +310,10 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
             .from(webhookDeliveries)
             .where(eq(webhookDeliveries.eventId, eventId))
             .get()!;
-          const response = toDeliveryObject(findDelivery(db, row.id, created.id)!);
-          saveIdempotentResponseInJob(instance, request, 201, response, deliveryPath(created.id));
-          return response;
+          return {
+            body: toDeliveryObject(findDelivery(db, row.id, created.id)!),
+            location: deliveryPath(created.id),
+          };
         });
         return respondCreated(set, deliveryPath(delivery.id), delivery);
       },
@@ -376,15 +372,13 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
         const row = reachableWebhook(request, params.id);
         if (!findDelivery(db, row.id, params.dlv_id)) throw new NotFoundError('Delivery');
         requestMeta(request).target = { type: 'webhook_delivery', id: params.dlv_id };
-        return commitAudited(instance, request, 200, () => {
+        return commitChange(instance, request, 200, () => {
           // Thrown inside the job, the 409 rolls back with it; the response hook audits it.
           if (!requeueDelivery(db, clock, params.dlv_id)) {
             throw new ConflictError('The delivery is being attempted right now');
           }
           signalOutboxWrite();
-          const response = toDeliveryObject(findDelivery(db, row.id, params.dlv_id)!);
-          saveIdempotentResponseInJob(instance, request, 200, response, null);
-          return response;
+          return { body: toDeliveryObject(findDelivery(db, row.id, params.dlv_id)!) };
         });
       },
       {
