@@ -1,6 +1,6 @@
 import type { AnyElysia } from 'elysia';
 import { createAccessLayer } from './access/plugin.ts';
-import { auditRecorder } from './audit/record.ts';
+import { auditRecorder } from './audit/recorder.ts';
 import { startAuditRetention } from './audit/retention.ts';
 import { auditRoutes } from './audit/routes.ts';
 import { idempotencyPlugin } from './idempotency/plugin.ts';

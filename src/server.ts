@@ -9,6 +9,7 @@ import { loadListenerTls } from './http/tls.ts';
 import { createApp, type App, type AppOptions } from './http/app.ts';
 import type { Instance } from './instance.ts';
 import { VERSION } from './version.ts';
+import { commitSystemChange } from './changes/index.ts';
 
 export type ServerOptions = {
   /** Feature modules mounted into the app. */
@@ -66,7 +67,7 @@ export function writabilityProbe(
   const diskSpace = diskSpaceFor(instance.sqlite, instance.logger);
   const probe = async () => {
     try {
-      await instance.writes.run(() =>
+      await commitSystemChange(instance, () =>
         instance.db
           .update(instanceTable)
           .set({ healthProbeAt: instance.clock.now() })

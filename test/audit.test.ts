@@ -9,7 +9,7 @@ import { Elysia, t } from 'elysia';
 import { TypeID } from 'typeid-js';
 import { auditEntryId, seqOfAuditEntryId } from '../src/audit/entry-id.ts';
 import { rejectionSummariesFor } from '../src/audit/anonymous-summary.ts';
-import { auditRecorder } from '../src/audit/record.ts';
+import { auditRecorder } from '../src/audit/recorder.ts';
 import { commitChange } from '../src/changes/index.ts';
 import { auditRoutes } from '../src/audit/routes.ts';
 import { verifyChain } from '../src/audit/verify.ts';

@@ -137,7 +137,7 @@ describe('API key authentication', () => {
   test('last use is coalesced in memory and written in one batch that never goes backwards', async () => {
     const { row } = create();
     const second = create();
-    const tracker = new LastUsedTracker(instance.sqlite, instance.writes);
+    const tracker = new LastUsedTracker(instance);
     const lastUsed = (id: string) =>
       instance.db.select({ at: apiKeys.lastUsedAt }).from(apiKeys).where(eq(apiKeys.id, id)).get()!
         .at;

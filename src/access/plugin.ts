@@ -65,7 +65,7 @@ export function createAccessLayer(
   options: AccessLayerOptions = {},
 ): AccessLayer {
   const now = options.now ?? (() => instance.clock.now());
-  const lastUsed = new LastUsedTracker(instance.sqlite, instance.writes, instance.logger);
+  const lastUsed = new LastUsedTracker(instance, instance.logger);
   const authenticator = new Authenticator(instance.sqlite, now, (id, at) => lastUsed.touch(id, at));
   const reportTampered = tamperedKeyReporter(instance);
   const { rate_limit } = instance.config;

@@ -1,3 +1,8 @@
+/**
+ * Appending to the audit log's hash chain, and the entries of API requests and CLI actions. A
+ * change appends its entry inside its own transaction (src/changes/); a request that changes
+ * nothing appends through the write engine's record lane ({@link appendAuditEntryDurably}).
+ */
 import type { Database, Statement } from 'bun:sqlite';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.ts';
@@ -7,7 +12,6 @@ import { requestMeta, type AuditActor, type AuditTarget } from '../http/request-
 import { localActor, type Instance } from '../instance.ts';
 import { chainHash, GENESIS_HASH, type ChainFields } from './chain.ts';
 import { integrityOf } from '../keyring/integrity.ts';
-import { rejectionSummariesFor } from './anonymous-summary.ts';
 import { auditEntryId } from './entry-id.ts';
 import { perConnection } from '../db/per-connection.ts';
 
@@ -247,42 +251,8 @@ export function appendAuditEntryDurably(
   );
 }
 
-/**
- * The app's recordOutcome hook: an entry for every request that reached authentication (its
- * meta has an actor) and is not audited yet — except rejected anonymous requests (401, 429
- * without a usable key), which are counted into per-address summaries written once per
- * `audit.anonymous_summary_seconds` (anonymous-summary.ts). Entries of one event-loop turn are
- * group-committed together by the instance's write engine; the hook resolves once its entry is
- * durable and rejects if it cannot be written, which the app turns into a 503 (fail closed).
- */
-export function auditRecorder(
-  instance: Instance,
-): (request: Request, status: number) => Promise<void> {
-  const summaries = rejectionSummariesFor(instance);
-  return async (request, status) => {
-    const meta = requestMeta(request);
-    if (meta.audited || !meta.actor) return;
-    if (meta.actor.type === 'anonymous' && (status === 401 || status === 429)) {
-      // Summarised per address and window (anonymous-summary.ts): a flood costs bounded disk,
-      // and the rejection is answered without waiting for the disk.
-      summaries.add({
-        ip: clientAddress(meta.clientIp),
-        userAgent: request.headers.get('user-agent'),
-        requestId: meta.requestId,
-        status,
-        at: Math.trunc(instance.clock.now()),
-      });
-      meta.audited = true;
-      return;
-    }
-    await appendAuditEntryDurably(instance, requestEntry(request, status, meta.actor), {
-      waitForLock: !meta.lockWaitSpent,
-    });
-    meta.audited = true;
-  };
-}
-
-function clientAddress(ip: string | undefined): string | null {
+/** The client address to record: none when the access layer could not tell it. */
+export function clientAddress(ip: string | undefined): string | null {
   return ip && ip !== 'unknown' ? ip : null;
 }
 

@@ -1,7 +1,8 @@
 import type { Instance } from '../instance.ts';
 import type { AuditActor, AuditTarget } from '../http/request-meta.ts';
-import { appendAuditEntry, type AuditEntryInput } from './record.ts';
+import type { AuditEntryInput } from './record.ts';
 import { CHECKPOINT_TARGET_TYPE, checkpointTargetId } from './verify.ts';
+import { commitSystemChange } from '../changes/index.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -55,7 +56,7 @@ export async function pruneAuditLog(
     const last = lastPrunable(instance, cutoff);
     if (last !== null) {
       for (;;) {
-        const batch = await instance.writes.run(() => {
+        const batch = await commitSystemChange(instance, (tx) => {
           const range = sqlite
             .query<{ first: number | null }, []>('SELECT min(seq) AS first FROM audit_log')
             .get();
@@ -74,9 +75,7 @@ export async function pruneAuditLog(
                pruned_total = pruned_total + ?4`,
             [through, edge.hash, clock.now(), deleted],
           );
-          appendAuditEntry(
-            db,
-            clock,
+          tx.audit(
             pruneEntry(options.actor, {
               type: CHECKPOINT_TARGET_TYPE,
               id: checkpointTargetId(through, edge.hash),
@@ -92,7 +91,7 @@ export async function pruneAuditLog(
     }
   }
   if (pruned === 0 && options.recordNoop) {
-    await instance.writes.run(() => appendAuditEntry(db, clock, pruneEntry(options.actor, null)));
+    await commitSystemChange(instance, (tx) => tx.audit(pruneEntry(options.actor, null)));
   }
   return { pruned, checkpoint };
 }

@@ -140,3 +140,17 @@ describe('the change pipeline', () => {
     expect(events()).toEqual([{ type: 'ping' }]);
   });
 });
+
+describe('the one way to write', () => {
+  test('no module outside src/changes/ starts a change on the write engine itself', async () => {
+    const offenders: string[] = [];
+    for await (const file of new Bun.Glob('src/**/*.ts').scan('.')) {
+      if (file.endsWith('.test.ts') || file.startsWith('src/changes/')) continue;
+      const text = await Bun.file(file).text();
+      // Comments may mention it; code may not.
+      const code = text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+      if (/\bwrites\s*\.\s*run\s*\(/.test(code)) offenders.push(file);
+    }
+    expect(offenders).toEqual([]);
+  });
+});

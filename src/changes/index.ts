@@ -12,7 +12,9 @@
  * - {@link commitLocalChange} — a CLI command, as the local OS user, in its own IMMEDIATE
  *   transaction (it waits up to `busy_timeout` for a running server's lock).
  * - {@link commitSystemChange} — a background loop (purge, retention, webhook worker, expiry
- *   notices); the change appends its own entries, if any, through the {@link ChangeTx}.
+ *   notices, usage bookkeeping); the change appends its own entries, if any, through the
+ *   {@link ChangeTx}. {@link commitSystemChangeNow} is its synchronous form, for the moments
+ *   when no event-loop turn is left (a close hook).
  *
  * How the transaction is made durable is the write engine's business (src/db/write-engine.ts):
  * the server's changes are group-committed, N concurrent requests sharing one fsync. The rule
@@ -35,7 +37,7 @@ import type { Db } from '../db/client.ts';
 import { isDatabaseBusy } from '../db/write-lock.ts';
 import { emitEvent, type EmitOptions, type EventInput } from '../events/emit.ts';
 import { requestMeta } from '../http/request-meta.ts';
-import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
+import { saveIdempotentResponseInJob } from '../idempotency/pending.ts';
 import type { Instance } from '../instance.ts';
 
 /** What an API change returns: the response body, and optionally its event and Location. */
@@ -164,4 +166,17 @@ export function commitLocalChange<T>(
 export function commitSystemChange<T>(deps: ChangeDeps, change: (tx: ChangeTx) => T): Promise<T> {
   const tx = txOf(deps);
   return inTransaction(deps, () => change(tx));
+}
+
+/**
+ * {@link commitSystemChange} at once, in its own IMMEDIATE transaction (or the one already
+ * open): for the moments the write engine cannot be used, e.g. a close hook after it drained.
+ */
+export function commitSystemChangeNow<T>(
+  deps: Pick<Instance, 'sqlite' | 'db' | 'clock'>,
+  change: (tx: ChangeTx) => T,
+): T {
+  const tx = txOf(deps);
+  if (joins(deps.sqlite)) return change(tx);
+  return deps.sqlite.transaction(() => change(tx)).immediate();
 }
