@@ -2,11 +2,11 @@
  * The outbox: one call records an event and queues its webhook deliveries, inside the caller's
  * write transaction.
  */
-import { Database, type Statement } from 'bun:sqlite';
+import type { Statement } from 'bun:sqlite';
 import type { KeyGrant } from '../access/principal.ts';
 import { webhookAudience } from '../access/visibility.ts';
 import type { Clock } from '../clock.ts';
-import type { Db } from '../db/client.ts';
+import { connectionOf, type Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { signalOutboxWrite } from './outbox-signal.ts';
 import { newTypeId } from '../ids.ts';
@@ -172,11 +172,4 @@ function stripValue(value: unknown, depth: number): unknown {
     return out;
   }
   return value;
-}
-
-/** The bun:sqlite connection under a drizzle handle (drizzle always sets `$client`). */
-function connectionOf(db: Db): Database {
-  const client: unknown = (db as { $client?: unknown }).$client;
-  if (!(client instanceof Database)) throw new Error('the outbox needs a bun:sqlite connection');
-  return client;
 }

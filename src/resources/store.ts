@@ -21,7 +21,7 @@ import {
 import { SQLiteSyncDialect } from 'drizzle-orm/sqlite-core';
 import type { KeyGrant } from '../access/principal.ts';
 import { visibleVaultFilter } from '../access/visibility.ts';
-import type { Db } from '../db/client.ts';
+import { connectionOf, type Db } from '../db/client.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { PageRequest } from '../http/pagination.ts';
 import type { InstanceKeyring } from '../keyring/live-keyring.ts';
@@ -298,11 +298,6 @@ const MAX_MEMOS = 512;
 const MAX_BOOKMARKS = 256;
 
 const memosOf = perConnection((): Map<string, QueryMemo> => new Map());
-
-/** The bun:sqlite connection under a drizzle handle (`drizzle({ client })` always sets it). */
-export function connectionOf(db: Db): Database {
-  return (db as unknown as { $client: Database }).$client;
-}
 
 /**
  * Forgets every remembered list total and bookmark, and every cached record, of this

@@ -38,6 +38,7 @@ import {
   checkWebhookUrl,
   deleteWebhook,
   findDelivery,
+  findDeliveryOfEvent,
   findWebhook,
   insertWebhook,
   listAttempts,
@@ -54,12 +55,7 @@ import {
   type WebhookChanges,
 } from './service.ts';
 import type { LookupAll, OutboundPolicy } from './outbound-guard.ts';
-import {
-  webhookDeliveries,
-  webhooks,
-  type DeliveryStatus,
-  type WebhookRow,
-} from '../db/schema/webhooks.ts';
+import { webhooks, type DeliveryStatus, type WebhookRow } from '../db/schema/webhooks.ts';
 import { respondCreated } from '../http/created.ts';
 
 const detail = (summary: string, description: string) => ({
@@ -305,15 +301,8 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
             },
             { onlyWebhookId: row.id },
           );
-          const created = db
-            .select({ id: webhookDeliveries.id })
-            .from(webhookDeliveries)
-            .where(eq(webhookDeliveries.eventId, eventId))
-            .get()!;
-          return {
-            body: toDeliveryObject(findDelivery(db, row.id, created.id)!),
-            location: deliveryPath(created.id),
-          };
+          const created = findDeliveryOfEvent(db, row.id, eventId)!;
+          return { body: toDeliveryObject(created), location: deliveryPath(created.id) };
         });
         return respondCreated(set, deliveryPath(delivery.id), delivery);
       },
