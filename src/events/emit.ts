@@ -94,8 +94,8 @@ const statementsFor = perConnection(
 /**
  * Records an event and one pending delivery per matching enabled webhook, returning the new
  * `evt_` id. Synchronous and transactional by design: call it INSIDE the write job that makes the
- * change (`instance.writes.run(() => { …change…; emitEvent(db, clock, …) })` or inside
- * `commitAudited`'s change), so a committed change always has its event and deliveries and a
+ * change (through the change pipeline, src/changes/: return it as the change's `event`, or call
+ * `tx.emit` / this function inside the change), so a committed change always has its event and deliveries and a
  * rolled-back one has neither. The delivery rows exist before any attempt, which is what makes
  * delivery at-least-once across crashes.
  *
