@@ -203,3 +203,42 @@ describe('WriteEngine change lane (group commit)', () => {
     sqlite.close();
   });
 });
+
+describe('WriteEngine: both lanes', () => {
+  test('changes and records wait for a busy lock together and both commit once it is free', async () => {
+    using dir = tempDir();
+    const { sqlite, insert, count } = setup(dir.path);
+    const engine = changeLane(sqlite);
+    const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
+    other.run('BEGIN IMMEDIATE');
+    const settled: string[] = [];
+    const change = engine.run(() => insert.run('change')).then(() => settled.push('change'));
+    const record = engine
+      .append(() => void insert.run('record'))
+      .then(() => settled.push('record'));
+    await Bun.sleep(100);
+    expect(settled).toEqual([]);
+    other.run('COMMIT');
+    await Promise.all([change, record]);
+    // Changes go first: a request's change never waits behind the audit entries of reads.
+    expect(settled).toEqual(['change', 'record']);
+    expect(count()).toBe(2);
+    other.close();
+    await engine.close();
+    sqlite.close();
+  });
+
+  test('close waits for queued records as well as changes, then refuses both', async () => {
+    using dir = tempDir();
+    const { sqlite, insert, count } = setup(dir.path);
+    const engine = changeLane(sqlite);
+    const record = engine.append(() => void insert.run('record'));
+    const change = engine.run(() => insert.run('change'));
+    await engine.close();
+    await Promise.all([record, change]);
+    expect(count()).toBe(2);
+    await expect(engine.append(() => {})).rejects.toBeInstanceOf(ServiceUnavailableError);
+    await expect(engine.run(() => 1)).rejects.toBeInstanceOf(ServiceUnavailableError);
+    sqlite.close();
+  });
+});
