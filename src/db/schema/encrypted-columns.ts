@@ -50,9 +50,18 @@ export function registerEncryptedColumn(spec: EncryptedColumnSpec): EncryptedCol
   return entry;
 }
 
+/** The encrypted columns the product schema declares (none registered by tests), sorted. */
+export function declaredEncryptedColumns(): EncryptedColumn[] {
+  return sortColumns([...schemaColumns().values()]);
+}
+
 /** Every encrypted column (the schema's and any registered), in a stable order. */
 export function encryptedColumns(): EncryptedColumn[] {
-  return [...schemaColumns().values(), ...extra.values()].sort(
+  return sortColumns([...schemaColumns().values(), ...extra.values()]);
+}
+
+function sortColumns(columns: EncryptedColumn[]): EncryptedColumn[] {
+  return columns.sort(
     (a, b) => a.tableName.localeCompare(b.tableName) || a.columnName.localeCompare(b.columnName),
   );
 }
