@@ -1,9 +1,10 @@
 import { defineConfig } from 'drizzle-kit';
 
-// Every feature owns its tables in `src/<feature>/tables.ts`; drizzle-kit diffs them all into
-// `migrations/`, which `scripts/db-generate.ts` then indexes for embedding in the executable.
+// The whole data model is `src/db/schema/` (one module per area, all exported from index.ts);
+// drizzle-kit diffs it into `migrations/`, which `scripts/db-generate.ts` then indexes for
+// embedding in the executable.
 export default defineConfig({
   dialect: 'sqlite',
-  schema: './src/**/tables.ts',
+  schema: './src/db/schema/index.ts',
   out: './migrations',
 });

@@ -19,11 +19,13 @@
  * Authenticator, a prepared point read and a keyring decrypt) is measured instead, and the
  * output says so. The response leaves only once its entry is committed. Variants:
  *
- * - `group`: the production path, `auditRecorder` → AuditWriter: one transaction per
- *   event-loop turn; under FULL it commits the WAL frames and fsyncs the WAL on the thread pool
- *   before answering (src/audit/writer.ts), under NORMAL it answers after COMMIT;
- * - `write-queue`: the same entries group-committed by the instance's WriteQueue at FULL, whose
- *   COMMIT fsyncs while the event loop waits (the design writer.ts replaced, for comparison);
+ * - `group`: the production path, `auditRecorder` → the write engine's record lane: one
+ *   transaction per event-loop turn; under FULL it commits the WAL frames and fsyncs the WAL on
+ *   the thread pool before answering (src/db/write-engine.ts), under NORMAL it answers after
+ *   COMMIT;
+ * - `write-queue`: the same entries group-committed by the write engine's change lane at FULL,
+ *   whose COMMIT fsyncs while the event loop waits (the design the record lane replaced, for
+ *   comparison);
  * - `per-request`: the same entry in its own `BEGIN IMMEDIATE … COMMIT` per request, FULL and
  *   NORMAL;
  * - `no audit`: the read alone, the ceiling the audit entry is measured against;
@@ -38,7 +40,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Elysia } from 'elysia';
 import { Authenticator } from '../src/access/authenticate.ts';
-import { appendAuditEntry, auditRecorder, requestAuditEntry } from '../src/audit/record.ts';
+import { appendAuditEntry, requestAuditEntry } from '../src/audit/record.ts';
+import { auditRecorder } from '../src/audit/recorder.ts';
 import { verifyChain } from '../src/audit/verify.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { buildFeatures } from '../src/features.ts';
@@ -79,7 +82,7 @@ const VARIANTS: Variant[] = [
   // The cost of /metrics counting every request (the after-response hook and its counters).
   { label: 'group commit, FULL, metrics off', mode: 'group', synchronous: 'full', metrics: false },
   {
-    label: 'group commit in the WriteQueue (fsync inside COMMIT), FULL',
+    label: 'group commit in the change lane (fsync inside COMMIT), FULL',
     mode: 'write-queue',
     synchronous: 'full',
   },
@@ -124,7 +127,7 @@ function perRequestRecorder(instance: Instance) {
   };
 }
 
-/** The earlier design, for comparison: entries group-committed by the WriteQueue at FULL. */
+/** The earlier design, for comparison: entries group-committed by the change lane at FULL. */
 function writeQueueRecorder(instance: Instance) {
   return async (request: Request, status: number) => {
     const entry = requestAuditEntry(request, status);

@@ -22,7 +22,7 @@ import { createLogger } from '../src/log/logger.ts';
 import { insertProject, newProjectId } from '../src/projects/service.ts';
 import { newResourceId } from '../src/resources/store.ts';
 import { insertVault, newVaultId } from '../src/vaults/service.ts';
-import { resourceValueColumn, versionRowId } from '../src/resources/tables.ts';
+import { resourceValueColumn, versionRowId } from '../src/db/schema/resources.ts';
 import { writeConfig } from '../test/harness.ts';
 
 const SECRETS = 100_000;

@@ -31,7 +31,7 @@ import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { insertProject, newProjectId } from '../src/projects/service.ts';
 import { newResourceId } from '../src/resources/store.ts';
-import { resourceValueColumn, versionRowId } from '../src/resources/tables.ts';
+import { resourceValueColumn, versionRowId } from '../src/db/schema/resources.ts';
 import { insertVault, newVaultId } from '../src/vaults/service.ts';
 import {
   benchOptions,

@@ -1,5 +1,5 @@
 /**
- * Regenerates SQL migrations from the `src/**\/tables.ts` schemas with drizzle-kit, then writes
+ * Regenerates SQL migrations from the schema in `src/db/schema/` with drizzle-kit, then writes
  * `migrations/index.ts`, which imports every migration as text so that `bun build --compile`
  * embeds them and the executable migrates from any working directory.
  *

@@ -1,7 +1,7 @@
 /** Assembles the feature modules (routes, plugins, background loops) that `serve` mounts. */
 import type { AnyElysia } from 'elysia';
 import { createAccessLayer } from './access/plugin.ts';
-import { auditRecorder } from './audit/record.ts';
+import { auditRecorder } from './audit/recorder.ts';
 import { startAuditRetention } from './audit/retention.ts';
 import { auditRoutes } from './audit/routes.ts';
 import { startBackupScheduler, type BackupScheduler } from './backup/schedule.ts';

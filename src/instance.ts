@@ -7,10 +7,9 @@ import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import type { Config } from './config/schema.ts';
 import { createDb, openDatabase, type Db } from './db/client.ts';
-import { diskSpaceFor } from './db/disk-full.ts';
 import { pendingMigrationCount, runMigrations } from './db/migrate.ts';
-import { instance as instanceTable } from './db/tables.ts';
-import { WriteQueue } from './db/write-queue.ts';
+import { instance as instanceTable } from './db/schema/instance.ts';
+import { walPathOf, WriteEngine } from './db/write-engine.ts';
 import { MasterKeyError } from './crypto/errors.ts';
 import {
   generateMasterKey,
@@ -34,11 +33,11 @@ export type Instance = {
   clock: Clock;
   sqlite: Database;
   db: Db;
-  /** Group-committed writes; see {@link WriteQueue}. */
-  writes: WriteQueue;
+  /** The write engine: group-committed changes and durable records; see {@link WriteEngine}. */
+  writes: WriteEngine;
   /**
    * Seals and opens every encrypted column (see src/keyring/live-keyring.ts for the contract and
-   * src/keyring/encrypted-columns.ts for registering a column). Always loaded on an open instance.
+   * src/db/schema/encrypted.ts for declaring a column). Always loaded on an open instance.
    */
   keyring: LiveKeyring;
   /** Flushes pending writes, forgets the data keys and closes the database. */
@@ -247,12 +246,9 @@ function assemble(
   clock: Clock,
   keyring: LiveKeyring,
 ): Instance {
-  const writes = new WriteQueue(sqlite, {
-    // A full disk is logged once by its DiskSpace, not once per failed batch.
-    onCommitFailure: (error) => {
-      if (diskSpaceFor(sqlite, logger).failed(error)) return;
-      logger.error('database commit failed', error instanceof Error ? error : undefined);
-    },
+  const writes = new WriteEngine(sqlite, {
+    logger,
+    walPath: walPathOf(config.storage.path, config.storage.synchronous),
   });
   let closed = false;
   const closeHooks: (() => void)[] = [];

@@ -5,7 +5,7 @@
  * so every request would be refused — and `draining` — the server is shutting down.
  */
 import { appendAuditEntry } from './audit/record.ts';
-import { auditWriterFor } from './audit/writer.ts';
+import { commitSystemChange } from './changes/index.ts';
 import type { Instance } from './instance.ts';
 
 /** Whether the server is draining; set by `RunningServer.stop` before the listener closes. */
@@ -27,9 +27,10 @@ export function readinessProbe(
 ): () => Promise<string[]> {
   let last: { at: number; ok: boolean; pending?: Promise<boolean> } = { at: -Infinity, ok: false };
   const probe = async (): Promise<boolean> => {
-    if (auditWriterFor(instance as Instance).isBroken) return false;
+    if (instance.writes.isBroken) return false;
     try {
-      await instance.writes.run(() => {
+      // A change that undoes itself: the entry is appended and rolled back in its savepoint.
+      await commitSystemChange(instance, () => {
         instance.sqlite.run('SAVEPOINT readiness_probe');
         try {
           appendAuditEntry(instance.db, instance.clock, {

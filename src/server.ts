@@ -3,7 +3,7 @@ import type { Server } from 'bun';
 import type { AnyElysia } from 'elysia';
 import { eq } from 'drizzle-orm';
 import { diskSpaceFor } from './db/disk-full.ts';
-import { instance as instanceTable } from './db/tables.ts';
+import { instance as instanceTable } from './db/schema/instance.ts';
 import { clientIp } from './access/client-ip.ts';
 import { docsPlugin } from './http/docs.ts';
 import { loadListenerTls } from './http/tls.ts';
@@ -12,6 +12,7 @@ import type { Instance } from './instance.ts';
 import { metricsFor } from './metrics/metrics.ts';
 import { readinessProbe, type DrainState } from './readiness.ts';
 import { VERSION } from './version.ts';
+import { commitSystemChange } from './changes/index.ts';
 
 export type ServerOptions = {
   /** Feature modules mounted into the app. */
@@ -69,7 +70,7 @@ export function writabilityProbe(
   const diskSpace = diskSpaceFor(instance.sqlite, instance.logger);
   const probe = async () => {
     try {
-      await instance.writes.run(() =>
+      await commitSystemChange(instance, () =>
         instance.db
           .update(instanceTable)
           .set({ healthProbeAt: instance.clock.now() })

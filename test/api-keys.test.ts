@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAccessLayer, type AccessLayer } from '../src/access/plugin.ts';
 import type { KeyGrant } from '../src/access/principal.ts';
-import { auditRecorder } from '../src/audit/record.ts';
+import { auditRecorder } from '../src/audit/recorder.ts';
 import { auditRoutes } from '../src/audit/routes.ts';
 import { manualClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config/load.ts';

@@ -1,7 +1,7 @@
 /**
  * The audit log end to end in process: the app with a tiny sample feature whose guard sets the
  * request meta the way the access layer does (actor, action, target, denied), the real audit
- * recorder, commitAudited for writes, and the audit routes.
+ * recorder, commitChange for writes, and the audit routes.
  */
 import { Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
@@ -9,7 +9,8 @@ import { Elysia, t } from 'elysia';
 import { TypeID } from 'typeid-js';
 import { auditEntryId, seqOfAuditEntryId } from '../src/audit/entry-id.ts';
 import { rejectionSummariesFor } from '../src/audit/anonymous-summary.ts';
-import { auditRecorder, commitAudited } from '../src/audit/record.ts';
+import { auditRecorder } from '../src/audit/recorder.ts';
+import { commitChange } from '../src/changes/index.ts';
 import { auditRoutes } from '../src/audit/routes.ts';
 import { verifyChain } from '../src/audit/verify.ts';
 import { AppError, ForbiddenError, NotFoundError, UnauthorizedError } from '../src/errors.ts';
@@ -81,13 +82,13 @@ function sampleFeature(instance: Instance) {
     .post(
       '/v1/things',
       async ({ body, request, set }) => {
-        const created = await commitAudited(instance, request, 201, () => {
+        const created = await commitChange(instance, request, 201, () => {
           instance.sqlite.run('INSERT INTO things (id, value) VALUES (?, ?)', [
             body.id,
             body.value,
           ]);
           requestMeta(request).target = { type: 'thing', id: body.id };
-          return { id: body.id };
+          return { body: { id: body.id } };
         });
         set.status = 201;
         return created;

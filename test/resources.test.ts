@@ -7,12 +7,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { ROUTE_PERMISSIONS } from '../src/access/permissions.ts';
-import { idempotencyResponseColumn } from '../src/idempotency/tables.ts';
+import { idempotencyResponseColumn } from '../src/db/schema/idempotency.ts';
 import { reencryptValues } from '../src/keyring/reencrypt.ts';
 import { rotateDataKey } from '../src/keyring/rotate.ts';
 import { countValuesByDataKey } from '../src/keyring/value-census.ts';
 import { KEY_ALGORITHMS } from '../src/resources/material.ts';
-import { resourceValueColumn } from '../src/resources/tables.ts';
+import { resourceValueColumn } from '../src/db/schema/resources.ts';
 import { purgeExpired, startPurgeLoop } from '../src/resources/purge.ts';
 import { makeTestPki } from './pki.ts';
 import { errorOf, filesContaining, openWorld, type World } from './resources-harness.ts';

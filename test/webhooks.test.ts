@@ -12,7 +12,7 @@ import { emitEvent } from '../src/events/emit.ts';
 import { EVENT_TYPES } from '../src/events/types.ts';
 import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
 import type { LookupAll } from '../src/webhooks/outbound-guard.ts';
-import { webhookSecrets } from '../src/webhooks/tables.ts';
+import { webhookSecrets } from '../src/db/schema/webhooks.ts';
 import {
   api,
   createWebhookTestInstance,

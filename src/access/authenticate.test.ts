@@ -5,7 +5,7 @@ import { manualClock } from '../clock.ts';
 import { generateApiToken, hashApiToken } from '../crypto/api-token.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { insertApiKey, newApiKeyId, revokeApiKey, updateApiKey } from '../keys/service.ts';
-import { apiKeys } from '../keys/tables.ts';
+import { apiKeys } from '../db/schema/keys.ts';
 import { memoryLogger, tempDir, testConfig } from '../../test/harness.ts';
 import {
   Authenticator,
@@ -137,7 +137,7 @@ describe('API key authentication', () => {
   test('last use is coalesced in memory and written in one batch that never goes backwards', async () => {
     const { row } = create();
     const second = create();
-    const tracker = new LastUsedTracker(instance.sqlite, instance.writes);
+    const tracker = new LastUsedTracker(instance);
     const lastUsed = (id: string) =>
       instance.db.select({ at: apiKeys.lastUsedAt }).from(apiKeys).where(eq(apiKeys.id, id)).get()!
         .at;

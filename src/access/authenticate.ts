@@ -20,7 +20,7 @@ import {
   apiTokenHashMatches,
   apiTokenLookupId,
 } from '../crypto/api-token.ts';
-import type { WriteQueue } from '../db/write-queue.ts';
+import { commitSystemChange, type ChangeDeps } from '../changes/index.ts';
 import { integrityOf } from '../keyring/integrity.ts';
 import { API_KEY_MAC_COLUMNS, apiKeyMacMatches, type ApiKeyMacFields } from '../keys/integrity.ts';
 import type { Logger } from '../log/logger.ts';
@@ -230,11 +230,10 @@ export class LastUsedTracker {
   private readonly update: Statement<unknown, [number, string]>;
 
   constructor(
-    sqlite: Database,
-    private readonly writes: WriteQueue,
+    private readonly deps: ChangeDeps,
     private readonly logger?: Logger,
   ) {
-    this.update = sqlite.prepare<unknown, [number, string]>(
+    this.update = deps.sqlite.prepare<unknown, [number, string]>(
       `UPDATE api_keys SET last_used_at = ?1
         WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`,
     );
@@ -276,7 +275,7 @@ export class LastUsedTracker {
     const batch = this.pendingTimes;
     this.pendingTimes = new Map();
     try {
-      await this.writes.run(() => {
+      await commitSystemChange(this.deps, () => {
         for (const [keyId, at] of batch) this.update.run(at, keyId);
       });
     } catch (error) {

@@ -14,8 +14,8 @@
  * this plugin (and so would bypass step 2).
  */
 import { Elysia } from 'elysia';
+import { appendAuditEntryDurably } from '../audit/record.ts';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
-import { auditWriterFor } from '../audit/writer.ts';
 import { requestMeta, type AuditActor, type RequestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { Authenticator, LastUsedTracker, UNAUTHORIZED_REASON } from './authenticate.ts';
@@ -69,14 +69,14 @@ export function createAccessLayer(
   options: AccessLayerOptions = {},
 ): AccessLayer {
   const now = options.now ?? (() => instance.clock.now());
-  const lastUsed = new LastUsedTracker(instance.sqlite, instance.writes, instance.logger);
+  const lastUsed = new LastUsedTracker(instance, instance.logger);
   const authenticator = new Authenticator(instance.sqlite, now, (id, at) => lastUsed.touch(id, at));
   const reportTampered = tamperedKeyReporter(instance);
   const { rate_limit, console: consoleConfig } = instance.config;
   const sessions = consoleConfig.enabled
     ? new SessionAuthenticator({
         sqlite: instance.sqlite,
-        writes: instance.writes,
+        changes: instance,
         logger: instance.logger,
         now,
         idleMs: consoleConfig.session_idle_minutes * 60_000,
@@ -124,20 +124,18 @@ function tamperedKeyReporter(instance: Instance) {
       key_id: keyId,
       request_id: meta.requestId,
     });
-    auditWriterFor(instance)
-      .append({
-        actor: ANONYMOUS,
-        action: 'api_key.tampered',
-        target: { type: 'api_key', id: keyId },
-        outcome: 'denied',
-        status: 401,
-        ip: meta.clientIp,
-        userAgent,
-        requestId: meta.requestId,
-      })
-      .catch(() => {
-        // The writer has logged why; the request is refused either way.
-      });
+    appendAuditEntryDurably(instance, {
+      actor: ANONYMOUS,
+      action: 'api_key.tampered',
+      target: { type: 'api_key', id: keyId },
+      outcome: 'denied',
+      status: 401,
+      ip: meta.clientIp,
+      userAgent,
+      requestId: meta.requestId,
+    }).catch(() => {
+      // The writer has logged why; the request is refused either way.
+    });
   };
 }
 

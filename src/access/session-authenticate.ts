@@ -17,7 +17,7 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Database } from 'bun:sqlite';
-import type { WriteQueue } from '../db/write-queue.ts';
+import { commitSystemChange, type ChangeDeps } from '../changes/index.ts';
 import { ForbiddenError } from '../errors.ts';
 import type { RequestMeta } from '../http/request-meta.ts';
 import { integrityOf } from '../keyring/integrity.ts';
@@ -83,7 +83,8 @@ export function sessionCookieValue(cookieHeader: string | null): string | undefi
 /** Options of {@link SessionAuthenticator}. */
 export type SessionAuthenticatorOptions = {
   sqlite: Database;
-  writes: WriteQueue;
+  /** Where the once-a-minute activity write goes (a system change: no audit entry). */
+  changes: ChangeDeps;
   logger?: Logger;
   /** Clock (epoch ms). */
   now: () => number;
@@ -155,14 +156,14 @@ export class SessionAuthenticator {
     if (entry.at - entry.written < TOUCH_WRITE_MS) return;
     entry.written = entry.at;
     const at = entry.at;
-    this.options.writes
-      .run(() => this.store.touch(id, at))
-      .catch((error: unknown) => {
+    commitSystemChange(this.options.changes, () => this.store.touch(id, at)).catch(
+      (error: unknown) => {
         // Only the idle timeout seen after a restart suffers; the memory copy is still right.
         this.options.logger?.warn('could not record console session activity', {
           error: error instanceof Error ? error.message : String(error),
         });
-      });
+      },
+    );
   }
 }
 

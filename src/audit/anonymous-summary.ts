@@ -14,6 +14,7 @@ import {
   MAX_USER_AGENT,
   type AuditEntryInput,
 } from './record.ts';
+import { commitSystemChange, commitSystemChangeNow } from '../changes/index.ts';
 
 /** The action of a summary entry. */
 export const REJECTED_SUMMARY_ACTION = 'request.rejected_summary';
@@ -247,7 +248,9 @@ export class RejectionSummaryWriter {
     const { db, clock } = this.instance;
     const diskSpace = diskSpaceFor(this.instance.sqlite, this.instance.logger);
     try {
-      await this.instance.writes.run(() => appendAuditEntries(db, clock, taken.map(summaryEntry)));
+      await commitSystemChange(this.instance, () =>
+        appendAuditEntries(db, clock, taken.map(summaryEntry)),
+      );
     } catch (error) {
       this.summaries.restore(taken);
       // A full disk is logged once by DiskSpace; anything else here, once per window.
@@ -280,9 +283,9 @@ export class RejectionSummaryWriter {
     this.timer = undefined;
     if (this.summaries.isEmpty) return;
     const entries = this.summaries.take().map(summaryEntry);
-    const { sqlite, db, clock, logger } = this.instance;
+    const { db, clock, logger } = this.instance;
     try {
-      sqlite.transaction(() => appendAuditEntries(db, clock, entries)).immediate();
+      commitSystemChangeNow(this.instance, () => appendAuditEntries(db, clock, entries));
     } catch (error) {
       const lost = entries.reduce((n, entry) => n + Number(entry.details?.count ?? 0), 0);
       logger.error(

@@ -4,16 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manualClock } from '../clock.ts';
 import { validateConfig } from '../config/load.ts';
-import { ConflictError } from '../errors.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
-import {
-  appendAuditEntry,
-  fallbackAction,
-  localAuditEntry,
-  outcomeOf,
-  recordLocalAction,
-} from './record.ts';
+import { appendAuditEntry, fallbackAction, localAuditEntry, outcomeOf } from './record.ts';
 import { verifyChain } from './verify.ts';
 
 describe('outcome and fallback action of a status', () => {
@@ -71,31 +64,6 @@ describe('appending', () => {
       /inside a write transaction/,
     );
     expect(rows()).toEqual([]);
-  });
-
-  test('recordLocalAction commits the change and a local_user entry together', () => {
-    const result = recordLocalAction(instance, 'thing.create', { type: 'thing', id: 't1' }, () => {
-      instance.sqlite.run("INSERT INTO changes (what) VALUES ('t1')");
-      return 'done';
-    });
-    expect(result).toBe('done');
-    expect(changes()).toBe(1);
-    expect(rows()).toEqual([
-      { action: 'thing.create', outcome: 'success', actor_type: 'local_user' },
-    ]);
-  });
-
-  test('recordLocalAction rolls a failed change back and records the failure', () => {
-    expect(() =>
-      recordLocalAction(instance, 'thing.revoke', { type: 'thing', id: 't9' }, () => {
-        instance.sqlite.run("INSERT INTO changes (what) VALUES ('half')");
-        throw new ConflictError('already revoked');
-      }),
-    ).toThrow(ConflictError);
-    expect(changes()).toBe(0);
-    expect(rows()).toEqual([
-      { action: 'thing.revoke', outcome: 'error', actor_type: 'local_user' },
-    ]);
   });
 
   test('group-committed appends from concurrent jobs form one chain; a failed job leaves no trace', async () => {

@@ -1,19 +1,20 @@
-/** Writes hash-chained audit entries for requests, CLI actions and background jobs. */
-import { Database, type Statement } from 'bun:sqlite';
+/**
+ * Appending to the audit log's hash chain, and the entries of API requests and CLI actions. A
+ * change appends its entry inside its own transaction (src/changes/); a request that changes
+ * nothing appends through the write engine's record lane ({@link appendAuditEntryDurably}).
+ */
+import type { Database, Statement } from 'bun:sqlite';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.ts';
-import type { Db } from '../db/client.ts';
+import { connectionOf, type Db } from '../db/client.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import { requestMeta, type AuditActor, type AuditTarget } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { localActor } from '../os-user.ts';
 import { chainHash, GENESIS_HASH, type ChainFields } from './chain.ts';
 import { integrityOf } from '../keyring/integrity.ts';
-import { auditWriterFor, type AuditWriter } from './writer.ts';
-import { rejectionSummariesFor } from './anonymous-summary.ts';
 import { auditEntryId } from './entry-id.ts';
 import { perConnection } from '../db/per-connection.ts';
-import { isDatabaseBusy } from '../db/write-lock.ts';
 
 export type { AuditActor, AuditTarget };
 
@@ -180,7 +181,8 @@ export function fallbackAction(status: number): string {
   return 'request.rejected';
 }
 
-const ANONYMOUS: AuditActor = { type: 'anonymous', id: null, name: null };
+/** The actor of a request that presented no usable key. */
+export const ANONYMOUS_ACTOR: AuditActor = { type: 'anonymous', id: null, name: null };
 
 /**
  * The entry of an API request from its {@link requestMeta}, or null when the request never
@@ -194,7 +196,8 @@ export function requestAuditEntry(request: Request, status: number): AuditEntryI
   return requestEntry(request, status, meta.actor);
 }
 
-function requestEntry(request: Request, status: number, actor: AuditActor): AuditEntryInput {
+/** The entry of an API request by `actor`, from its {@link requestMeta}. */
+export function requestEntry(request: Request, status: number, actor: AuditActor): AuditEntryInput {
   const meta = requestMeta(request);
   return {
     actor,
@@ -215,10 +218,7 @@ export function localUserActor(): AuditActor {
   return { type: 'local_user', id: user, name: `${user}@${hostname()}` };
 }
 
-/**
- * The entry of a CLI action by the local OS user. For commands that write inside a transaction
- * they already hold (e.g. `init`'s set-up): pass it to {@link appendAuditEntry} there.
- */
+/** The entry of a CLI action by the local OS user (src/changes/ `commitLocalChange`). */
 export function localAuditEntry(
   action: string,
   target: AuditTarget | null,
@@ -237,121 +237,24 @@ export function localAuditEntry(
 }
 
 /**
- * CLI: runs `change` plus one entry with the local OS user as actor, in one IMMEDIATE
- * transaction (waiting up to the busy timeout for a running server's write lock), so the change
- * and its entry commit or roll back together. When `change` throws, the change is rolled back,
- * an `error` entry is recorded on a best-effort basis (it cannot be if the database itself is
- * failing) and the original error is rethrown.
+ * Appends `entry` with the write engine's next record batch (src/db/write-engine.ts): for
+ * requests that change nothing (reads, denials, errors). Resolves once the entry is durable;
+ * rejects (503) if it cannot be written. With `waitForLock: false` (the request already waited
+ * the whole busy timeout) it fails as soon as another process holds the write lock.
  */
-export function recordLocalAction<T>(
-  instance: Instance,
-  action: string,
-  target: AuditTarget | null,
-  change: () => T,
-): T {
-  const { sqlite, db, clock } = instance;
-  try {
-    return sqlite
-      .transaction(() => {
-        const result = change();
-        appendAuditEntry(db, clock, localAuditEntry(action, target));
-        return result;
-      })
-      .immediate();
-  } catch (error) {
-    // A lock that stayed busy for the whole timeout would make the error entry wait as long again.
-    if (isDatabaseBusy(error)) throw error;
-    try {
-      sqlite
-        .transaction(() => appendAuditEntry(db, clock, localAuditEntry(action, target, 'error')))
-        .immediate();
-    } catch {
-      // The database refused the change and the entry alike; the caller reports the first error.
-    }
-    throw error;
-  }
+export function appendAuditEntryDurably(
+  instance: Pick<Instance, 'writes' | 'db' | 'clock'>,
+  entry: AuditEntryInput,
+  options: { waitForLock?: boolean } = {},
+): Promise<void> {
+  return instance.writes.append(
+    () => void appendAuditEntry(instance.db, instance.clock, entry),
+    options,
+  );
 }
 
-/**
- * Handlers that change state: runs `change` and the request's entry (from its RequestMeta, with
- * `status` as the status the handler will answer) in one group-committed transaction, and
- * resolves only after it is durable. Marks the request audited, so the response hook does not
- * add a second entry. If either cannot be written, nothing is kept and the promise rejects
- * (with ServiceUnavailableError when the commit failed: a 503). Call once per request.
- */
-export async function commitAudited<T>(
-  instance: Instance,
-  request: Request,
-  status: number,
-  change: () => T,
-): Promise<T> {
-  const meta = requestMeta(request);
-  if (meta.audited) throw new Error('this request has already been audited');
-  const result = await instance.writes.run(() => {
-    const value = change();
-    // Built after the change, so that a target it set (e.g. the id it created) is recorded.
-    const entry = requestEntry(request, status, meta.actor ?? ANONYMOUS);
-    try {
-      appendAuditEntry(instance.db, instance.clock, entry);
-    } catch (error) {
-      // Rolls the change back with it (the job's savepoint) and answers 503, not 500.
-      throw new AuditUnavailableError(error);
-    }
-    return value;
-  });
-  meta.audited = true;
-  return result;
-}
-
-/**
- * The app's recordOutcome hook: an entry for every request that reached authentication (its
- * meta has an actor) and is not audited yet — except rejected anonymous requests (401, 429
- * without a usable key), which are counted into per-address summaries written once per
- * `audit.anonymous_summary_seconds` (anonymous-summary.ts). Entries of one event-loop turn are group-committed
- * together by the instance's {@link AuditWriter}; the hook resolves once its entry is durable
- * and rejects if it cannot be written, which the app turns into a 503 (fail closed).
- * @param writer for tests; default the instance's own writer.
- */
-export function auditRecorder(
-  instance: Instance,
-  writer: AuditWriter = auditWriterFor(instance),
-): (request: Request, status: number) => Promise<void> {
-  const summaries = rejectionSummariesFor(instance);
-  return async (request, status) => {
-    const meta = requestMeta(request);
-    if (meta.audited || !meta.actor) return;
-    if (meta.actor.type === 'anonymous' && (status === 401 || status === 429)) {
-      // Summarised per address and window (anonymous-summary.ts): a flood costs bounded disk,
-      // and the rejection is answered without waiting for the disk.
-      summaries.add({
-        ip: clientAddress(meta.clientIp),
-        userAgent: request.headers.get('user-agent'),
-        requestId: meta.requestId,
-        status,
-        at: Math.trunc(instance.clock.now()),
-      });
-      meta.audited = true;
-      return;
-    }
-    await writer.append(requestEntry(request, status, meta.actor), {
-      waitForLock: !meta.lockWaitSpent,
-    });
-    meta.audited = true;
-  };
-}
-
-/**
- * The bun:sqlite connection under a drizzle handle: the append path uses prepared statements
- * on it directly (drizzle's query builder costs more than the insert itself here). `Db` does not
- * declare `$client`, though `drizzle({ client })` always sets it.
- */
-function connectionOf(db: Db): Database {
-  const client: unknown = (db as { $client?: unknown }).$client;
-  if (!(client instanceof Database)) throw new Error('the audit log needs a bun:sqlite connection');
-  return client;
-}
-
-function clientAddress(ip: string | undefined): string | null {
+/** The client address to record: none when the access layer could not tell it. */
+export function clientAddress(ip: string | undefined): string | null {
   return ip && ip !== 'unknown' ? ip : null;
 }
 

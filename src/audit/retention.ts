@@ -1,9 +1,19 @@
 /** Audit retention (`audit.retention_days`): prunes old entries behind a verified checkpoint. */
 import type { Instance } from '../instance.ts';
 import type { AuditActor, AuditTarget } from '../http/request-meta.ts';
-import { appendAuditEntry, type AuditEntryInput } from './record.ts';
+import type { AuditEntryInput } from './record.ts';
 import { CHECKPOINT_TARGET_TYPE, checkpointTargetId } from './verify.ts';
 import { DAY_MS } from '../clock.ts';
+import { commitSystemChange } from '../changes/index.ts';
+import {
+  deleteThrough,
+  entryHash,
+  firstSeq,
+  firstSeqAtOrAfter,
+  lastSeq,
+  moveCheckpoint,
+  readPruneCheckpoint,
+} from './store.ts';
 
 /** Entries deleted per transaction, so that pruning a large backlog never holds the write lock long. */
 const PRUNE_BATCH = 5_000;
@@ -55,34 +65,21 @@ export async function pruneAuditLog(
     const last = lastPrunable(instance, cutoff);
     if (last !== null) {
       for (;;) {
-        const batch = await instance.writes.run(() => {
-          const range = sqlite
-            .query<{ first: number | null }, []>('SELECT min(seq) AS first FROM audit_log')
-            .get();
-          if (range?.first === null || range?.first === undefined || range.first > last)
-            return null;
-          const through = Math.min(last, range.first + PRUNE_BATCH - 1);
-          const edge = sqlite
-            .query<{ hash: string }, [number]>('SELECT hash FROM audit_log WHERE seq = ?')
-            .get(through);
-          if (!edge) throw new Error(`audit entry #${through} vanished during pruning`);
-          const deleted = sqlite.run('DELETE FROM audit_log WHERE seq <= ?', [through]).changes;
-          sqlite.run(
-            `INSERT INTO audit_checkpoint (id, through_seq, through_hash, pruned_at, pruned_total)
-             VALUES (1, ?1, ?2, ?3, ?4)
-             ON CONFLICT (id) DO UPDATE SET through_seq = ?1, through_hash = ?2, pruned_at = ?3,
-               pruned_total = pruned_total + ?4`,
-            [through, edge.hash, clock.now(), deleted],
-          );
-          appendAuditEntry(
-            db,
-            clock,
+        const batch = await commitSystemChange(instance, (tx) => {
+          const first = firstSeq(sqlite);
+          if (first === null || first > last) return null;
+          const through = Math.min(last, first + PRUNE_BATCH - 1);
+          const hash = entryHash(sqlite, through);
+          if (hash === null) throw new Error(`audit entry #${through} vanished during pruning`);
+          const deleted = deleteThrough(sqlite, through);
+          moveCheckpoint(sqlite, { through, hash, prunedAt: clock.now(), deleted });
+          tx.audit(
             pruneEntry(options.actor, {
               type: CHECKPOINT_TARGET_TYPE,
-              id: checkpointTargetId(through, edge.hash),
+              id: checkpointTargetId(through, hash),
             }),
           );
-          return { deleted, through, hash: edge.hash };
+          return { deleted, through, hash };
         });
         if (!batch) break;
         pruned += batch.deleted;
@@ -92,7 +89,7 @@ export async function pruneAuditLog(
     }
   }
   if (pruned === 0 && options.recordNoop) {
-    await instance.writes.run(() => appendAuditEntry(db, clock, pruneEntry(options.actor, null)));
+    await commitSystemChange(instance, (tx) => tx.audit(pruneEntry(options.actor, null)));
   }
   return { pruned, checkpoint };
 }
@@ -104,17 +101,9 @@ export async function pruneAuditLog(
  * walks the chain from its start, so it costs what is about to be deleted, not the whole log.
  */
 function lastPrunable(instance: Instance, cutoff: number): number | null {
-  const firstKept = instance.sqlite
-    .query<
-      { seq: number },
-      [number]
-    >('SELECT seq FROM audit_log NOT INDEXED WHERE at >= ? ORDER BY seq LIMIT 1')
-    .get(cutoff);
-  if (firstKept) return firstKept.seq > 1 ? firstKept.seq - 1 : null;
-  const newest = instance.sqlite
-    .query<{ seq: number | null }, []>('SELECT max(seq) AS seq FROM audit_log')
-    .get();
-  return newest?.seq ?? null;
+  const firstKept = firstSeqAtOrAfter(instance.sqlite, cutoff);
+  if (firstKept !== null) return firstKept > 1 ? firstKept - 1 : null;
+  return lastSeq(instance.sqlite);
 }
 
 function pruneEntry(actor: AuditActor, target: AuditTarget | null): AuditEntryInput {
@@ -131,13 +120,7 @@ function pruneEntry(actor: AuditActor, target: AuditTarget | null): AuditEntryIn
 }
 
 function readCheckpoint(instance: Instance): PruneResult['checkpoint'] {
-  const row = instance.sqlite
-    .query<
-      { throughSeq: number; throughHash: string },
-      []
-    >('SELECT through_seq AS throughSeq, through_hash AS throughHash FROM audit_checkpoint WHERE id = 1')
-    .get();
-  return row ?? null;
+  return readPruneCheckpoint(instance.sqlite);
 }
 
 /**

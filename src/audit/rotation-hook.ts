@@ -1,8 +1,8 @@
 /**
  * Records `master-key rotate` in the audit log: registers a `master_key.rotated` listener that
  * appends an entry inside the rotation's own transaction, so the rotation and its entry commit
- * together (and a rotation whose entry cannot be written is aborted). A side-effect module: it
- * must be imported by `src/keyring/known-columns.ts`, which the `master-key` command loads.
+ * together (and a rotation whose entry cannot be written is aborted). A side-effect module:
+ * `secryn master-key` (src/cli/master-key.ts) imports it.
  */
 import { hostname } from 'node:os';
 import { createDb } from '../db/client.ts';

@@ -12,7 +12,7 @@ import {
   statSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
+import { commitLocalChange } from '../changes/index.ts';
 import { forgetIntegrity, readIntegrityWith, registerIntegrity } from '../keyring/integrity.ts';
 import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import type { Clock } from '../clock.ts';
@@ -117,15 +117,12 @@ export function withSourceDatabase<T>(
  */
 function writeBackup(sqlite: Database, source: string, target: string, clock: Clock): BackupInfo {
   return snapshotTo(sqlite, source, target, () =>
-    sqlite
-      .transaction(() =>
-        appendAuditEntry(
-          createDb(sqlite),
-          clock,
-          localAuditEntry('instance.backup', { type: 'instance', id: null }),
-        ),
-      )
-      .immediate(),
+    commitLocalChange(
+      { sqlite, db: createDb(sqlite), clock },
+      'instance.backup',
+      { type: 'instance', id: null },
+      () => undefined,
+    ),
   );
 }
 

@@ -10,7 +10,7 @@ import {
   statSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { recordLocalAction } from '../audit/record.ts';
+import { commitLocalChange } from '../changes/index.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import { fsyncDirectory, renameNoReplace } from '../crypto/atomic-file.ts';
@@ -120,7 +120,7 @@ export async function restoreBackup(
       clock: options.clock,
     });
     try {
-      recordLocalAction(
+      commitLocalChange(
         instance,
         'instance.restore',
         { type: 'instance', id: null },

@@ -7,9 +7,9 @@
  */
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { appendAuditEntry, type AuditActor, type AuditEntryInput } from '../audit/record.ts';
+import type { AuditActor, AuditEntryInput } from '../audit/record.ts';
+import { commitSystemChange } from '../changes/index.ts';
 import type { Config } from '../config/schema.ts';
-import { emitEvent } from '../events/emit.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import type { Instance } from '../instance.ts';
 import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
@@ -337,9 +337,9 @@ export class BackupScheduler {
       userAgent: null,
       requestId: null,
     };
-    return this.instance.writes.run(() => {
-      appendAuditEntry(db, clock, entry);
-      emitEvent(db, clock, {
+    return commitSystemChange(this.instance, (tx) => {
+      tx.audit(entry);
+      tx.emit({
         type: outcome === 'success' ? 'backup.completed' : 'backup.failed',
         projectId: null,
         // Metadata only: the file's name, never its content or a key.

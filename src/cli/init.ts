@@ -7,7 +7,7 @@ import { configuredKeyPath } from '../keyring/key-files.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
 import { CliFailure } from './exit.ts';
 // First admin API key (access layer): created and audited inside init's own transaction.
-import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
+import { commitLocalChange } from '../changes/index.ts';
 import { systemClock } from '../clock.ts';
 import { localActor } from '../os-user.ts';
 import { INITIAL_ADMIN_KEY, insertApiKey, newApiKeyId } from '../keys/service.ts';
@@ -48,11 +48,14 @@ export const initCommand = defineCommand({
     const logger = cliLogger(config);
     // --- first admin API key: same transaction as the instance, audited as the local user ---
     let adminKey: { id: string; token: string } | undefined;
-    const instance = createInstance(config, logger, (db) => {
+    const instance = createInstance(config, logger, (db, sqlite) => {
       const id = newApiKeyId();
       const now = systemClock.now();
-      const { token } = insertApiKey(db, id, INITIAL_ADMIN_KEY, `local_user:${localActor()}`, now);
-      appendAuditEntry(db, systemClock, localAuditEntry('api_key.create', { type: 'api_key', id }));
+      // Joins the instance's creating transaction.
+      const change = { sqlite, db, clock: systemClock };
+      const { token } = commitLocalChange(change, 'api_key.create', { type: 'api_key', id }, () =>
+        insertApiKey(db, id, INITIAL_ADMIN_KEY, `local_user:${localActor()}`, now),
+      );
       adminKey = { id, token };
     });
     // --- end first admin API key ---

@@ -3,7 +3,7 @@ import { Value } from '@sinclair/typebox/value';
 import { defineCommand } from 'citty';
 import { KEY_CHANGE_VISIBLE_AFTER_MS } from '../access/authenticate.ts';
 import { isPermission, isRole, type Permission } from '../access/permissions.ts';
-import { recordLocalAction } from '../audit/record.ts';
+import { commitLocalChange } from '../changes/index.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { AppError } from '../errors.ts';
 import { openInstance, type Instance } from '../instance.ts';
@@ -22,7 +22,7 @@ import {
   type NewApiKey,
 } from '../keys/service.ts';
 import { CreateApiKeyBody } from '../keys/schemas.ts';
-import type { ApiKeyRow } from '../keys/tables.ts';
+import type { ApiKeyRow } from '../db/schema/keys.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print, printable } from './common.ts';
 import { CliFailure, ExitCode } from './exit.ts';
 
@@ -192,7 +192,7 @@ const createCommand = defineCommand({
         throw asCliFailure(error);
       }
       const id = newApiKeyId();
-      return recordLocalAction(instance, 'api_key.create', { type: 'api_key', id }, () => {
+      return commitLocalChange(instance, 'api_key.create', { type: 'api_key', id }, () => {
         const created = insertApiKey(instance.db, id, key, `local_user:${localActor()}`, now);
         emitApiKeyEvent(instance.db, 'api_key.created', created.row, now);
         return created;
@@ -266,7 +266,7 @@ const revokeCommand = defineCommand({
       const before = findApiKey(instance.db, id);
       if (!before) throw new CliFailure(`no API key ${printable(id)}`);
       if (before.revokedAt !== null) return { row: before, already: true };
-      const row = recordLocalAction(instance, 'api_key.revoke', { type: 'api_key', id }, () => {
+      const row = commitLocalChange(instance, 'api_key.revoke', { type: 'api_key', id }, () => {
         const now = instance.clock.now();
         const revoked = revokeApiKey(instance.db, id, now);
         if (revoked) emitApiKeyEvent(instance.db, 'api_key.revoked', revoked, now);

@@ -4,7 +4,9 @@ import { MasterKeyError } from '../crypto/errors.ts';
 import { openInstance, type Instance } from '../instance.ts';
 import { localActor } from '../os-user.ts';
 import { configuredKeyPath, loadConfiguredMasterKey } from '../keyring/key-files.ts';
-import '../keyring/known-columns.ts';
+// The master_key.rotated listeners: the rotation's audit entry and its event.
+import '../audit/rotation-hook.ts';
+import '../events/rotation-hook.ts';
 import {
   reencryptValues,
   type ReencryptProgress,

@@ -1,4 +1,26 @@
-/** Opens the SQLite database (pragmas, WAL) and wraps it in drizzle. */
+/**
+ * The database layer: opening the SQLite connection and wrapping it for drizzle. How the data
+ * layer fits together (read this before adding a table, a query or a write):
+ *
+ * - **Schema** — every table is defined in `src/db/schema/<area>.ts` and exported from
+ *   `schema/index.ts`; drizzle-kit diffs that into `migrations/` (`scripts/db-generate.ts`). A
+ *   column holding sealed values is declared next to its table with `encryptedColumn()`
+ *   (schema/encrypted.ts): that export is what makes `master-key rotate --reencrypt` walk it.
+ * - **Writes** — one write engine per connection (write-engine.ts): group commit for changes
+ *   and a record lane for the audit entries of reads, one lock-wait policy, one owner of
+ *   fsync. Features never call it directly: every state change goes through the change
+ *   pipeline (src/changes/), which puts the change, its events, its idempotent response and
+ *   its audit entry in one transaction.
+ * - **Persistence style** — SQL lives in store modules only (a feature's `store.ts`, or the
+ *   service module that plays that role, e.g. keys/service.ts), behind plain synchronous
+ *   functions that take the connection (`Db` or `Database`) and return plain rows/objects.
+ *   Routes and the logic above them call those functions and never build a query, so a second
+ *   dialect (PostgreSQL, issue 20) is added behind the same functions. Inside a store: drizzle's
+ *   query builder over the schema for ordinary queries; for hot paths (one statement per
+ *   request) a prepared `bun:sqlite` statement made once per connection through
+ *   {@link import('./per-connection.ts').perConnection} — the one per-connection cache — on the
+ *   connection {@link connectionOf} returns. Nothing else keeps a `WeakMap<Database, …>`.
+ */
 import { Database } from 'bun:sqlite';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';

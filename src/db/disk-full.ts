@@ -7,6 +7,7 @@
 import { SQLiteError, type Database } from 'bun:sqlite';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
+import { perConnection } from './per-connection.ts';
 
 /**
  * A write failed because the disk is full. Thrown instead of the generic 503 so that callers
@@ -77,14 +78,7 @@ export class DiskSpace {
   }
 }
 
-const states = new WeakMap<Database, DiskSpace>();
-
 /** The one {@link DiskSpace} of a connection (created on first use, with that caller's logger). */
-export function diskSpaceFor(sqlite: Database, logger: Logger): DiskSpace {
-  let state = states.get(sqlite);
-  if (!state) {
-    state = new DiskSpace(logger);
-    states.set(sqlite, state);
-  }
-  return state;
-}
+export const diskSpaceFor = perConnection(
+  (_sqlite: Database, logger: Logger): DiskSpace => new DiskSpace(logger),
+);

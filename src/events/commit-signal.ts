@@ -2,7 +2,7 @@
  * An in-process "events were committed" signal for the event streams (`GET /v1/events/stream`).
  * `emitEvent` notes each write inside the change's transaction; listeners are called on the next
  * `setImmediate`, which runs after that transaction has ended: every write job and its COMMIT
- * run synchronously in one turn (src/db/write-queue.ts, bun:sqlite transactions), so a listener
+ * run synchronously in one turn (src/db/write-engine.ts, bun:sqlite transactions), so a listener
  * never runs before the change is durable. A rolled-back event was noted too: listeners read the
  * database, which is the source of truth, and simply find nothing new.
  */

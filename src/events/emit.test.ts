@@ -6,8 +6,8 @@ import { manualClock } from '../clock.ts';
 import { validateConfig } from '../config/load.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
-import { projects } from '../projects/tables.ts';
-import { webhooks } from '../webhooks/tables.ts';
+import { projects } from '../db/schema/projects.ts';
+import { webhooks } from '../db/schema/webhooks.ts';
 import { sealWebhookUrl } from '../webhooks/service.ts';
 import { emitEvent, stripSecrets } from './emit.ts';
 

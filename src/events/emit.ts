@@ -2,11 +2,11 @@
  * The outbox: one call records an event and queues its webhook deliveries, inside the caller's
  * write transaction.
  */
-import { Database, type Statement } from 'bun:sqlite';
+import type { Statement } from 'bun:sqlite';
 import type { KeyGrant } from '../access/principal.ts';
 import { webhookAudience } from '../access/visibility.ts';
 import type { Clock } from '../clock.ts';
-import type { Db } from '../db/client.ts';
+import { connectionOf, type Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { signalOutboxWrite } from './outbox-signal.ts';
 import { noteEventWritten } from './commit-signal.ts';
@@ -95,8 +95,8 @@ const statementsFor = perConnection(
 /**
  * Records an event and one pending delivery per matching enabled webhook, returning the new
  * `evt_` id. Synchronous and transactional by design: call it INSIDE the write job that makes the
- * change (`instance.writes.run(() => { …change…; emitEvent(db, clock, …) })` or inside
- * `commitAudited`'s change), so a committed change always has its event and deliveries and a
+ * change (through the change pipeline, src/changes/: return it as the change's `event`, or call
+ * `tx.emit` / this function inside the change), so a committed change always has its event and deliveries and a
  * rolled-back one has neither. The delivery rows exist before any attempt, which is what makes
  * delivery at-least-once across crashes.
  *
@@ -175,11 +175,4 @@ function stripValue(value: unknown, depth: number): unknown {
     return out;
   }
   return value;
-}
-
-/** The bun:sqlite connection under a drizzle handle (drizzle always sets `$client`). */
-function connectionOf(db: Db): Database {
-  const client: unknown = (db as { $client?: unknown }).$client;
-  if (!(client instanceof Database)) throw new Error('the outbox needs a bun:sqlite connection');
-  return client;
 }

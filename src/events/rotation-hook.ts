@@ -1,8 +1,7 @@
 /**
  * Emits `master_key.rotated` for every master-key rotation, inside the rotation's own
  * transaction (see src/keyring/hooks.ts), so the rotation and its event commit together. A
- * side-effect module: src/keyring/known-columns.ts imports it, which the `master-key` command
- * loads. The running server delivers the event: its worker polls the outbox.
+ * side-effect module: `secryn master-key` (src/cli/master-key.ts) imports it. The running server delivers the event: its worker polls the outbox.
  */
 import { createDb } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';

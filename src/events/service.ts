@@ -5,7 +5,7 @@
 import { and, desc, eq, gte, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import type { EventPayload } from './emit.ts';
-import { events } from './tables.ts';
+import { events } from '../db/schema/events.ts';
 
 /** Filters of the event list; `type` is exact, or `<object>.*` for every action of an object. */
 export type EventFilter = {

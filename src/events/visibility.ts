@@ -13,7 +13,7 @@ import { hasProjectScope, projectScopeFilter } from '../access/visibility.ts';
 import type { Db } from '../db/client.ts';
 import { keyGrantOf, listApiKeys, vaultResolver } from '../keys/service.ts';
 import type { EventPayload } from './emit.ts';
-import { events } from './tables.ts';
+import { events } from '../db/schema/events.ts';
 
 const API_KEY_EVENT_PREFIX = 'api_key.';
 

@@ -11,7 +11,7 @@
  * - A retry that arrives while the first request is still running waits for it (at most
  *   `waitMs`, then 409), so two concurrent requests with one key never both run.
  * - Handlers that commit their change through a write job call
- *   {@link saveIdempotentResponseInJob} inside that job, so the change and its replayable
+ *   `saveIdempotentResponseInJob` (pending.ts) inside that job, so the change and its replayable
  *   response commit together (a crash between them cannot lead to a double create). For other
  *   handlers the plugin stores the response right after the handler, in its own write.
  */
@@ -28,6 +28,8 @@ import {
   saveIdempotencyRecord,
   type StoredResponse,
 } from './store.ts';
+import { commitSystemChange } from '../changes/index.ts';
+import { pendingByRequest, type Pending } from './pending.ts';
 
 /** The request header (docs/api.md §1). */
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
@@ -46,54 +48,6 @@ export type IdempotencyOptions = {
   /** How long a retry waits for the first request still in flight; default 30 s. */
   waitMs?: number;
 };
-
-type Pending = {
-  id: string;
-  apiKeyId: string;
-  requestHash: string;
-  ttlMs: number;
-  stored: boolean;
-  finished: boolean;
-  finish(): void;
-};
-
-const pendingByRequest = new WeakMap<Request, Pending>();
-
-/**
- * Inside the write job of the handler's change: stores `body` as the replayable response of
- * this request when it carries an `Idempotency-Key` (else does nothing), so that it commits with
- * the change. `body` must be exactly what the handler returns.
- */
-export function saveIdempotentResponseInJob(
-  instance: Pick<Instance, 'sqlite' | 'keyring' | 'clock'>,
-  request: Request,
-  status: number,
-  body: unknown,
-  location: string | null,
-): void {
-  const pending = pendingByRequest.get(request);
-  if (!pending || pending.stored) return;
-  saveIdempotencyRecord(
-    instance.sqlite,
-    instance.keyring,
-    {
-      id: pending.id,
-      apiKeyId: pending.apiKeyId,
-      requestHash: pending.requestHash,
-      response: {
-        status,
-        body: JSON.stringify(body),
-        location,
-        target: requestMeta(request).target ?? null,
-      },
-    },
-    instance.clock.now(),
-    pending.ttlMs,
-  );
-  // A later rollback of the job rejects the handler's write, so the response is never sent as
-  // a success while its record is missing.
-  pending.stored = true;
-}
 
 /** The plugin; mount it after the access layer and before every feature with `POST` routes. */
 export function idempotencyPlugin(instance: Instance, options: IdempotencyOptions = {}) {
@@ -187,7 +141,7 @@ export function idempotencyPlugin(instance: Instance, options: IdempotencyOption
           target: requestMeta(request).target ?? null,
         };
         try {
-          await instance.writes.run(() =>
+          await commitSystemChange(instance, () =>
             saveIdempotencyRecord(
               instance.sqlite,
               instance.keyring,

@@ -6,7 +6,7 @@ import type { Database } from 'bun:sqlite';
 import { createHash } from 'node:crypto';
 import type { AuditTarget } from '../http/request-meta.ts';
 import type { InstanceKeyring } from '../keyring/live-keyring.ts';
-import { idempotencyResponseColumn } from './tables.ts';
+import { idempotencyResponseColumn } from '../db/schema/idempotency.ts';
 
 /** How long a stored response is replayed (docs/api.md §1: 24 h). */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;

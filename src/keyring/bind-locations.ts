@@ -16,8 +16,7 @@ import { LEGACY_VALUE_FORMAT_VERSION } from '../crypto/envelope.ts';
 import { DecryptionError, UnknownDataKeyError } from '../crypto/errors.ts';
 import type { Logger } from '../log/logger.ts';
 // Every registered column, not only those the running command imported: completion is final.
-import './known-columns.ts';
-import { encryptedColumns, type EncryptedColumn } from './encrypted-columns.ts';
+import { encryptedColumns, type EncryptedColumn } from '../db/schema/encrypted-columns.ts';
 import type { InstanceKeyring } from './live-keyring.ts';
 import { markValueFormatBound } from './integrity.ts';
 import { readValueFormat, withWriteLock } from './store.ts';

@@ -4,7 +4,7 @@
  * or outgoing event written by the listener commits atomically with the rotation (and a
  * listener that throws aborts the rotation, leaving the old key in place).
  * Listeners must be registered in a module the `master-key` command loads
- * (see src/keyring/known-columns.ts).
+ * (`secryn master-key`, src/cli/master-key.ts, imports the audit and events listeners).
  */
 import type { Database } from 'bun:sqlite';
 import type { RotationRecord } from './store.ts';

@@ -46,7 +46,7 @@ export type MasterKeySource = 'file' | 'env' | 'credential';
 
 /**
  * The keyring API every feature uses for its encrypted columns. Build locations with the
- * column's {@link import('./encrypted-columns.ts').EncryptedColumn.at}.
+ * column's {@link import('../db/schema/encrypted-columns.ts').EncryptedColumn.at}.
  */
 export interface InstanceKeyring {
   /**

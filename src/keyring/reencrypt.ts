@@ -16,7 +16,7 @@
 import type { Database } from 'bun:sqlite';
 import { DecryptionError, UnknownDataKeyError } from '../crypto/errors.ts';
 import { crashPoint } from './crash-points.ts';
-import { encryptedColumns, type EncryptedColumn } from './encrypted-columns.ts';
+import { encryptedColumns, type EncryptedColumn } from '../db/schema/encrypted-columns.ts';
 import type { KeyringContext } from './rotate.ts';
 import { startReencryptProgress } from './rotate.ts';
 import { readKeyringState, readRotation, withWriteLock } from './store.ts';

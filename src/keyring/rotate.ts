@@ -52,7 +52,7 @@ import {
 } from '../crypto/master-key.ts';
 import type { Logger } from '../log/logger.ts';
 import { crashPoint } from './crash-points.ts';
-import { encryptedColumns, type EncryptedColumn } from './encrypted-columns.ts';
+import { encryptedColumns, type EncryptedColumn } from '../db/schema/encrypted-columns.ts';
 import { KeyringError } from './errors.ts';
 import { emitMasterKeyRotated } from './hooks.ts';
 import {

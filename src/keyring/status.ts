@@ -5,7 +5,7 @@
 import type { Database } from 'bun:sqlite';
 import { existsSync } from 'node:fs';
 import { toRfc3339 } from '../db/columns.ts';
-import { encryptedColumns, type EncryptedColumn } from './encrypted-columns.ts';
+import { encryptedColumns, type EncryptedColumn } from '../db/schema/encrypted-columns.ts';
 import type { InstanceKeyring } from './live-keyring.ts';
 import {
   readKeyringState,

@@ -5,7 +5,7 @@
  */
 import type { Database } from 'bun:sqlite';
 import { MIN_SEALED_BYTES, readDataKeyVersion, VALUE_FORMAT_VERSION } from '../crypto/envelope.ts';
-import type { EncryptedColumn } from './encrypted-columns.ts';
+import type { EncryptedColumn } from '../db/schema/encrypted-columns.ts';
 
 const HEADER_BYTES = 5;
 

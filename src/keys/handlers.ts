@@ -7,14 +7,13 @@ import {
   canManageKey,
 } from '../access/grants.ts';
 import { principalOf } from '../access/principal.ts';
-import { commitAudited } from '../audit/record.ts';
+import { commitChange } from '../changes/index.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { respondCreated } from '../http/created.ts';
 import { listResponse, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { RouteContext } from '../http/route.ts';
 import { parseTimestamp } from '../http/schemas.ts';
-import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
 import type { Instance } from '../instance.ts';
 import type { ApiKeyParams, CreateApiKeyBody, UpdateApiKeyBody } from './schemas.ts';
 import {
@@ -36,7 +35,7 @@ import {
   type NewApiKey,
 } from './service.ts';
 import type { ApiKeyListQuery } from './spec.ts';
-import type { ApiKeyRow } from './tables.ts';
+import type { ApiKeyRow } from '../db/schema/keys.ts';
 
 type Params = { params: typeof ApiKeyParams };
 
@@ -73,14 +72,12 @@ export function apiKeyHandlers(instance: Instance, lastUsed: Pick<LastUsedTracke
     const id = newApiKeyId();
     const location = `/v1/api-keys/${id}`;
     requestMeta(request).target = { type: 'api_key', id };
-    const created = await commitAudited(instance, request, 201, () => {
+    // With an Idempotency-Key, the (sealed) replayable response commits with the key, so a
+    // retry after a crash cannot mint a second one.
+    const created = await commitChange(instance, request, 201, () => {
       const { row, token } = insertApiKey(db, id, key, `api_key:${creator.keyId}`, now);
       emitApiKeyEvent(db, 'api_key.created', row, now);
-      const body = { ...present(row), token };
-      // With an Idempotency-Key, the (sealed) replayable response commits with the key, so
-      // a retry after a crash cannot mint a second one.
-      saveIdempotentResponseInJob(instance, request, 201, body, location);
-      return body;
+      return { body: { ...present(row), token }, location };
     });
     return respondCreated(set, location, created);
   }
@@ -111,19 +108,20 @@ export function apiKeyHandlers(instance: Instance, lastUsed: Pick<LastUsedTracke
       changes.expiresAt = expiresAt;
     }
     assertCanEdit(editor, keyGrantOf(row), changes, resolveVault);
-    const updated = await commitAudited(instance, request, 200, () =>
-      Object.keys(changes).length === 0 ? row : updateApiKey(db, row.id, changes),
-    );
+    const updated = await commitChange(instance, request, 200, () => ({
+      body: Object.keys(changes).length === 0 ? row : updateApiKey(db, row.id, changes),
+    }));
     return present(updated);
   }
 
   async function revoke({ params, request }: RouteContext<Params>) {
     const row = manageableKey(request, params.id);
-    await commitAudited(instance, request, 200, () => {
+    await commitChange(instance, request, 200, () => {
       const now = clock.now();
       const revoked = revokeApiKey(db, row.id, now);
       // Revoking twice is allowed (idempotent) but is one event.
       if (row.revokedAt === null && revoked) emitApiKeyEvent(db, 'api_key.revoked', revoked, now);
+      return { body: null };
     });
     return { id: row.id, deleted: true as const };
   }

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { InvalidRequestError } from '../errors.ts';
 import { checkNewApiKey, parseDuration, toApiKeyObject, type NewApiKey } from './service.ts';
-import type { ApiKeyRow } from './tables.ts';
+import type { ApiKeyRow } from '../db/schema/keys.ts';
 
 const NOW = Date.UTC(2030, 0, 1);
 const base: NewApiKey = {

@@ -19,7 +19,7 @@ import { findVault, vaultRefOf } from '../vaults/service.ts';
 import { LATEST_TIMESTAMP_MS, PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
 import type { ApiKeyObject } from './schemas.ts';
 import { sealApiKeyRow } from './integrity.ts';
-import { apiKeys, type ApiKeyRow } from './tables.ts';
+import { apiKeys, type ApiKeyRow } from '../db/schema/keys.ts';
 import { newTypeId } from '../ids.ts';
 
 /** Everything that defines a new key. */

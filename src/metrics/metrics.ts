@@ -19,7 +19,7 @@ import startTime from 'prom-client/lib/metrics/processStartTime.js';
 import { observeCommits, queueDepths, type CommitReport } from '../db/commit-observer.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
-import { encryptedColumns } from '../keyring/encrypted-columns.ts';
+import { encryptedColumns } from '../db/schema/encrypted-columns.ts';
 import { readWrappedDataKeys } from '../keyring/store.ts';
 import { countValuesByDataKey } from '../keyring/value-census.ts';
 import { VERSION } from '../version.ts';

@@ -11,7 +11,7 @@ import { listResponse, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { RouteContext } from '../http/route.ts';
 import type { Instance } from '../instance.ts';
-import { commitChange } from '../resources/commit.ts';
+import { commitChange } from '../changes/index.ts';
 import type {
   CreateProjectBody,
   ProjectListQuery,
@@ -28,7 +28,7 @@ import {
   toProjectObject,
   updateProject,
 } from './service.ts';
-import { projects, type ProjectRow } from './tables.ts';
+import { projects, type ProjectRow } from '../db/schema/projects.ts';
 
 type Params = { params: typeof ProjectParams };
 type UpdateBody = { body: typeof UpdateProjectBody };

@@ -8,9 +8,9 @@ import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError } from '../errors.ts';
 import type { PageRequest } from '../http/pagination.ts';
-import { vaults } from '../vaults/tables.ts';
+import { vaults } from '../db/schema/vaults.ts';
 import type { ProjectObject } from './schemas.ts';
-import { projects, type ProjectRow } from './tables.ts';
+import { projects, type ProjectRow } from '../db/schema/projects.ts';
 import { newTypeId } from '../ids.ts';
 
 /** A new project id, `prj_` + a time-ordered TypeID. */

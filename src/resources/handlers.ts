@@ -9,7 +9,7 @@ import { requestMeta } from '../http/request-meta.ts';
 import type { RouteContext } from '../http/route.ts';
 import type { Instance } from '../instance.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
-import { commitChange, type ChangeResult } from './commit.ts';
+import { commitChange, type ChangeResult } from '../changes/index.ts';
 import { parseIfMatch, prepareNewResource, prepareUpdate } from './input.ts';
 import { toResourceObject, toVersionObject } from './objects.ts';
 import {
@@ -43,7 +43,7 @@ import {
   undeleteResource,
   updateResource,
 } from './store.ts';
-import type { ResourceRow, ResourceType } from './tables.ts';
+import type { ResourceRow, ResourceType } from '../db/schema/resources.ts';
 
 const DAY_MS = 86_400_000;
 

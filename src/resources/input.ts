@@ -18,7 +18,7 @@ import {
   type CreateResourceInput,
   type UpdateResourceInput,
 } from './schemas.ts';
-import type { ResourceRow, ResourceType } from './tables.ts';
+import type { ResourceRow, ResourceType } from '../db/schema/resources.ts';
 
 /** Limits from the configuration. */
 export type ValueLimits = { maxValueBytes: number };

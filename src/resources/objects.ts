@@ -6,7 +6,7 @@ import { toRfc3339 } from '../db/columns.ts';
 import type { KeyAlgorithm } from './material.ts';
 import type { ResourceObject, VaultSecretObject, VersionObject } from './schemas.ts';
 import type { ActiveSecret } from './store.ts';
-import type { ResourceRow, ResourceVersionRow } from './tables.ts';
+import type { ResourceRow, ResourceVersionRow } from '../db/schema/resources.ts';
 
 /** The API object of a resource: common fields plus those of its type; `value` when given. */
 export function toResourceObject(row: ResourceRow, value?: string): ResourceObject {

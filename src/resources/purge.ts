@@ -5,7 +5,8 @@
  * also appends one audit entry per purged resource (actor: system), so the audit log shows when
  * a value stopped existing. Time comes from the instance clock, so tests can move it.
  */
-import { appendAuditEntry, type AuditActor } from '../audit/record.ts';
+import type { AuditActor } from '../audit/record.ts';
+import { commitSystemChange } from '../changes/index.ts';
 import { deleteExpiredIdempotencyRecords } from '../idempotency/store.ts';
 import type { Instance } from '../instance.ts';
 import { purgeDeletedResources } from './store.ts';
@@ -33,10 +34,10 @@ export async function purgeExpired(instance: Instance): Promise<PurgeResult> {
   const retentionMs = instance.config.storage.deleted_retention_days * DAY_MS;
   const result: PurgeResult = { resources: 0, idempotencyKeys: 0 };
   for (;;) {
-    const purged = await instance.writes.run(() => {
+    const purged = await commitSystemChange(instance, (tx) => {
       const ids = purgeDeletedResources(db, clock.now() - retentionMs, PURGE_BATCH);
       for (const id of ids) {
-        appendAuditEntry(db, clock, {
+        tx.audit({
           actor: PURGE_ACTOR,
           action: 'resource.purge',
           target: { type: 'resource', id },
@@ -53,7 +54,7 @@ export async function purgeExpired(instance: Instance): Promise<PurgeResult> {
     if (purged < PURGE_BATCH) break;
   }
   for (;;) {
-    const deleted = await instance.writes.run(() =>
+    const deleted = await commitSystemChange(instance, () =>
       deleteExpiredIdempotencyRecords(sqlite, clock.now(), 1000),
     );
     result.idempotencyKeys += deleted;

@@ -14,7 +14,7 @@ import { toRfc3339 } from '../db/columns.ts';
 import { AppError, GoneError, NotFoundError } from '../errors.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import { findResource, resourceState, type ResourceRecord } from './store.ts';
-import type { ResourceRow } from './tables.ts';
+import type { ResourceRow } from '../db/schema/resources.ts';
 
 /** The audit action of a request that returned a value. */
 export const REVEAL_ACTION = 'resource.reveal';

@@ -21,7 +21,7 @@ import {
   Timestamp,
   VaultId,
 } from '../http/fields.ts';
-import { RESOURCE_TYPES } from './tables.ts';
+import { RESOURCE_TYPES } from '../db/schema/resources.ts';
 
 /** Default `content_type` of a secret. */
 export const DEFAULT_CONTENT_TYPE = 'text/plain';

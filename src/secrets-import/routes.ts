@@ -12,7 +12,7 @@ import { principalOf } from '../access/principal.ts';
 import { assertVaultVisible } from '../access/visibility.ts';
 import { NotFoundError } from '../errors.ts';
 import type { Instance } from '../instance.ts';
-import { commitChange } from '../resources/commit.ts';
+import { commitChange } from '../changes/index.ts';
 import { canReveal } from '../resources/reveal.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
 import {

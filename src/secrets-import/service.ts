@@ -17,8 +17,8 @@ import {
   newResourceId,
   updateResource,
 } from '../resources/store.ts';
-import type { ResourceRow } from '../resources/tables.ts';
-import type { VaultRow } from '../vaults/tables.ts';
+import type { ResourceRow } from '../db/schema/resources.ts';
+import type { VaultRow } from '../db/schema/vaults.ts';
 import type { ImportInput, ImportResultObject } from './schemas.ts';
 
 /** One checked entry: what a single creation would insert, and whether a type was sent. */

@@ -10,6 +10,7 @@
  */
 import { Elysia, t } from 'elysia';
 import { principalOf } from '../access/principal.ts';
+import { commitChange } from '../changes/index.ts';
 import {
   csrfTokenFor,
   hashSessionToken,
@@ -57,7 +58,7 @@ type SetLike = { status?: unknown; headers: Record<string, unknown> };
 
 /** The `/v1/sessions` routes; `sessions` is undefined when the console is disabled. */
 export function sessionRoutes(instance: Instance, sessions: SessionAuthenticator | undefined) {
-  const { clock, writes, config } = instance;
+  const { clock, config } = instance;
   const idleMs = config.console.session_idle_minutes * 60_000;
   const maxMs = config.console.session_max_hours * 3_600_000;
   const tls = config.server.tls_cert_file !== undefined;
@@ -87,7 +88,11 @@ export function sessionRoutes(instance: Instance, sessions: SessionAuthenticator
         const token = newSessionToken();
         // The key's own expiry ends the session anyway; the cookie need not outlive it.
         const expiresAt = Math.min(now + maxMs, key.expiresAt ?? Number.POSITIVE_INFINITY);
-        await writes.run(() => {
+        requestMeta(request).target = { type: 'session', id };
+        requestMeta(request).auditDetails = { via: 'console', session_id: id };
+        // The session row and the sign-in's audit entry commit together. No body is kept for
+        // replay: these routes are mounted before the idempotency plugin.
+        await commitChange(instance, request, 201, () => {
           store.deleteEnded(now, now - idleMs);
           store.insert({
             id,
@@ -96,9 +101,8 @@ export function sessionRoutes(instance: Instance, sessions: SessionAuthenticator
             createdAt: now,
             expiresAt,
           });
+          return { body: null };
         });
-        requestMeta(request).target = { type: 'session', id };
-        requestMeta(request).auditDetails = { via: 'console', session_id: id };
         const name = secure(request) ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
         const maxAge = Math.max(0, Math.floor((expiresAt - now) / 1000));
         set.headers['set-cookie'] =
@@ -160,7 +164,10 @@ export function sessionRoutes(instance: Instance, sessions: SessionAuthenticator
         const session = sessionOf(request);
         if (!session) throw new NotFoundError('Session');
         requestMeta(request).target = { type: 'session', id: session.id };
-        await writes.run(() => authenticator.store.delete(session.id));
+        await commitChange(instance, request, 200, () => {
+          authenticator.store.delete(session.id);
+          return { body: null };
+        });
         authenticator.forget(session.id);
         set.headers['set-cookie'] = secure(request)
           ? `${SECURE_SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict; Secure`

@@ -26,11 +26,11 @@ import {
   openValue,
   readValue,
 } from '../resources/store.ts';
-import type { ResourceType } from '../resources/tables.ts';
+import type { ResourceType } from '../db/schema/resources.ts';
 import { visibleVault } from '../vaults/reach.ts';
 import type { VaultParams, VaultWithSecretsObject } from '../vaults/schemas.ts';
 import { toVaultObject } from '../vaults/service.ts';
-import type { VaultRow } from '../vaults/tables.ts';
+import type { VaultRow } from '../db/schema/vaults.ts';
 import { attachment, PEM_MEDIA_TYPE } from './pem.ts';
 
 /** The audit action of a vault read that returned secret values. */

@@ -12,7 +12,7 @@ import { requestMeta } from '../http/request-meta.ts';
 import type { RouteContext } from '../http/route.ts';
 import type { Instance } from '../instance.ts';
 import { findProject, projectsOfVaults } from '../projects/service.ts';
-import { commitChange } from '../resources/commit.ts';
+import { commitChange } from '../changes/index.ts';
 import { ownedVault } from './reach.ts';
 import type { CreateVaultBody, UpdateVaultBody, VaultListQuery, VaultParams } from './schemas.ts';
 import {
@@ -23,7 +23,7 @@ import {
   toVaultObject,
   updateVault,
 } from './service.ts';
-import { vaults } from './tables.ts';
+import { vaults } from '../db/schema/vaults.ts';
 
 type Params = { params: typeof VaultParams };
 

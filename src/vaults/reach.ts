@@ -3,7 +3,7 @@ import { assertProjectScope, assertVaultVisible } from '../access/visibility.ts'
 import type { Db } from '../db/client.ts';
 import { NotFoundError } from '../errors.ts';
 import { findVault, vaultRefOf } from './service.ts';
-import type { VaultRow } from './tables.ts';
+import type { VaultRow } from '../db/schema/vaults.ts';
 
 /** The vault if it exists and the caller reaches it; else a (hidden) 404. */
 export function visibleVault(db: Db, request: Request, id: string): VaultRow {

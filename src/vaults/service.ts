@@ -9,9 +9,9 @@ import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError } from '../errors.ts';
 import type { PageRequest } from '../http/pagination.ts';
 import { resourcesChanged } from '../resources/store.ts';
-import { resources } from '../resources/tables.ts';
+import { resources } from '../db/schema/resources.ts';
 import type { VaultObject } from './schemas.ts';
-import { vaults, type VaultRow } from './tables.ts';
+import { vaults, type VaultRow } from '../db/schema/vaults.ts';
 import { newTypeId } from '../ids.ts';
 
 /** A new vault id, `vlt_` + a time-ordered TypeID. */

@@ -1,6 +1,6 @@
 /**
  * The delivery state machine in SQL, for the worker. Every function is synchronous and runs
- * inside a write job (`instance.writes.run`), so each transition is durable before the worker
+ * inside a change (`commitSystemChange`, src/changes/), so each transition is durable before the worker
  * acts on it. States (see docs/webhooks.md):
  *
  *   pending ──claim (due, webhook enabled)──▶ in_flight ──2xx──▶ succeeded

@@ -1,16 +1,14 @@
 /** The named handlers of the `/v1/webhooks` routes (listed in ./routes.ts). */
 import { principalOf, type KeyGrant } from '../access/principal.ts';
 import { hasProjectScope, hideAsNotFound, projectScopeFilter } from '../access/visibility.ts';
-import { commitAudited } from '../audit/record.ts';
+import { commitChange } from '../changes/index.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
-import { emitEvent } from '../events/emit.ts';
 import { signalOutboxWrite } from '../events/outbox-signal.ts';
 import { respondCreated } from '../http/created.ts';
 import { listResponse, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { RouteContext } from '../http/route.ts';
-import { saveIdempotentResponseInJob } from '../idempotency/plugin.ts';
 import type { Instance } from '../instance.ts';
 import { findProject } from '../projects/service.ts';
 import type { LookupAll, OutboundPolicy } from './outbound-guard.ts';
@@ -45,7 +43,7 @@ import {
   webhookListFilter,
   type WebhookChanges,
 } from './service.ts';
-import { webhooks, type DeliveryStatus, type WebhookRow } from './tables.ts';
+import { webhooks, type DeliveryStatus, type WebhookRow } from '../db/schema/webhooks.ts';
 
 /** Overrides for tests. */
 export type WebhookRoutesOptions = {
@@ -107,13 +105,11 @@ export function webhookHandlers(instance: Instance, options: WebhookRoutesOption
       enabled: body.enabled ?? true,
       description: body.description ?? '',
     };
-    const created = await commitAudited(instance, request, 201, () => {
+    // A retry with the same Idempotency-Key replays the response, secret included (sealed).
+    const created = await commitChange(instance, request, 201, () => {
       const actor = `api_key:${creator.keyId}`;
       const { row, secret } = insertWebhook(db, keyring, id, fields, actor, now);
-      const response = { ...toWebhookObject(row, url), secret };
-      // A retry with the same Idempotency-Key replays this, secret included (sealed).
-      saveIdempotentResponseInJob(instance, request, 201, response, location);
-      return response;
+      return { body: { ...toWebhookObject(row, url), secret }, location };
     });
     return respondCreated(set, location, created);
   }
@@ -137,31 +133,32 @@ export function webhookHandlers(instance: Instance, options: WebhookRoutesOption
     }
     if (body.enabled !== undefined) changes.enabled = body.enabled;
     if (body.description !== undefined) changes.description = body.description;
-    const updated = await commitAudited(instance, request, 200, () =>
-      Object.keys(changes).length === 0
-        ? row
-        : updateWebhook(db, keyring, row.id, changes, clock.now()),
-    );
+    const updated = await commitChange(instance, request, 200, () => ({
+      body:
+        Object.keys(changes).length === 0
+          ? row
+          : updateWebhook(db, keyring, row.id, changes, clock.now()),
+    }));
     return webhookObject(updated);
   }
 
   async function remove({ params, request }: RouteContext<Params>) {
     const row = reachableWebhook(request, params.id);
-    await commitAudited(instance, request, 200, () => deleteWebhook(db, row.id));
+    await commitChange(instance, request, 200, () => ({ body: deleteWebhook(db, row.id) }));
     return { id: row.id, deleted: true as const };
   }
 
   async function rotateSecret({ params, request }: RouteContext<Params>) {
     const row = reachableWebhook(request, params.id);
-    return commitAudited(instance, request, 200, () => {
+    return commitChange(instance, request, 200, () => {
       const rotated = rotateWebhookSecret(db, keyring, row.id, clock.now());
-      const response = {
-        id: row.id,
-        secret: rotated.secret,
-        previous_secret_expires_at: toRfc3339(rotated.previousExpiresAt),
+      return {
+        body: {
+          id: row.id,
+          secret: rotated.secret,
+          previous_secret_expires_at: toRfc3339(rotated.previousExpiresAt),
+        },
       };
-      saveIdempotentResponseInJob(instance, request, 200, response, null);
-      return response;
     });
   }
 
@@ -171,14 +168,15 @@ export function webhookHandlers(instance: Instance, options: WebhookRoutesOption
     if (!row.enabled) {
       throw new ConflictError('The webhook is disabled; enable it before testing', 'enabled');
     }
-    const delivery = await commitAudited(instance, request, 201, () => {
+    const delivery = await commitChange(instance, request, 201, (tx) => {
       const object = toWebhookObject(row, urlOriginForEvents(keyring, row));
       const ping = { type: 'ping' as const, projectId: row.projectId, object };
-      const eventId = emitEvent(db, clock, ping, { onlyWebhookId: row.id });
+      const eventId = tx.emit(ping, { onlyWebhookId: row.id });
       const createdId = deliveryIdOfEvent(db, eventId)!;
-      const response = toDeliveryObject(findDelivery(db, row.id, createdId)!);
-      saveIdempotentResponseInJob(instance, request, 201, response, deliveryPath(createdId));
-      return response;
+      return {
+        body: toDeliveryObject(findDelivery(db, row.id, createdId)!),
+        location: deliveryPath(createdId),
+      };
     });
     return respondCreated(set, deliveryPath(delivery.id), delivery);
   }
@@ -207,15 +205,13 @@ export function webhookHandlers(instance: Instance, options: WebhookRoutesOption
     const row = reachableWebhook(request, params.id);
     if (!findDelivery(db, row.id, params.dlv_id)) throw new NotFoundError('Delivery');
     requestMeta(request).target = { type: 'webhook_delivery', id: params.dlv_id };
-    return commitAudited(instance, request, 200, () => {
+    return commitChange(instance, request, 200, () => {
       // Thrown inside the job, the 409 rolls back with it; the response hook audits it.
       if (!requeueDelivery(db, clock, params.dlv_id)) {
         throw new ConflictError('The delivery is being attempted right now');
       }
       signalOutboxWrite();
-      const response = toDeliveryObject(findDelivery(db, row.id, params.dlv_id)!);
-      saveIdempotentResponseInJob(instance, request, 200, response, null);
-      return response;
+      return { body: toDeliveryObject(findDelivery(db, row.id, params.dlv_id)!) };
     });
   }
 

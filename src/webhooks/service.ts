@@ -4,13 +4,14 @@
  * its audit entry). Who may see or change which webhook is decided by the routes.
  */
 import { and, asc, desc, eq, isNotNull, isNull, lte, sql, type SQL } from 'drizzle-orm';
-import { Database, type Statement } from 'bun:sqlite';
+import type { Statement } from 'bun:sqlite';
 import dns from 'node:dns';
 import type { Clock } from '../clock.ts';
-import type { Db } from '../db/client.ts';
+import { connectionOf, type Db } from '../db/client.ts';
+import { perConnection } from '../db/per-connection.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { InvalidRequestError } from '../errors.ts';
-import { events as eventsTable } from '../events/tables.ts';
+import { events as eventsTable } from '../db/schema/events.ts';
 import { ALL_EVENTS, isEventType } from '../events/types.ts';
 import type { InstanceKeyring } from '../keyring/live-keyring.ts';
 import {
@@ -30,7 +31,7 @@ import {
   type DeliveryRow,
   type DeliveryStatus,
   type WebhookRow,
-} from './tables.ts';
+} from '../db/schema/webhooks.ts';
 import { newTypeId } from '../ids.ts';
 
 /** How long the previous secret keeps signing after a rotation. */
@@ -379,27 +380,19 @@ export function signingSecrets(
 }
 
 type SecretRow = { id: string; secret: Uint8Array; projectId: string | null };
-const secretStatements = new WeakMap<
-  Database,
-  Statement<SecretRow, [{ webhookId: string; now: number }]>
->();
-
 /** Prepared once per connection: every delivery attempt reads its webhook's secrets. */
-function secretsStatement(db: Db): Statement<SecretRow, [{ webhookId: string; now: number }]> {
-  const sqlite = (db as { $client?: unknown }).$client;
-  if (!(sqlite instanceof Database))
-    throw new Error('webhook secrets need a bun:sqlite connection');
-  let statement = secretStatements.get(sqlite);
-  if (!statement) {
-    statement = sqlite.query(
+const secretsStatementOf = perConnection(
+  (sqlite): Statement<SecretRow, [{ webhookId: string; now: number }]> =>
+    sqlite.query(
       `SELECT s.id, s.secret, w.project_id AS projectId
        FROM webhook_secrets s JOIN webhooks w ON w.id = s.webhook_id
        WHERE s.webhook_id = $webhookId AND (s.expires_at IS NULL OR s.expires_at > $now)
        ORDER BY s.expires_at IS NOT NULL, s.created_at DESC`,
-    );
-    secretStatements.set(sqlite, statement);
-  }
-  return statement;
+    ),
+);
+
+function secretsStatement(db: Db): Statement<SecretRow, [{ webhookId: string; now: number }]> {
+  return secretsStatementOf(connectionOf(db));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -506,6 +499,17 @@ export function findDelivery(
 ): DeliveryWithType | undefined {
   return deliveryQuery(db)
     .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.webhookId, webhookId)))
+    .get();
+}
+
+/** The delivery of event `eventId` to webhook `webhookId` (a test ping has exactly one). */
+export function findDeliveryOfEvent(
+  db: Db,
+  webhookId: string,
+  eventId: string,
+): DeliveryWithType | undefined {
+  return deliveryQuery(db)
+    .where(and(eq(webhookDeliveries.eventId, eventId), eq(webhookDeliveries.webhookId, webhookId)))
     .get();
 }
 

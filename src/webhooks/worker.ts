@@ -31,6 +31,7 @@ import {
 import { resolveDeliveryTarget, type LookupAll, type OutboundPolicy } from './outbound-guard.ts';
 import { openWebhookUrl, signingSecrets } from './service.ts';
 import { signPayload } from './signing.ts';
+import { commitSystemChange } from '../changes/index.ts';
 
 /** What the worker uses of an instance. */
 export type WorkerInstance = Pick<
@@ -171,7 +172,7 @@ export class DeliveryWorker {
     const ids = [...this.#running.keys()];
     for (const id of ids) this.#abandoned.add(id);
     try {
-      await this.#deps.writes.run(() =>
+      await commitSystemChange(this.#deps, () =>
         releaseLeases(this.#deps.sqlite, this.owner, Math.trunc(this.#deps.clock.now()), ids),
       );
       this.#deps.logger.info('webhook deliveries handed back at shutdown', { count: ids.length });
@@ -219,7 +220,7 @@ export class DeliveryWorker {
     if (this.#capacity - this.#running.size <= 0) return [];
     let made: ClaimedDelivery[] = [];
     try {
-      return await this.#deps.writes.run(() => (made = this.#claimNow()));
+      return await commitSystemChange(this.#deps, () => (made = this.#claimNow()));
     } catch (error) {
       this.#unreserve(made); // rolled back with the job
       throw error;
@@ -261,25 +262,24 @@ export class DeliveryWorker {
   }
 
   async #housekeeping(): Promise<void> {
-    const { writes, sqlite, db, clock, config, logger } = this.#deps;
+    const { sqlite, db, clock, config, logger } = this.#deps;
+    const change = <T>(fn: () => T) => commitSystemChange(this.#deps, fn);
     const now = Math.trunc(clock.now());
     try {
       if (!this.#reclaimed) {
-        await writes.run(() => reclaimExpiredLeases(sqlite, now));
+        await change(() => reclaimExpiredLeases(sqlite, now));
         this.#reclaimed = true;
       }
       if (now - this.#lastExpiryScan >= (this.#options.expiryScanIntervalMs ?? 60_000)) {
         this.#lastExpiryScan = now;
-        const emitted = await writes.run(() =>
+        const emitted = await change(() =>
           emitExpiryNotices(db, sqlite, clock, config.notifications.expiring_days),
         );
         if (emitted > 0) logger.info('expiry notices emitted', { count: emitted });
       }
       if (now - this.#lastRetention >= (this.#options.retentionIntervalMs ?? 3_600_000)) {
         this.#lastRetention = now;
-        const pruned = await writes.run(() =>
-          pruneEvents(sqlite, now, config.events.retention_days),
-        );
+        const pruned = await change(() => pruneEvents(sqlite, now, config.events.retention_days));
         if (pruned > 0) logger.info('old events pruned', { count: pruned });
       }
     } catch (error) {
@@ -356,12 +356,12 @@ export class DeliveryWorker {
     this.#outcomeTimer = undefined;
     const batch = this.#outcomes.splice(0);
     if (batch.length === 0) return;
-    const { clock, db, sqlite, writes } = this.#deps;
+    const { clock, db, sqlite } = this.#deps;
     const chain = this.#started && !this.#stopping;
     let recorded: { outcomes: AttemptOutcome[]; next: ClaimedDelivery[] };
     let made: ClaimedDelivery[] = [];
     try {
-      recorded = await writes.run(() => {
+      recorded = await commitSystemChange(this.#deps, () => {
         const outcomes = batch.map(({ outcome }) =>
           recordAttempt(db, sqlite, clock, {
             ...outcome,
@@ -382,9 +382,9 @@ export class DeliveryWorker {
       // stop() began while the job ran: hand the new claims straight back.
       const ids = recorded.next.map((claimed) => claimed.id);
       this.#unreserve(recorded.next);
-      await writes
-        .run(() => releaseLeases(sqlite, this.owner, Math.trunc(clock.now()), ids))
-        .catch(() => {}); // else their leases expire
+      await commitSystemChange(this.#deps, () =>
+        releaseLeases(sqlite, this.owner, Math.trunc(clock.now()), ids),
+      ).catch(() => {}); // else their leases expire
     } else {
       for (const claimed of recorded.next) void this.#dispatch(claimed);
     }

@@ -12,6 +12,7 @@ import type { Instance } from '../../instance.ts';
 import { maybeIntegrityOf } from '../../keyring/integrity.ts';
 import { fileSink, syslogSink, type ShipEntry, type Sink } from './sinks.ts';
 import { backlogAfter, entriesAfter, readCursor, saveCursor, type Cursor } from './store.ts';
+import { commitSystemChange } from '../../changes/index.ts';
 
 /** Entries read and sent per batch: bounds memory and the size of one write. */
 const BATCH = 500;
@@ -50,7 +51,7 @@ type SinkState = {
   running: Promise<void> | null;
 };
 
-type ShipInstance = Pick<Instance, 'config' | 'sqlite' | 'clock' | 'logger' | 'writes'>;
+type ShipInstance = Pick<Instance, 'config' | 'sqlite' | 'db' | 'clock' | 'logger' | 'writes'>;
 
 /** The sinks `[audit.ship]` asks for (none when shipping is off). */
 export function sinksFromConfig(ship: Config['audit']['ship']): Sink[] {
@@ -189,7 +190,7 @@ export class AuditShipper {
       const last = rows.at(-1)!;
       const cursor = { seq: last.seq, hash: last.hash };
       try {
-        await this.instance.writes.run(() =>
+        await commitSystemChange(this.instance, () =>
           saveCursor(this.instance.sqlite, state.sink.name, cursor, this.instance.clock.now()),
         );
       } catch (error) {

@@ -8,16 +8,16 @@ import { count, desc, eq, type SQL } from 'drizzle-orm';
 import { SQLiteSyncDialect } from 'drizzle-orm/sqlite-core';
 import type { KeyGrant } from '../../access/principal.ts';
 import { visibleVaultFilter } from '../../access/visibility.ts';
-import type { Db } from '../../db/client.ts';
+import { connectionOf, type Db } from '../../db/client.ts';
 import type { PageRequest } from '../../http/pagination.ts';
-import { vaults } from '../../vaults/tables.ts';
+import { vaults } from '../../db/schema/vaults.ts';
 import {
   resourceVersions,
   versionRowId,
   type ResourceRow,
   type ResourceType,
   type ResourceVersionRow,
-} from '../tables.ts';
+} from '../../db/schema/resources.ts';
 import { perConnection } from '../../db/per-connection.ts';
 import { RESOURCE_COLUMNS, recordCacheOf, rowFromRaw, type RawResource } from './records.ts';
 
@@ -42,10 +42,7 @@ const MAX_BOOKMARKS = 256;
 
 const memosOf = perConnection((): Map<string, QueryMemo> => new Map());
 
-/** The bun:sqlite connection under a drizzle handle (`drizzle({ client })` always sets it). */
-export function connectionOf(db: Db): Database {
-  return (db as unknown as { $client: Database }).$client;
-}
+export { connectionOf };
 
 /**
  * Forgets every remembered list total and bookmark, and every cached record, of this

@@ -1,7 +1,7 @@
 /** Purging soft-deleted resources for good, with their versions (values included). */
 import { and, eq, isNotNull, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
-import { resources, resourceVersions } from '../tables.ts';
+import { resources, resourceVersions } from '../../db/schema/resources.ts';
 import { resourcesChanged } from './lists.ts';
 
 /**

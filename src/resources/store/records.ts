@@ -8,7 +8,12 @@ import type { Database, Statement } from 'bun:sqlite';
 import { getTableColumns } from 'drizzle-orm';
 import { NotFoundError } from '../../errors.ts';
 import type { InstanceKeyring } from '../../keyring/live-keyring.ts';
-import { resources, resourceValueColumn, versionRowId, type ResourceRow } from '../tables.ts';
+import {
+  resources,
+  resourceValueColumn,
+  versionRowId,
+  type ResourceRow,
+} from '../../db/schema/resources.ts';
 import { newTypeId } from '../../ids.ts';
 import { RecordCache } from '../record-cache.ts';
 import { perConnection } from '../../db/per-connection.ts';

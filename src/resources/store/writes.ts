@@ -9,7 +9,12 @@ import type { Db } from '../../db/client.ts';
 import { ConflictError, NotFoundError } from '../../errors.ts';
 import type { InstanceKeyring } from '../../keyring/live-keyring.ts';
 import type { MetadataChanges, PreparedResource } from '../input.ts';
-import { resources, versionRowId, type ResourceRow, type ResourceType } from '../tables.ts';
+import {
+  resources,
+  versionRowId,
+  type ResourceRow,
+  type ResourceType,
+} from '../../db/schema/resources.ts';
 import { connectionOf, resourcesChanged } from './lists.ts';
 import {
   findResource,

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { blob, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import { DecryptionError } from '../crypto/errors.ts';
-import { Keyring, generateDataKey } from '../crypto/keyring.ts';
+import { DecryptionError } from '../../crypto/errors.ts';
+import { Keyring, generateDataKey } from '../../crypto/keyring.ts';
 import { encryptedColumns, registerEncryptedColumn } from './encrypted-columns.ts';
 
 const things = sqliteTable('registry_test_things', {
@@ -126,8 +126,7 @@ describe('owned columns', () => {
     }
   });
 
-  test('every registered column of the product is walked with its owner', async () => {
-    await import('./known-columns.ts');
+  test('every registered column of the product is walked with its owner', () => {
     const byName = new Map(encryptedColumns().map((c) => [`${c.tableName}.${c.columnName}`, c]));
     for (const name of [
       'resource_versions.value',

@@ -1,6 +1,6 @@
 /** Table definition of the instance row (health probe, creation). */
 import { sqliteTable, integer, text } from 'drizzle-orm/sqlite-core';
-import { epochMs } from './columns.ts';
+import { epochMs } from '../columns.ts';
 
 /**
  * One row (id = 1) describing this instance. `health_probe_at` is what the health check

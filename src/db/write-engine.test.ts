@@ -1,9 +1,20 @@
+import type { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { ServiceUnavailableError } from '../errors.ts';
 import { tempDir } from '../../test/harness.ts';
 import { openDatabase } from './client.ts';
-import { WriteQueue } from './write-queue.ts';
+import { createLogger } from '../log/logger.ts';
+import { WriteEngine, type WriteEngineOptions } from './write-engine.ts';
+
+/** The change lane of an engine on `sqlite` (records settle at COMMIT: no WAL path). */
+function changeLane(sqlite: Database, options: Partial<WriteEngineOptions> = {}): WriteEngine {
+  return new WriteEngine(sqlite, {
+    logger: createLogger({ level: 'silent', format: 'json' }),
+    walPath: null,
+    ...options,
+  });
+}
 
 function setup(dir: string) {
   const sqlite = openDatabase(join(dir, 'q.db'), { synchronous: 'full', busyTimeoutMs: 1000 });
@@ -13,11 +24,11 @@ function setup(dir: string) {
   return { sqlite, insert, count };
 }
 
-describe('WriteQueue (group commit)', () => {
+describe('WriteEngine change lane (group commit)', () => {
   test('concurrent jobs share one transaction and settle only after it commits', async () => {
     using dir = tempDir();
     const { sqlite, insert, count } = setup(dir.path);
-    const queue = new WriteQueue(sqlite);
+    const queue = changeLane(sqlite);
     // total_changes() does not reset per transaction; the WAL frame count does grow per commit,
     // so count commits through the data_version a second connection observes.
     const observer = openDatabase(join(dir.path, 'q.db'), {
@@ -41,7 +52,7 @@ describe('WriteQueue (group commit)', () => {
   test('a failing job is rolled back alone; the rest of its batch commits', async () => {
     using dir = tempDir();
     const { sqlite, insert, count } = setup(dir.path);
-    const queue = new WriteQueue(sqlite);
+    const queue = changeLane(sqlite);
     const outcomes = await Promise.allSettled([
       queue.run(() => insert.run('a')),
       queue.run(() => {
@@ -62,7 +73,7 @@ describe('WriteQueue (group commit)', () => {
     using dir = tempDir();
     const { sqlite, insert, count } = setup(dir.path);
     const failures: unknown[] = [];
-    const queue = new WriteQueue(sqlite, { onCommitFailure: (e) => failures.push(e) });
+    const queue = changeLane(sqlite, { onCommitFailure: (e) => failures.push(e) });
     sqlite.run('PRAGMA query_only = ON');
     const outcomes = await Promise.allSettled([
       queue.run(() => insert.run('x')),
@@ -83,7 +94,7 @@ describe('WriteQueue (group commit)', () => {
   test('while another connection holds the write lock, jobs wait off the event loop', async () => {
     using dir = tempDir();
     const { sqlite, insert, count } = setup(dir.path);
-    const queue = new WriteQueue(sqlite);
+    const queue = changeLane(sqlite);
     const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
     other.run('BEGIN IMMEDIATE');
     let ticks = 0;
@@ -112,7 +123,7 @@ describe('WriteQueue (group commit)', () => {
     });
     sqlite.run('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
     const failures: unknown[] = [];
-    const queue = new WriteQueue(sqlite, { onCommitFailure: (e) => failures.push(e) });
+    const queue = changeLane(sqlite, { onCommitFailure: (e) => failures.push(e) });
     const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
     other.run('BEGIN IMMEDIATE');
     const started = performance.now();
@@ -136,7 +147,7 @@ describe('WriteQueue (group commit)', () => {
       synchronous: 'full',
       busyTimeoutMs: 100,
     });
-    const queue = new WriteQueue(sqlite, { maxBatch: 2 });
+    const queue = changeLane(sqlite, { maxBatch: 2 });
     const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
     other.run('BEGIN IMMEDIATE');
     const started = performance.now();
@@ -163,7 +174,7 @@ describe('WriteQueue (group commit)', () => {
   test('close during a wait for the lock commits the queued jobs once it is free', async () => {
     using dir = tempDir();
     const { sqlite, insert, count } = setup(dir.path);
-    const queue = new WriteQueue(sqlite);
+    const queue = changeLane(sqlite);
     const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
     other.run('BEGIN IMMEDIATE');
     const job = queue.run(() => insert.run('queued').changes);
@@ -183,12 +194,51 @@ describe('WriteQueue (group commit)', () => {
   test('close flushes queued jobs and refuses new ones', async () => {
     using dir = tempDir();
     const { sqlite, insert, count } = setup(dir.path);
-    const queue = new WriteQueue(sqlite);
+    const queue = changeLane(sqlite);
     const pending = queue.run(() => insert.run('last'));
     await queue.close();
     await pending;
     expect(count()).toBe(1);
     await expect(queue.run(() => 1)).rejects.toBeInstanceOf(ServiceUnavailableError);
+    sqlite.close();
+  });
+});
+
+describe('WriteEngine: both lanes', () => {
+  test('changes and records wait for a busy lock together and both commit once it is free', async () => {
+    using dir = tempDir();
+    const { sqlite, insert, count } = setup(dir.path);
+    const engine = changeLane(sqlite);
+    const other = openDatabase(join(dir.path, 'q.db'), { synchronous: 'full', busyTimeoutMs: 0 });
+    other.run('BEGIN IMMEDIATE');
+    const settled: string[] = [];
+    const change = engine.run(() => insert.run('change')).then(() => settled.push('change'));
+    const record = engine
+      .append(() => void insert.run('record'))
+      .then(() => settled.push('record'));
+    await Bun.sleep(100);
+    expect(settled).toEqual([]);
+    other.run('COMMIT');
+    await Promise.all([change, record]);
+    // Changes go first: a request's change never waits behind the audit entries of reads.
+    expect(settled).toEqual(['change', 'record']);
+    expect(count()).toBe(2);
+    other.close();
+    await engine.close();
+    sqlite.close();
+  });
+
+  test('close waits for queued records as well as changes, then refuses both', async () => {
+    using dir = tempDir();
+    const { sqlite, insert, count } = setup(dir.path);
+    const engine = changeLane(sqlite);
+    const record = engine.append(() => void insert.run('record'));
+    const change = engine.run(() => insert.run('change'));
+    await engine.close();
+    await Promise.all([record, change]);
+    expect(count()).toBe(2);
+    await expect(engine.append(() => {})).rejects.toBeInstanceOf(ServiceUnavailableError);
+    await expect(engine.run(() => 1)).rejects.toBeInstanceOf(ServiceUnavailableError);
     sqlite.close();
   });
 });

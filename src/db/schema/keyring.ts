@@ -1,7 +1,7 @@
 /** Keyring tables: state, wrapped data keys, integrity key, rotations, re-encryption progress. */
 import { sql } from 'drizzle-orm';
 import { blob, check, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
+import { epochMs } from '../columns.ts';
 
 /**
  * The keyring's one row (id = 1). `master_key_fingerprint` identifies the master key that wraps

@@ -1,6 +1,6 @@
 /** Table definition of projects. */
 import { index, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
+import { epochMs } from '../columns.ts';
 
 /**
  * Projects (docs/api.md §3): the top of the hierarchy project → vault → resource. Names are unique

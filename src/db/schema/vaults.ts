@@ -1,7 +1,7 @@
 /** Table definition of vaults. */
 import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
-import { projects } from '../projects/tables.ts';
+import { epochMs } from '../columns.ts';
+import { projects } from './projects.ts';
 
 /**
  * Vaults (docs/api.md §3): named containers of resources inside a project, unique by name within it.

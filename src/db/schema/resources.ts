@@ -9,10 +9,10 @@ import {
   text,
   uniqueIndex,
 } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
-import { registerEncryptedColumn } from '../keyring/encrypted-columns.ts';
-import { projects } from '../projects/tables.ts';
-import { vaults } from '../vaults/tables.ts';
+import { epochMs } from '../columns.ts';
+import { encryptedColumn } from './encrypted.ts';
+import { projects } from './projects.ts';
+import { vaults } from './vaults.ts';
 
 /** The three kinds of resource a vault holds (docs/api.md §4). */
 export const RESOURCE_TYPES = ['secret', 'key', 'certificate'] as const;
@@ -123,7 +123,7 @@ export const resourceVersions = sqliteTable(
  * private keys). AAD binds `<resource id>:<version>`, the version, and the resource with its
  * vault and project: a resource row moved to another vault or project does not open there.
  */
-export const resourceValueColumn = registerEncryptedColumn({
+export const resourceValueColumn = encryptedColumn({
   table: resourceVersions,
   idColumn: resourceVersions.id,
   column: resourceVersions.value,

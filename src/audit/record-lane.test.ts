@@ -7,11 +7,20 @@ import { validateConfig } from '../config/load.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
-import { localAuditEntry } from './record.ts';
+import { walPathOf, WriteEngine, type SyncWal } from '../db/write-engine.ts';
+import {
+  appendAuditEntry,
+  appendAuditEntryDurably,
+  localAuditEntry,
+  type AuditEntryInput,
+} from './record.ts';
 import { verifyChain } from './verify.ts';
-import { AuditWriter } from './writer.ts';
 
-describe('AuditWriter', () => {
+/**
+ * The write engine's record lane (src/db/write-engine.ts) with the entries it exists for: the
+ * audit entries of requests that change nothing.
+ */
+describe('audit entries through the record lane', () => {
   let dir: string;
   let instance: Instance;
 
@@ -38,11 +47,24 @@ describe('AuditWriter', () => {
       );
     return { calls, sync };
   };
+  /** A second engine on the instance's connection, with `syncWal` injected. */
+  const recordLane = (syncWal: SyncWal) => {
+    const { path, synchronous } = instance.config.storage;
+    const engine = new WriteEngine(instance.sqlite, {
+      logger: instance.logger,
+      walPath: walPathOf(path, synchronous),
+      syncWal,
+    });
+    return {
+      append: (entry: AuditEntryInput, options?: { waitForLock?: boolean }) =>
+        engine.append(() => void appendAuditEntry(instance.db, instance.clock, entry), options),
+    };
+  };
 
   test('under FULL an entry resolves only after the WAL fsync that follows its commit', async () => {
     open('full');
     const gate = gatedSync();
-    const writer = new AuditWriter(instance, gate.sync);
+    const writer = recordLane(gate.sync);
     let settled = 0;
     const first = Array.from({ length: 100 }, (_, i) =>
       writer.append(localAuditEntry(`a.${i}`, null)).then(() => void settled++),
@@ -88,9 +110,11 @@ describe('AuditWriter', () => {
         }
       }).length;
     const sqliteOwn = walDescriptors();
-    const writer = new AuditWriter(instance);
-    await Promise.all([1, 2, 3].map((i) => writer.append(localAuditEntry(`x.${i}`, null))));
-    await writer.append(localAuditEntry('y', null));
+    // The instance's own engine, with its real syncer.
+    await Promise.all(
+      [1, 2, 3].map((i) => appendAuditEntryDurably(instance, localAuditEntry(`x.${i}`, null))),
+    );
+    await appendAuditEntryDurably(instance, localAuditEntry('y', null));
     expect(count()).toBe(4);
     expect(walDescriptors()).toBe(sqliteOwn + 1);
     await instance.close();
@@ -100,7 +124,7 @@ describe('AuditWriter', () => {
   test('under NORMAL there is no fsync: entries resolve after COMMIT', async () => {
     open('normal');
     const gate = gatedSync();
-    const writer = new AuditWriter(instance, gate.sync);
+    const writer = recordLane(gate.sync);
     await writer.append(localAuditEntry('a', null));
     expect(gate.calls).toHaveLength(0);
     expect(instance.sqlite.query('PRAGMA synchronous').get()).toEqual({ synchronous: 1 });
@@ -109,7 +133,7 @@ describe('AuditWriter', () => {
   test('a failed fsync fails its requests and every later one (503) until restart', async () => {
     open('full');
     const gate = gatedSync();
-    const writer = new AuditWriter(instance, gate.sync);
+    const writer = recordLane(gate.sync);
     const pending = writer.append(localAuditEntry('a', null));
     await Bun.sleep(10);
     gate.calls[0]!.release(new Error('EIO'));
@@ -121,7 +145,7 @@ describe('AuditWriter', () => {
 
   test('while another process holds the write lock, entries wait off the event loop', async () => {
     open('full');
-    const writer = new AuditWriter(instance, async () => {});
+    const writer = recordLane(async () => {});
     const other = new Database(instance.config.storage.path);
     other.run('BEGIN IMMEDIATE');
     let ticks = 0;
@@ -148,7 +172,7 @@ describe('AuditWriter', () => {
       encryption: { master_key_file: join(dir, 'master.key') },
     });
     instance = createInstance(config, createLogger({ level: 'silent', format: 'json' }));
-    const writer = new AuditWriter(instance, async () => {});
+    const writer = recordLane(async () => {});
     const other = new Database(config.storage.path);
     other.run('BEGIN IMMEDIATE');
     const started = performance.now();
@@ -177,7 +201,7 @@ describe('AuditWriter', () => {
 
   test('a failed commit fails that batch only; the connection is left usable', async () => {
     open('full');
-    const writer = new AuditWriter(instance, async () => {});
+    const writer = recordLane(async () => {});
     instance.sqlite.run('PRAGMA query_only = ON');
     await expect(writer.append(localAuditEntry('a', null))).rejects.toBeInstanceOf(
       ServiceUnavailableError,

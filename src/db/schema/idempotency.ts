@@ -1,7 +1,7 @@
 /** Table definition of stored `Idempotency-Key` responses. */
 import { blob, index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
-import { registerEncryptedColumn } from '../keyring/encrypted-columns.ts';
+import { epochMs } from '../columns.ts';
+import { encryptedColumn } from './encrypted.ts';
 
 /**
  * The first successful response to each `Idempotency-Key` (docs/api.md §1), kept for 24 hours.
@@ -28,7 +28,7 @@ export const idempotencyKeys = sqliteTable(
 );
 
 /** The sealed stored responses; AAD binds the row id. */
-export const idempotencyResponseColumn = registerEncryptedColumn({
+export const idempotencyResponseColumn = encryptedColumn({
   table: idempotencyKeys,
   idColumn: idempotencyKeys.id,
   column: idempotencyKeys.responseBody,

@@ -1,6 +1,6 @@
 /** Table of the audit shipping cursors: one row per sink, the last entry it confirmed. */
 import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../../db/columns.ts';
+import { epochMs } from '../columns.ts';
 
 /**
  * How far each audit shipping sink (`[audit.ship]`: `syslog`, `file`) has been confirmed: the

@@ -9,8 +9,8 @@ import {
   text,
   uniqueIndex,
 } from 'drizzle-orm/sqlite-core';
-import type { Permission, Role } from '../access/permissions.ts';
-import { epochMs } from '../db/columns.ts';
+import type { Permission, Role } from '../../access/permissions.ts';
+import { epochMs } from '../columns.ts';
 
 /**
  * API keys. Only the SHA-256 of a token is stored; `lookup_id` (the public part of the token

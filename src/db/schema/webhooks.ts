@@ -1,10 +1,10 @@
 /** Table definitions of webhooks, their sealed secrets, deliveries and attempts. */
 import { sql } from 'drizzle-orm';
 import { blob, check, index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
-import { registerEncryptedColumn } from '../keyring/encrypted-columns.ts';
-import { events } from '../events/tables.ts';
-import { projects } from '../projects/tables.ts';
+import { epochMs } from '../columns.ts';
+import { encryptedColumn } from './encrypted.ts';
+import { events } from './events.ts';
+import { projects } from './projects.ts';
 
 /**
  * Webhook subscriptions. `events` is a JSON array of exact event types or `["*"]`; a non-null
@@ -62,7 +62,7 @@ export const webhookSecrets = sqliteTable(
  * The sealed receiver URLs; AAD binds the webhook id and its project (none: empty), so a
  * webhook moved to another project, or to every project, with raw SQL delivers nothing.
  */
-export const webhookUrlColumn = registerEncryptedColumn({
+export const webhookUrlColumn = encryptedColumn({
   table: webhooks,
   idColumn: webhooks.id,
   column: webhooks.url,
@@ -70,7 +70,7 @@ export const webhookUrlColumn = registerEncryptedColumn({
 });
 
 /** The sealed `whsec_…` signing secrets; AAD binds the row id, its webhook and that project. */
-export const webhookSecretColumn = registerEncryptedColumn({
+export const webhookSecretColumn = encryptedColumn({
   table: webhookSecrets,
   idColumn: webhookSecrets.id,
   column: webhookSecrets.secret,

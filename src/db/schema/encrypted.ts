@@ -1,8 +1,9 @@
 /**
- * The registry of encrypted columns. Every feature that stores a sealed value registers the
- * column once (at module load, next to its table definition) and builds each value's
- * {@link ValueLocation} with {@link EncryptedColumn.at}, so the value is bound to exactly the
- * place that `master-key rotate --reencrypt` and `master-key status` walk.
+ * How an encrypted column is declared: next to its table in `src/db/schema/<area>.ts`, with
+ * {@link encryptedColumn}, which also builds each value's {@link ValueLocation}
+ * ({@link EncryptedColumn.at}), so a value is bound to exactly the place that
+ * `master-key rotate --reencrypt` and `master-key status` walk (encrypted-columns.ts collects
+ * every declared column from the schema: there is no list to keep by hand).
  *
  * Contract for a registered column:
  * - `idColumn` is the row's stable, unique key (text or integer); the AAD binds `String(id)`.
@@ -13,12 +14,10 @@
  *   or on a parent row reached through `parent`, whose key is then bound too). A row moved to
  *   another vault, project or parent no longer opens. A feature that legitimately moves a row
  *   must re-seal its values.
- * Register in a module that `src/keyring/known-columns.ts` imports, so that the `master-key`
- * commands see the column too.
  */
 import { getTableName } from 'drizzle-orm';
 import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core';
-import type { ValueLocation, ValueOwner } from '../crypto/envelope.ts';
+import type { ValueLocation, ValueOwner } from '../../crypto/envelope.ts';
 
 /** What a feature declares about one encrypted column (drizzle objects of its own table). */
 export type EncryptedColumnSpec = {
@@ -57,14 +56,33 @@ export type EncryptedColumn = {
   at(rowId: string | number | bigint, version?: number, owner?: ValueOwner): ValueLocation;
 };
 
-const registry = new Map<string, EncryptedColumn>();
+/** Marks the handles {@link encryptedColumn} makes, so the schema can be searched for them. */
+const ENCRYPTED = Symbol('secryn.encryptedColumn');
+
+/** Whether `value` (any export of a schema module) is an {@link encryptedColumn} handle. */
+export function isEncryptedColumn(value: unknown): value is EncryptedColumn {
+  return typeof value === 'object' && value !== null && ENCRYPTED in value;
+}
+
+/** The registry key of a column: `table.column`. */
+export function columnKey(column: EncryptedColumn): string {
+  return `${column.tableName}.${column.columnName}`;
+}
+
+/** Two handles of one column that would bind its values differently (unreadable values). */
+export function sameLayout(a: EncryptedColumn, b: EncryptedColumn): boolean {
+  return (
+    a.idColumnName === b.idColumnName &&
+    a.versionColumnName === b.versionColumnName &&
+    JSON.stringify(a.owner) === JSON.stringify(b.owner)
+  );
+}
 
 /**
- * Registers an encrypted column and returns its handle. Registering the same column again with
- * the same id/version columns returns the existing handle; with different ones it throws, since
- * two AAD layouts for one column would make values unreadable.
+ * Declares an encrypted column (export the handle from the table's schema module: that export
+ * is what registers it) and checks that every named column belongs to the right table.
  */
-export function registerEncryptedColumn(spec: EncryptedColumnSpec): EncryptedColumn {
+export function encryptedColumn(spec: EncryptedColumnSpec): EncryptedColumn {
   const tableName = getTableName(spec.table);
   const tableOf = (column: SQLiteColumn) => getTableName(column.table);
   for (const column of [
@@ -100,27 +118,8 @@ export function registerEncryptedColumn(spec: EncryptedColumnSpec): EncryptedCol
       return where;
     },
   };
-  const key = `${tableName}.${entry.columnName}`;
-  const existing = registry.get(key);
-  if (existing) {
-    if (
-      existing.idColumnName !== entry.idColumnName ||
-      existing.versionColumnName !== entry.versionColumnName ||
-      JSON.stringify(existing.owner) !== JSON.stringify(entry.owner)
-    ) {
-      throw new TypeError(`encrypted column ${key} is already registered differently`);
-    }
-    return existing;
-  }
-  registry.set(key, entry);
+  Object.defineProperty(entry, ENCRYPTED, { value: true });
   return entry;
-}
-
-/** Every registered column, in a stable order (table, then column). */
-export function encryptedColumns(): EncryptedColumn[] {
-  return [...registry.values()].sort(
-    (a, b) => a.tableName.localeCompare(b.tableName) || a.columnName.localeCompare(b.columnName),
-  );
 }
 
 function ownerColumns(

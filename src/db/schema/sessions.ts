@@ -1,6 +1,6 @@
 /** The `console_sessions` table: browser sign-ins to the web console, each bound to one API key. */
 import { blob, index, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
+import { epochMs } from '../columns.ts';
 
 /**
  * One row per console session. Only the SHA-256 of the session token (the cookie value) is

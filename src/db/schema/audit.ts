@@ -1,6 +1,6 @@
 /** Table definitions of the audit log and its retention checkpoint. */
 import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-import { epochMs } from '../db/columns.ts';
+import { epochMs } from '../columns.ts';
 
 /**
  * The audit log: one row per audited request or CLI action, append-only, forming a hash chain
