@@ -1,6 +1,9 @@
-/** Projects and their vaults: create, rename, delete when empty (each only if the key may). */
+/**
+ * Projects and their vaults: create, rename, restrict, delete when empty (each only if the key
+ * may); a refused delete shows the server's reason.
+ */
 import { useState } from 'preact/hooks';
-import { api, type List, type Me } from '../api.ts';
+import { api, ApiError, type List, type Me } from '../api.ts';
 import { Field, formValue, Status, useAction, useLoad } from '../ui.tsx';
 
 type Project = { id: string; name: string; description: string | null };
@@ -49,6 +52,7 @@ export function ProjectsPage({ me }: { me: Me }) {
       <Status error={action.error} ok={action.ok} />
       {data?.projects.map((project) => (
         <ProjectBlock
+          key={project.id}
           me={me}
           project={project}
           vaults={data.vaults.filter((v) => v.project_id === project.id)}
@@ -79,7 +83,9 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
   const remove = () =>
     action.run(async () => {
       if (!confirm(`Delete project ${project.name}?`)) return;
-      await api('DELETE', `/v1/projects/${project.id}`);
+      await refusedAs(`Project ${project.name} was not deleted`, () =>
+        api('DELETE', `/v1/projects/${project.id}`),
+      );
       changed();
     });
   const createVault = (event: Event) => {
@@ -104,13 +110,7 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
           </button>
         )}
         {may('projects:write') && (
-          <button
-            type="button"
-            class="danger"
-            onClick={remove}
-            disabled={vaults.length > 0}
-            title={vaults.length > 0 ? 'Delete its vaults first' : undefined}
-          >
+          <button type="button" class="danger" onClick={remove}>
             Delete project
           </button>
         )}
@@ -147,7 +147,7 @@ function VaultList({ me, vaults, changed }: { me: Me; vaults: Vault[]; changed: 
   return (
     <ul class="vaults">
       {vaults.map((vault) => (
-        <VaultRow me={me} vault={vault} changed={changed} />
+        <VaultRow key={vault.id} me={me} vault={vault} changed={changed} />
       ))}
     </ul>
   );
@@ -169,8 +169,19 @@ function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () =>
   const remove = () =>
     action.run(async () => {
       if (!confirm(`Delete vault ${vault.name}? Only an empty vault can be deleted.`)) return;
-      await api('DELETE', `/v1/vaults/${vault.id}`);
+      await refusedAs(`Vault ${vault.name} was not deleted`, () =>
+        api('DELETE', `/v1/vaults/${vault.id}`),
+      );
       changed();
+    });
+  // Restricted: reachable only by admins, managers of its project and keys granted it by id.
+  const restrict = () =>
+    action.run(async () => {
+      await api('PUT', `/v1/vaults/${vault.id}`, { body: { restricted: !vault.restricted } });
+      changed();
+      return vault.restricted
+        ? `${vault.name} is no longer restricted.`
+        : `${vault.name} is now restricted.`;
     });
   return (
     <li>
@@ -200,6 +211,14 @@ function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () =>
           </button>
           <button
             type="button"
+            class="small"
+            onClick={restrict}
+            aria-label={`${vault.restricted ? 'Unrestrict' : 'Restrict'} vault ${vault.name}`}
+          >
+            {vault.restricted ? 'Unrestrict' : 'Restrict'}
+          </button>
+          <button
+            type="button"
             class="small danger"
             onClick={remove}
             aria-label={`Delete vault ${vault.name}`}
@@ -208,7 +227,18 @@ function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () =>
           </button>
         </>
       )}
-      <Status error={action.error} />
+      <Status error={action.error} ok={action.ok} />
     </li>
   );
+}
+
+/** Runs a delete; a 409 (not empty) becomes "<what>: <the server's reason>". */
+async function refusedAs(what: string, call: () => Promise<unknown>): Promise<void> {
+  try {
+    await call();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 409)
+      throw new Error(`${what}: ${error.message}`);
+    throw error;
+  }
 }
