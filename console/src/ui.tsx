@@ -1,6 +1,6 @@
 /** Small shared pieces of the console: hash routing, data loading with refresh on focus, forms. */
 import type { ComponentChildren } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { errorText } from './api.ts';
 
 /** The `#/a/b/c` route as its parts. Hash routing: the server only ever serves `/`. */
@@ -47,28 +47,41 @@ export function startLiveUpdates(): () => void {
 export function useLoad<T>(
   load: () => Promise<T>,
   deps: unknown[] = [],
-): { data: T | undefined; error: string | undefined; reload: () => void } {
+): { data: T | undefined; error: string | undefined; reload: () => Promise<void> } {
   const [state, setState] = useState<{ data?: T; error?: string }>({});
   const [tick, setTick] = useState(0);
-  const reload = useCallback(() => setTick((n) => n + 1), []);
+  // Callers of reload wait for the new data, so a success message shows with what it changed.
+  const waiting = useRef<(() => void)[]>([]);
+  const reload = useCallback(
+    () =>
+      new Promise<void>((resolve) => {
+        waiting.current.push(resolve);
+        setTick((n) => n + 1);
+      }),
+    [],
+  );
   useEffect(() => {
     // Refresh whenever the user comes back (all the live updating a key without events:read gets).
-    const onFocus = () => reload();
-    const onVisible = () => document.visibilityState === 'visible' && reload();
+    const onFocus = () => void reload();
+    const onVisible = () => document.visibilityState === 'visible' && void reload();
     addEventListener('focus', onFocus);
     document.addEventListener('visibilitychange', onVisible);
-    liveListeners.add(reload);
+    const onLive = () => void reload();
+    liveListeners.add(onLive);
     return () => {
-      liveListeners.delete(reload);
+      liveListeners.delete(onLive);
       removeEventListener('focus', onFocus);
       document.removeEventListener('visibilitychange', onVisible);
     };
   }, []);
   useEffect(() => {
     let live = true;
+    const settled = () => {
+      if (live) for (const resolve of waiting.current.splice(0)) resolve();
+    };
     load().then(
-      (data) => live && setState({ data }),
-      (error: unknown) => live && setState({ error: errorText(error) }),
+      (data) => live && (setState({ data }), settled()),
+      (error: unknown) => live && (setState({ error: errorText(error) }), settled()),
     );
     return () => {
       live = false;

@@ -82,14 +82,14 @@ export function ApiKeysPage({ me }: { me: Me }) {
         throw caught;
       }
       form.reset();
-      reload();
+      await reload();
     });
   };
   const revoke = (key: ApiKey) =>
     action.run(async () => {
       if (!confirm(`Revoke API key ${key.name}? Anything using it stops working at once.`)) return;
       await api('DELETE', `/v1/api-keys/${key.id}`);
-      reload();
+      await reload();
       return `Key ${key.name} revoked.`;
     });
   const names = new Map(

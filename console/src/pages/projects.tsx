@@ -28,7 +28,7 @@ export function ProjectsPage({ me }: { me: Me }) {
     void action.run(async () => {
       await api('POST', '/v1/projects', { body: { name } });
       form.reset();
-      reload();
+      await reload();
       return `Project ${name} created.`;
     });
   };
@@ -65,7 +65,12 @@ export function ProjectsPage({ me }: { me: Me }) {
   );
 }
 
-function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; changed: () => void }) {
+function ProjectBlock(props: {
+  me: Me;
+  project: Project;
+  vaults: Vault[];
+  changed: () => Promise<void>;
+}) {
   const { me, project, vaults, changed } = props;
   const may = (p: string) => me.permissions.includes(p);
   const action = useAction();
@@ -76,7 +81,7 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
     void action.run(async () => {
       await api('PUT', `/v1/projects/${project.id}`, { body: { name } });
       setRenaming(false);
-      changed();
+      await changed();
       return 'Renamed.';
     });
   };
@@ -86,7 +91,7 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
       await refusedAs(`Project ${project.name} was not deleted`, () =>
         api('DELETE', `/v1/projects/${project.id}`),
       );
-      changed();
+      await changed();
     });
   const createVault = (event: Event) => {
     event.preventDefault();
@@ -95,7 +100,7 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
     void action.run(async () => {
       await api('POST', '/v1/vaults', { body: { name, project_id: project.id } });
       form.reset();
-      changed();
+      await changed();
       return `Vault ${name} created.`;
     });
   };
@@ -142,7 +147,15 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
   );
 }
 
-function VaultList({ me, vaults, changed }: { me: Me; vaults: Vault[]; changed: () => void }) {
+function VaultList({
+  me,
+  vaults,
+  changed,
+}: {
+  me: Me;
+  vaults: Vault[];
+  changed: () => Promise<void>;
+}) {
   if (vaults.length === 0) return <p class="muted">No vaults.</p>;
   return (
     <ul class="vaults">
@@ -153,7 +166,7 @@ function VaultList({ me, vaults, changed }: { me: Me; vaults: Vault[]; changed: 
   );
 }
 
-function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () => void }) {
+function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () => Promise<void> }) {
   const may = me.permissions.includes('vaults:write');
   const action = useAction();
   const [renaming, setRenaming] = useState(false);
@@ -163,7 +176,7 @@ function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () =>
     void action.run(async () => {
       await api('PUT', `/v1/vaults/${vault.id}`, { body: { name } });
       setRenaming(false);
-      changed();
+      await changed();
     });
   };
   const remove = () =>
@@ -172,13 +185,13 @@ function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () =>
       await refusedAs(`Vault ${vault.name} was not deleted`, () =>
         api('DELETE', `/v1/vaults/${vault.id}`),
       );
-      changed();
+      await changed();
     });
   // Restricted: reachable only by admins, managers of its project and keys granted it by id.
   const restrict = () =>
     action.run(async () => {
       await api('PUT', `/v1/vaults/${vault.id}`, { body: { restricted: !vault.restricted } });
-      changed();
+      await changed();
       return vault.restricted
         ? `${vault.name} is no longer restricted.`
         : `${vault.name} is now restricted.`;

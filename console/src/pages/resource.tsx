@@ -130,7 +130,7 @@ function Metadata({ resource }: { resource: Resource }) {
 }
 
 /** Tags, enabled, activation/expiry and (secrets) content type: a metadata-only update. */
-function EditMetadata({ resource, saved }: { resource: Resource; saved: () => void }) {
+function EditMetadata({ resource, saved }: { resource: Resource; saved: () => Promise<void> }) {
   const [open, setOpen] = useState(false);
   const action = useAction();
   const submit = (event: Event) => {
@@ -151,7 +151,7 @@ function EditMetadata({ resource, saved }: { resource: Resource; saved: () => vo
     void action.run(async () => {
       await api('PUT', `/v1/resources/${resource.id}`, { body });
       setOpen(false);
-      saved();
+      await saved();
       return 'Details saved.';
     });
   };
@@ -211,7 +211,7 @@ function SecretValue(props: {
   me: Me;
   resource: Resource;
   versions: Version[];
-  changed: () => void;
+  changed: () => Promise<void>;
   canWrite: boolean;
 }) {
   const { resource, versions, changed, canWrite } = props;
@@ -237,20 +237,20 @@ function SecretValue(props: {
             `Someone else saved a new version after version ${editingFrom}, which your edit was based on. ` +
               'Your text is still in the box: review the latest version below, then start the edit again.',
           );
-          changed();
+          await changed();
           return;
         }
         throw caught;
       }
       setEditingFrom(undefined);
-      changed();
+      await changed();
       return 'Saved as a new version.';
     });
   };
   const restore = (version: number) =>
     action.run(async () => {
       await api('POST', `/v1/resources/${resource.id}/versions/${version}/restore`);
-      changed();
+      await changed();
       return `Version ${version} restored as a new version.`;
     });
   return (

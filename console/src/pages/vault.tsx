@@ -119,7 +119,7 @@ export function VaultPage({ me, vaultId }: { me: Me; vaultId: string }) {
 }
 
 /** The forms that add a secret, generate or upload a key, or upload a certificate. */
-function AddResource({ vaultId, added }: { vaultId: string; added: () => void }) {
+function AddResource({ vaultId, added }: { vaultId: string; added: () => Promise<void> }) {
   const [kind, setKind] = useState<Kind>('secret');
   const action = useAction();
   const text = (form: HTMLFormElement, name: string) =>
@@ -159,7 +159,7 @@ function AddResource({ vaultId, added }: { vaultId: string; added: () => void })
     void action.run(async () => {
       await api('POST', '/v1/resources', { body });
       form.reset();
-      added();
+      await added();
       return `${name} added.`;
     });
   };
@@ -275,9 +275,8 @@ function ResourceRow({ resource, canReveal }: { resource: Resource; canReveal: b
               class="button small"
               href={`/v1/vaults/${resource.vault_id}/${kind}/${resource.id}/download`}
               download={`${resource.name}.pem`}
-              aria-label={`Download ${resource.name}`}
             >
-              Download PEM
+              Download <span class="visually-hidden">{resource.name} </span>PEM
             </a>
           )
         ) : (

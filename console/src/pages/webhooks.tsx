@@ -59,18 +59,18 @@ function health(w: Webhook): [string, string | undefined] {
 }
 
 /** Enable/disable and test: the same buttons on the list and on a webhook's page. */
-function WebhookActions({ webhook, changed }: { webhook: Webhook; changed: () => void }) {
+function WebhookActions({ webhook, changed }: { webhook: Webhook; changed: () => Promise<void> }) {
   const action = useAction();
   const toggle = () =>
     action.run(async () => {
       await api('PUT', `/v1/webhooks/${webhook.id}`, { body: { enabled: !webhook.enabled } });
-      changed();
+      await changed();
       return webhook.enabled ? 'Disabled.' : 'Enabled.';
     });
   const test = () =>
     action.run(async () => {
       await api('POST', `/v1/webhooks/${webhook.id}/test`);
-      changed();
+      await changed();
       return 'Test event queued.';
     });
   return (
@@ -87,9 +87,9 @@ function WebhookActions({ webhook, changed }: { webhook: Webhook; changed: () =>
         type="button"
         class="small"
         onClick={test}
-        aria-label={`Send a test event to ${webhook.url}`}
+        aria-label={`Send test event to ${webhook.url}`}
       >
-        Send test
+        Send test event
       </button>
       <Status error={action.error} ok={action.ok} />
     </>
@@ -126,7 +126,7 @@ export function WebhooksPage({ me }: { me: Me }) {
     void action.run(async () => {
       setCreated(await api<Webhook>('POST', '/v1/webhooks', { body }));
       form.reset();
-      reload();
+      await reload();
     });
   };
   return (
@@ -224,7 +224,7 @@ export function WebhookPage({ me, webhookId }: { me: Me; webhookId: string }) {
   const retry = (delivery: Delivery) =>
     action.run(async () => {
       await api('POST', `/v1/webhooks/${webhookId}/deliveries/${delivery.id}/retry`);
-      reload();
+      await reload();
       return 'Delivery queued again.';
     });
   const webhook = data?.webhook;
