@@ -82,6 +82,8 @@ export function ApiKeysPage({ me }: { me: Me }) {
         throw caught;
       }
       form.reset();
+      // reset() would leave the first role (admin) chosen: back to the least one offered.
+      (form.elements.namedItem('role') as HTMLSelectElement).value = 'reader';
       await reload();
     });
   };

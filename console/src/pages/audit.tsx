@@ -137,7 +137,7 @@ function AuditList() {
                 {entry.details?.via === 'console' && <span class="badge">console</span>}
               </td>
               <td>{entry.action}</td>
-              <td>{entry.target.id ?? entry.target.type ?? '—'}</td>
+              <td class="wrap">{entry.target.id ?? entry.target.type ?? '—'}</td>
               <td class={entry.outcome === 'success' ? undefined : 'bad'}>
                 {entry.outcome} {entry.status ?? ''}
               </td>
