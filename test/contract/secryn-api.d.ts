@@ -169,7 +169,7 @@ export interface paths {
         };
         /**
          * Verify the audit chain
-         * @description Walks the keyed hash chain read-only, as `secryn audit verify` does, and names the first entry changed, removed, inserted or reordered. The walk hashes every entry (about a second per million entries), so one result is reused for 60 seconds (`checked_at`). Cutting entries from the end needs an anchor: use the CLI with `--anchor`.
+         * @description Walks the keyed hash chain read-only, as `secryn audit verify` does, and names the first entry changed, removed, inserted or reordered. The walk hashes every entry (about a few seconds per million entries), so one result is reused for 60 seconds (`checked_at`). Cutting entries from the end needs an anchor: use the CLI with `--anchor`.
          */
         get: operations["listAuditLogsVerify"];
         put?: never;
