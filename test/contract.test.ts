@@ -295,6 +295,7 @@ describe('the OpenAPI contract, checked by Prism and openapi-typescript', () => 
     // Audit log, then tear down
     const audit = (await admin.GET('/v1/audit-logs', { params: { query: { limit: '5' } } })).data!;
     await admin.GET('/v1/audit-logs/{id}', { params: { path: { id: audit.data[0]!.id } } });
+    await admin.GET('/v1/audit-logs/verify');
     for (const resource of [secret, key, certificate, expiring]) {
       await admin.DELETE('/v1/resources/{id}', { params: { path: { id: resource.id } } });
     }

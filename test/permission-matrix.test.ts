@@ -99,6 +99,7 @@ const EXPECTED: Record<string, Row> = {
   'DELETE /v1/api-keys/:id': row({ admin: 200, manager: 200, project_limited: 200 }),
   'GET /v1/audit-logs': row({ admin: 200 }),
   'GET /v1/audit-logs/:id': row({ admin: 200 }),
+  'GET /v1/audit-logs/verify': row({ admin: 200 }),
   // Projects: reading is for every role but access keys; only admins create or change them.
   'GET /v1/projects': row({
     admin: 200,
@@ -245,6 +246,7 @@ const REQUESTS: Record<string, (h: Helpers) => Call | Promise<Call>> = {
   'DELETE /v1/api-keys/:id': (h) => ({ path: `/v1/api-keys/${h.freshKey()}` }),
   'GET /v1/audit-logs': () => ({ path: '/v1/audit-logs' }),
   'GET /v1/audit-logs/:id': (h) => ({ path: `/v1/audit-logs/${h.auditEntry()}` }),
+  'GET /v1/audit-logs/verify': () => ({ path: '/v1/audit-logs/verify' }),
   'GET /v1/projects': () => ({ path: '/v1/projects' }),
   'POST /v1/projects': () => ({ path: '/v1/projects', body: { name: unique('project') } }),
   'GET /v1/projects/:id': (h) => ({ path: `/v1/projects/${h.world.projectA}` }),

@@ -20,6 +20,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The request field the server named, if any. */
+    readonly field?: string,
   ) {
     super(message);
   }
@@ -56,13 +58,16 @@ export async function api<T>(
   const body = text ? (JSON.parse(text) as unknown) : undefined;
   if (!response.ok) {
     const error = (
-      body as { error?: { code?: string; message?: string; details?: { reason?: string } } }
+      body as {
+        error?: { code?: string; message?: string; details?: { reason?: string; field?: string } };
+      }
     )?.error;
     if (response.status === 401 && !headers.authorization) onSignedOut();
     throw new ApiError(
       response.status,
       error?.code ?? 'ERROR',
       error?.details?.reason ?? error?.message ?? `HTTP ${response.status}`,
+      error?.details?.field,
     );
   }
   return body as T;

@@ -6,10 +6,12 @@ import { ApiKeysPage } from './pages/api-keys.tsx';
 import { AuditPage } from './pages/audit.tsx';
 import { OverviewPage } from './pages/overview.tsx';
 import { ProjectsPage } from './pages/projects.tsx';
-import { SecretPage } from './pages/secret.tsx';
+import { ResourcePage } from './pages/resource.tsx';
 import { SignIn } from './pages/sign-in.tsx';
 import { VaultPage } from './pages/vault.tsx';
-import { useRoute } from './ui.tsx';
+import { startLiveUpdates, useRoute } from './ui.tsx';
+import { EventsPage } from './pages/events.tsx';
+import { WebhookPage, WebhooksPage } from './pages/webhooks.tsx';
 import './style.css';
 
 function App() {
@@ -32,6 +34,8 @@ function App() {
 function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const route = useRoute();
   const may = (permission: string) => me.permissions.includes(permission);
+  // Live updates over the event stream when the key may read events; else refresh on focus.
+  useEffect(() => (may('events:read') ? startLiveUpdates() : undefined), [me.id]);
   const signOut = async () => {
     try {
       await api('DELETE', '/v1/sessions/current');
@@ -43,16 +47,21 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ['#/', 'Overview', true],
     ['#/projects', 'Projects and vaults', may('vaults:read') || may('projects:read')],
     ['#/api-keys', 'API keys', may('api_keys:read')],
+    ['#/webhooks', 'Webhooks', may('webhooks:read')],
+    ['#/events', 'Events', may('events:read')],
     ['#/audit', 'Audit log', may('audit:read')],
   ];
   let page;
   const [section, id, sub, subId] = route;
   if (section === 'projects') page = <ProjectsPage me={me} />;
-  else if (section === 'vaults' && id && sub === 'secrets' && subId)
-    page = <SecretPage me={me} vaultId={id} resourceId={subId} />;
+  else if (section === 'vaults' && id && sub === 'resources' && subId)
+    page = <ResourcePage me={me} vaultId={id} resourceId={subId} />;
   else if (section === 'vaults' && id) page = <VaultPage me={me} vaultId={id} />;
   else if (section === 'api-keys') page = <ApiKeysPage me={me} />;
-  else if (section === 'audit') page = <AuditPage />;
+  else if (section === 'webhooks' && id) page = <WebhookPage me={me} webhookId={id} />;
+  else if (section === 'webhooks') page = <WebhooksPage me={me} />;
+  else if (section === 'events') page = <EventsPage />;
+  else if (section === 'audit') page = <AuditPage entryId={id} />;
   else page = <OverviewPage me={me} />;
   return (
     <>

@@ -107,6 +107,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'DELETE /v1/api-keys/:id': rule('api_keys:write', 'api_key.revoke', 'api_key', 'id'),
   'GET /v1/audit-logs': rule('audit:read', 'audit.list', 'audit_entry'),
   'GET /v1/audit-logs/:id': rule('audit:read', 'audit.read', 'audit_entry', 'id'),
+  'GET /v1/audit-logs/verify': rule('audit:read', 'audit.verify', 'audit_entry'),
   // Projects, vaults, resources (docs/api.md §3, §4). Reads that return a value are recorded as
   // `resource.reveal` / `vault.reveal` by the handler, since only it knows whether one was sent.
   'GET /v1/projects': rule('projects:read', 'project.list', 'project'),

@@ -1,4 +1,4 @@
-/** The audit log: filters by action and outcome, newest first, page by page. */
+/** The audit log: filters by action and outcome, newest first, page by page; one entry's detail. */
 import { useState } from 'preact/hooks';
 import { api, type List } from '../api.ts';
 import { Field, Status, useLoad, when } from '../ui.tsx';
@@ -11,12 +11,72 @@ type Entry = {
   target: { type: string | null; id: string | null };
   outcome: string;
   status: number | null;
+  ip?: string | null;
+  user_agent?: string | null;
+  request_id?: string | null;
+  hash?: string;
+  prev_hash?: string;
   details?: Record<string, unknown>;
 };
 
 const LIMIT = 25;
 
-export function AuditPage() {
+export function AuditPage({ entryId }: { entryId?: string }) {
+  return entryId ? <AuditEntryPage id={entryId} /> : <AuditList />;
+}
+
+function AuditEntryPage({ id }: { id: string }) {
+  const { data, error } = useLoad(() => api<Entry>('GET', `/v1/audit-logs/${id}`), [id]);
+  const rows: [string, unknown][] = data
+    ? [
+        ['Entry', data.id],
+        ['When', when(data.at)],
+        [
+          'Actor',
+          `${data.actor.name ?? '—'} (${data.actor.type}${data.actor.id ? ` ${data.actor.id}` : ''})`,
+        ],
+        ['Action', data.action],
+        ['Target', `${data.target.type ?? '—'} ${data.target.id ?? ''}`],
+        ['Outcome', `${data.outcome}${data.status ? ` (HTTP ${data.status})` : ''}`],
+        ['Client address', data.ip ?? '—'],
+        ['User agent', data.user_agent ?? '—'],
+        ['Request id', data.request_id ?? '—'],
+        ['Hash', data.hash],
+        ['Previous hash', data.prev_hash],
+      ]
+    : [];
+  return (
+    <section>
+      <p>
+        <a href="#/audit">← Audit log</a>
+      </p>
+      <h1>Audit entry</h1>
+      <Status error={error} />
+      {data && (
+        <dl class="meta">
+          {rows.map(([label, value]) => (
+            <>
+              <dt>{label}</dt>
+              <dd>
+                <code class="wrap">{String(value)}</code>
+              </dd>
+            </>
+          ))}
+          {data.details && (
+            <>
+              <dt>Details</dt>
+              <dd>
+                <pre>{JSON.stringify(data.details, null, 2)}</pre>
+              </dd>
+            </>
+          )}
+        </dl>
+      )}
+    </section>
+  );
+}
+
+function AuditList() {
   const [filters, setFilters] = useState({ action: '', outcome: '' });
   const [page, setPage] = useState(1);
   const { data, error } = useLoad(() => {
@@ -63,14 +123,21 @@ export function AuditPage() {
         </thead>
         <tbody>
           {data?.data.map((entry) => (
-            <tr>
-              <td>{when(entry.at)}</td>
+            <tr key={entry.id}>
+              <td>
+                <a
+                  href={`#/audit/${entry.id}`}
+                  aria-label={`Entry ${entry.action} at ${when(entry.at)}`}
+                >
+                  {when(entry.at)}
+                </a>
+              </td>
               <td>
                 {entry.actor.name ?? entry.actor.type}
                 {entry.details?.via === 'console' && <span class="badge">console</span>}
               </td>
               <td>{entry.action}</td>
-              <td>{entry.target.id ?? entry.target.type ?? '—'}</td>
+              <td class="wrap">{entry.target.id ?? entry.target.type ?? '—'}</td>
               <td class={entry.outcome === 'success' ? undefined : 'bad'}>
                 {entry.outcome} {entry.status ?? ''}
               </td>

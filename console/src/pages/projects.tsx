@@ -1,6 +1,9 @@
-/** Projects and their vaults: create, rename, delete when empty (each only if the key may). */
+/**
+ * Projects and their vaults: create, rename, restrict, delete when empty (each only if the key
+ * may); a refused delete shows the server's reason.
+ */
 import { useState } from 'preact/hooks';
-import { api, type List, type Me } from '../api.ts';
+import { api, ApiError, type List, type Me } from '../api.ts';
 import { Field, formValue, Status, useAction, useLoad } from '../ui.tsx';
 
 type Project = { id: string; name: string; description: string | null };
@@ -25,7 +28,7 @@ export function ProjectsPage({ me }: { me: Me }) {
     void action.run(async () => {
       await api('POST', '/v1/projects', { body: { name } });
       form.reset();
-      reload();
+      await reload();
       return `Project ${name} created.`;
     });
   };
@@ -49,6 +52,7 @@ export function ProjectsPage({ me }: { me: Me }) {
       <Status error={action.error} ok={action.ok} />
       {data?.projects.map((project) => (
         <ProjectBlock
+          key={project.id}
           me={me}
           project={project}
           vaults={data.vaults.filter((v) => v.project_id === project.id)}
@@ -61,7 +65,12 @@ export function ProjectsPage({ me }: { me: Me }) {
   );
 }
 
-function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; changed: () => void }) {
+function ProjectBlock(props: {
+  me: Me;
+  project: Project;
+  vaults: Vault[];
+  changed: () => Promise<void>;
+}) {
   const { me, project, vaults, changed } = props;
   const may = (p: string) => me.permissions.includes(p);
   const action = useAction();
@@ -72,15 +81,17 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
     void action.run(async () => {
       await api('PUT', `/v1/projects/${project.id}`, { body: { name } });
       setRenaming(false);
-      changed();
+      await changed();
       return 'Renamed.';
     });
   };
   const remove = () =>
     action.run(async () => {
       if (!confirm(`Delete project ${project.name}?`)) return;
-      await api('DELETE', `/v1/projects/${project.id}`);
-      changed();
+      await refusedAs(`Project ${project.name} was not deleted`, () =>
+        api('DELETE', `/v1/projects/${project.id}`),
+      );
+      await changed();
     });
   const createVault = (event: Event) => {
     event.preventDefault();
@@ -89,7 +100,7 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
     void action.run(async () => {
       await api('POST', '/v1/vaults', { body: { name, project_id: project.id } });
       form.reset();
-      changed();
+      await changed();
       return `Vault ${name} created.`;
     });
   };
@@ -104,13 +115,7 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
           </button>
         )}
         {may('projects:write') && (
-          <button
-            type="button"
-            class="danger"
-            onClick={remove}
-            disabled={vaults.length > 0}
-            title={vaults.length > 0 ? 'Delete its vaults first' : undefined}
-          >
+          <button type="button" class="danger" onClick={remove}>
             Delete project
           </button>
         )}
@@ -142,18 +147,26 @@ function ProjectBlock(props: { me: Me; project: Project; vaults: Vault[]; change
   );
 }
 
-function VaultList({ me, vaults, changed }: { me: Me; vaults: Vault[]; changed: () => void }) {
+function VaultList({
+  me,
+  vaults,
+  changed,
+}: {
+  me: Me;
+  vaults: Vault[];
+  changed: () => Promise<void>;
+}) {
   if (vaults.length === 0) return <p class="muted">No vaults.</p>;
   return (
     <ul class="vaults">
       {vaults.map((vault) => (
-        <VaultRow me={me} vault={vault} changed={changed} />
+        <VaultRow key={vault.id} me={me} vault={vault} changed={changed} />
       ))}
     </ul>
   );
 }
 
-function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () => void }) {
+function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () => Promise<void> }) {
   const may = me.permissions.includes('vaults:write');
   const action = useAction();
   const [renaming, setRenaming] = useState(false);
@@ -163,14 +176,25 @@ function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () =>
     void action.run(async () => {
       await api('PUT', `/v1/vaults/${vault.id}`, { body: { name } });
       setRenaming(false);
-      changed();
+      await changed();
     });
   };
   const remove = () =>
     action.run(async () => {
       if (!confirm(`Delete vault ${vault.name}? Only an empty vault can be deleted.`)) return;
-      await api('DELETE', `/v1/vaults/${vault.id}`);
-      changed();
+      await refusedAs(`Vault ${vault.name} was not deleted`, () =>
+        api('DELETE', `/v1/vaults/${vault.id}`),
+      );
+      await changed();
+    });
+  // Restricted: reachable only by admins, managers of its project and keys granted it by id.
+  const restrict = () =>
+    action.run(async () => {
+      await api('PUT', `/v1/vaults/${vault.id}`, { body: { restricted: !vault.restricted } });
+      await changed();
+      return vault.restricted
+        ? `${vault.name} is no longer restricted.`
+        : `${vault.name} is now restricted.`;
     });
   return (
     <li>
@@ -200,6 +224,14 @@ function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () =>
           </button>
           <button
             type="button"
+            class="small"
+            onClick={restrict}
+            aria-label={`${vault.restricted ? 'Unrestrict' : 'Restrict'} vault ${vault.name}`}
+          >
+            {vault.restricted ? 'Unrestrict' : 'Restrict'}
+          </button>
+          <button
+            type="button"
             class="small danger"
             onClick={remove}
             aria-label={`Delete vault ${vault.name}`}
@@ -208,7 +240,18 @@ function VaultRow({ me, vault, changed }: { me: Me; vault: Vault; changed: () =>
           </button>
         </>
       )}
-      <Status error={action.error} />
+      <Status error={action.error} ok={action.ok} />
     </li>
   );
+}
+
+/** Runs a delete; a 409 (not empty) becomes "<what>: <the server's reason>". */
+async function refusedAs(what: string, call: () => Promise<unknown>): Promise<void> {
+  try {
+    await call();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 409)
+      throw new Error(`${what}: ${error.message}`);
+    throw error;
+  }
 }
