@@ -3,7 +3,8 @@
  * `secryn serve` (the compiled binary when SECRYN_BINARY is set, else the source). Every page
  * must load with no console error, no CSP violation, no request to another host, and no
  * serious or critical axe-core violation. Screenshots go to a temp dir (printed).
- * Skipped when /usr/bin/chromium is missing (CI installs it in .ci/run).
+ * Skipped when /usr/bin/chromium is missing outside CI; under CI=true (where .ci/run installs it)
+ * a missing chromium fails instead of skipping.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -26,6 +27,12 @@ const AXE = readFileSync(
   join(import.meta.dir, '..', 'node_modules', 'axe-core', 'axe.min.js'),
   'utf8',
 );
+
+if (process.env.CI === 'true' && !existsSync(CHROMIUM)) {
+  test('chromium is installed for the browser tests (CI)', () => {
+    throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
+  });
+}
 
 describe.skipIf(!existsSync(CHROMIUM))('console in chromium', () => {
   const dir = tempDir();
