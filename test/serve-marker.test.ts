@@ -142,7 +142,8 @@ describe('serve marker claims', () => {
       expect(outcomes.filter((o) => o.startsWith('refused: another secryn serve'))).toHaveLength(5);
       expect(existsSync(marker)).toBe(false); // the winner released it
     }
-  });
+    // 36 processes in all: on a loaded 2-core machine that alone can take longer than 5 s.
+  }, 30_000);
 
   test('of real serve processes started together on one database, one serves and the rest exit 1', async () => {
     using dir = tempDir();
