@@ -17,6 +17,7 @@ import memory from 'prom-client/lib/metrics/osMemoryHeap.js';
 import openFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
 import startTime from 'prom-client/lib/metrics/processStartTime.js';
 import { observeCommits, queueDepths, type CommitReport } from '../db/commit-observer.ts';
+import { retentionHeldBack } from '../audit/retention.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { encryptedColumns } from '../db/schema/encrypted-columns.ts';
@@ -314,6 +315,15 @@ export class Metrics {
         let old = 0;
         for (const [version, n] of census()) if (version !== keyring.currentVersion) old += n;
         this.set(old);
+      },
+    });
+    const instance = this.instance;
+    new Gauge({
+      name: 'secryn_audit_retention_held_back_entries',
+      help: 'Audit entries past audit.retention_days kept at the last pruning because an [audit.ship] sink has not taken them yet.',
+      registers,
+      collect() {
+        this.set(retentionHeldBack(instance));
       },
     });
     const lastBackup = () => this.#lastBackup();
