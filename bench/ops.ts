@@ -1,7 +1,8 @@
 /**
  * Operations figures (issue 19): backup time and size for 100 000 secrets, plain (`secryn
  * backup`, the baseline) against age-encrypted and checked (what `[backup]` and `--encrypt-to`
- * do); and audit shipping: throughput draining a 100 000-entry backlog to a loopback TCP syslog
+ * do), and the longest event-loop stall such a backup causes on the event loop and in a worker;
+ * and audit shipping: throughput draining a 100 000-entry backlog to a loopback TCP syslog
  * receiver and a JSON-lines file, and the lag while entries are appended at a steady rate.
  * In process, loopback only, ~1 min. Run: `bun bench/ops.ts`.
  */
@@ -14,15 +15,13 @@ import { appendAuditEntries, localAuditEntry } from '../src/audit/record.ts';
 import { AuditShipper } from '../src/audit/ship/shipper.ts';
 import { fileSink, syslogSink } from '../src/audit/ship/sinks.ts';
 import { createBackup, withSourceDatabase } from '../src/backup/backup.ts';
-import { writeCheckedBackup } from '../src/backup/checked.ts';
+import { writeCheckedBackup, type PrepareRunner } from '../src/backup/checked.ts';
+import { prepareInWorker } from '../src/backup/off-thread.ts';
 import { systemClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createInstance } from '../src/instance.ts';
 import { createLogger } from '../src/log/logger.ts';
-import { insertProject, newProjectId } from '../src/projects/service.ts';
-import { newResourceId } from '../src/resources/store.ts';
-import { insertVault, newVaultId } from '../src/vaults/service.ts';
-import { resourceValueColumn, versionRowId } from '../src/db/schema/resources.ts';
+import { fillDatabase } from '../test/fill-database.ts';
 import { writeConfig } from '../test/harness.ts';
 
 const SECRETS = 100_000;
@@ -34,52 +33,9 @@ try {
   const configPath = writeConfig(dir);
   const { config } = loadConfig({ path: configPath, env: {} });
   const instance = createInstance(config, logger, undefined, { env: {} });
-  const { sqlite, db, keyring } = instance;
-  const now = Date.now();
-  const projectId = newProjectId();
-  const vaultId = newVaultId();
-  sqlite.transaction(() => {
-    insertProject(db, { id: projectId, name: 'bench', description: null, createdBy: 'bench' }, now);
-    insertVault(
-      db,
-      {
-        id: vaultId,
-        projectId,
-        name: 'v',
-        description: null,
-        restricted: false,
-        createdBy: 'bench',
-      },
-      now,
-    );
-  })();
-  const insertRow = sqlite.prepare(
-    `INSERT INTO resources (id, vault_id, project_id, type, name, description, tags, enabled,
-       content_type, current_version, created_at, updated_at, created_by)
-     VALUES (?, ?, ?, 'secret', ?, NULL, '[]', 1, 'text/plain', 1, ?, ?, 'bench')`,
-  );
-  const insertVersion = sqlite.prepare(
-    `INSERT INTO resource_versions (id, resource_id, version, value, created_at, created_by)
-     VALUES (?, ?, 1, ?, ?, 'bench')`,
-  );
-  for (let start = 0; start < SECRETS; start += 10_000) {
-    sqlite.transaction(() => {
-      for (let i = start; i < start + 10_000; i++) {
-        const id = newResourceId();
-        insertRow.run(id, vaultId, projectId, `SECRET_${i}`, now + i, now + i);
-        const rowId = versionRowId(id, 1);
-        const where = resourceValueColumn.at(rowId, 1, { parentId: id, vaultId, projectId });
-        const value = `postgres://app:${crypto.randomUUID()}@db-${i}.internal:5432/app`;
-        insertVersion.run(rowId, id, keyring.encrypt(value, where), now + i);
-      }
-    })();
-  }
+  const { sqlite, db } = instance;
   // 100 000 audit entries too: a year of a small instance, and the backlog shipping drains.
-  for (let start = 0; start < 100_000; start += 10_000) {
-    sqlite.transaction(() =>
-      appendAuditEntries(db, systemClock, Array(10_000).fill(localAuditEntry('bench.entry', null))),
-    )();
-  }
+  fillDatabase(instance, SECRETS, 100_000);
   sqlite.run('PRAGMA wal_checkpoint(TRUNCATE)');
 
   // --- Backups -------------------------------------------------------------------------------
@@ -105,6 +61,42 @@ try {
   );
   console.log(
     `| age-encrypted + checked (decrypt, integrity, keyring, MACs, chain) | ${encryptedMs.toFixed(0)} ms | ${mb(encrypted.bytes)} | ${(encryptedMs / plainMs).toFixed(2)}× |`,
+  );
+
+  // Event-loop stall of a scheduled backup: the longest gap between 5 ms ticks while it runs,
+  // checked in-process (before) against in a worker (what `serve` does now).
+  const stallOf = async (name: string, prepare?: PrepareRunner) => {
+    let last = performance.now();
+    let worst = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 5);
+    const started = performance.now();
+    const target = join(dir, `${name}.db.age`);
+    await withSourceDatabase(config, target, {}, (s, source, key) =>
+      writeCheckedBackup(s, source, target, {
+        recipients: [recipient],
+        masterKey: key,
+        config,
+        record: () => {},
+        ...(prepare ? { prepare } : {}),
+      }),
+    );
+    clearInterval(ticker);
+    return { ms: performance.now() - started, worst };
+  };
+  const inProcess = await stallOf('in-process');
+  const inWorker = await stallOf('worker', prepareInWorker);
+  console.log('\n### Event-loop stall during an encrypted, checked backup\n');
+  console.log('| backup runs | time | longest event-loop stall |');
+  console.log('|---|---|---|');
+  console.log(
+    `| on the event loop (before) | ${inProcess.ms.toFixed(0)} ms | ${inProcess.worst.toFixed(0)} ms |`,
+  );
+  console.log(
+    `| in a worker (now) | ${inWorker.ms.toFixed(0)} ms | ${inWorker.worst.toFixed(0)} ms |`,
   );
 
   // --- Shipping ------------------------------------------------------------------------------

@@ -71,7 +71,12 @@ export async function buildBinary(options: BuildOptions = {}): Promise<BuildResu
   };
   const started = performance.now();
   const result = await Bun.build({
-    entrypoints: [join(repoRoot, 'src', 'main.ts')],
+    // The backup worker is a second entry point: a Worker's module must be embedded on its own
+    // (src/backup/off-thread.ts resolves it as ./backup/backup-worker.ts in the binary).
+    entrypoints: [
+      join(repoRoot, 'src', 'main.ts'),
+      join(repoRoot, 'src', 'backup', 'backup-worker.ts'),
+    ],
     compile: { target, outfile: staging, autoloadDotenv: false, autoloadBunfig: false },
     minify: true,
     bytecode: true,

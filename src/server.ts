@@ -124,10 +124,8 @@ export function buildApp(
     version: VERSION,
     failingChecks: liveness,
     notReady: readinessProbe(instance, liveness, drain),
-    // Requests are counted when metrics are on at start (src/metrics/metrics.ts).
-    observeResponse: instance.config.metrics.enabled
-      ? metricsFor(instance).observeRequest
-      : undefined,
+    // Always offered, counted only while `metrics.enabled` is on: SIGHUP can turn it on.
+    observeResponse: metricsFor(instance).observeRequest,
     // The client address for rate limits and the audit log: X-Forwarded-For only when the
     // operator said a proxy sits in front (server.trust_proxy).
     clientIp:

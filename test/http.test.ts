@@ -194,7 +194,7 @@ describe('HTTP foundation', () => {
   test('above info there is no access log, and requests are still answered', async () => {
     using quietDir = tempDir();
     const logger = memoryLogger('json', 'warn');
-    // Metrics off too: they count every request from the same hook.
+    // Metrics off too: they would count every request from the same hook.
     const quiet = createInstance(
       { ...testConfig(quietDir.path), metrics: { enabled: false, listen: '' } },
       logger,
@@ -205,10 +205,11 @@ describe('HTTP foundation', () => {
       expect((await call(quietApp, 'GET', '/v1/nope')).status).toBe(404);
       await Bun.sleep(50);
       expect(logger.lines.filter((line) => JSON.parse(line).msg === 'request')).toEqual([]);
-      // Not merely dropped by the logger: the hook, and its per-request setImmediate, is gone.
+      // The one after-response hook stays (as in `app`): SIGHUP can turn the access log or the
+      // metrics on, and they must start at once. It costs ~7 µs a request (issue 19 report).
       const hooks = (built: { event: { afterResponse?: unknown[] } }) =>
         built.event.afterResponse?.length ?? 0;
-      expect(hooks(quietApp)).toBe(hooks(app) - 1);
+      expect(hooks(quietApp)).toBe(hooks(app));
     } finally {
       await quiet.close();
     }

@@ -94,3 +94,48 @@ test('SIGHUP applies a good file live and refuses a bad one without changing any
     proc.kill(9);
   }
 });
+
+test('metrics turned on by SIGHUP count the requests that follow', async () => {
+  using dir = tempDir();
+  const port = freePort();
+  const metricsPort = freePort();
+  // Log level warn: no access log either, so nothing else hooks the responses at start.
+  const toml = (metrics: string) =>
+    [
+      `[server]\nport = ${port}`,
+      `[storage]\npath = "${join(dir.path, 'data/secryn.db')}"`,
+      `[encryption]\nmaster_key_file = "${join(dir.path, 'data/master.key')}"`,
+      `[log]\nlevel = "warn"`,
+      `[metrics]\n${metrics}`,
+    ].join('\n');
+  const config = join(dir.path, 'secryn.toml');
+  writeFileSync(config, toml('enabled = false'));
+  expect((await runCli(['init', '--config', config])).exitCode).toBe(0);
+  const proc = Bun.spawn([...cliCommand(), 'serve', '--config', config], {
+    env: pinnedEnv(),
+    stdout: 'ignore',
+    stderr: 'ignore',
+    stdin: 'ignore',
+  });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHealthy(`${url}/v1/health`, 15_000);
+    writeFileSync(config, toml(`enabled = true\nlisten = "127.0.0.1:${metricsPort}"`));
+    proc.kill('SIGHUP');
+    let scraped: Response | null = null;
+    for (let i = 0; i < 200 && !scraped; i++) {
+      scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => null);
+      if (!scraped) await Bun.sleep(25);
+    }
+    expect(scraped?.status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await fetch(`${url}/v1/projects`)).status).toBe(401);
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(text).toContain(
+      'secryn_http_requests_total{method="GET",route="/v1/projects",status="401"} 3',
+    );
+    proc.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+  } finally {
+    proc.kill(9);
+  }
+});

@@ -7,7 +7,13 @@ import { validateConfig } from '../config/load.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
 import { appendAuditEntry, localAuditEntry } from './record.ts';
-import { pruneAuditLog, RETENTION_ACTOR, startAuditRetention } from './retention.ts';
+import { metricsFor } from '../metrics/metrics.ts';
+import {
+  pruneAuditLog,
+  RETENTION_ACTOR,
+  retentionHeldBack,
+  startAuditRetention,
+} from './retention.ts';
 import { verifyChain } from './verify.ts';
 
 const DAY = 86_400_000;
@@ -17,16 +23,18 @@ describe('audit retention', () => {
   let instance: Instance;
   const clock = manualClock(Date.UTC(2026, 0, 1));
 
-  const open = (retentionDays: number) => {
+  let lines: string[] = [];
+  const open = (retentionDays: number, ship: Record<string, string> = {}) => {
     dir = mkdtempSync(join(tmpdir(), 'secryn-'));
     const config = validateConfig({
       storage: { path: join(dir, 'secryn.db') },
       encryption: { master_key_file: join(dir, 'master.key') },
-      audit: { retention_days: retentionDays },
+      audit: { retention_days: retentionDays, ship },
     });
+    lines = [];
     instance = createInstance(
       config,
-      createLogger({ level: 'silent', format: 'json' }),
+      createLogger({ level: 'warn', format: 'json', write: (line) => void lines.push(line) }),
       undefined,
       {
         clock,
@@ -137,6 +145,45 @@ describe('audit retention', () => {
     const running = startAuditRetention(instance, 60_000);
     await running.stop();
     expect(count()).toBe(7 + 1);
+    expect(verifyChain(instance.sqlite).intact).toBe(true);
+  });
+
+  test('never prunes past what every [audit.ship] sink has taken; says so once, and in metrics', async () => {
+    open(30, { syslog: 'tcp://127.0.0.1:9', file: join(tmpdir(), 'unused.jsonl') });
+    append(40, DAY); // days 0..39; days 0..9 are past the period
+    const ship = (sink: string, seq: number) =>
+      instance.sqlite.run(
+        `INSERT INTO audit_ship_cursor (sink, through_seq, through_hash, updated_at)
+         VALUES (?1, ?2, 'h', 0)
+         ON CONFLICT (sink) DO UPDATE SET through_seq = ?2`,
+        [sink, seq],
+      );
+    // Nothing shipped yet: nothing pruned, all ten held back.
+    let result = await pruneAuditLog(instance, { retentionDays: 30, actor: RETENTION_ACTOR });
+    expect(result).toMatchObject({ pruned: 0, heldBack: 10 });
+    expect(count()).toBe(40);
+    // The file has taken everything, syslog only #4: the lowest cursor bounds the pruning.
+    ship('file', 40);
+    ship('syslog', 4);
+    result = await pruneAuditLog(instance, { retentionDays: 30, actor: RETENTION_ACTOR });
+    expect(result).toMatchObject({ pruned: 4, heldBack: 6 });
+    expect(retentionHeldBack(instance)).toBe(6);
+    const scraped = await metricsFor(instance).render();
+    expect(scraped).toContain('secryn_audit_retention_held_back_entries 6');
+    expect(verifyChain(instance.sqlite).intact).toBe(true);
+
+    // The maintenance loop logs that it is holding back once, not at every tick.
+    const loop = startAuditRetention(instance, 5);
+    await Bun.sleep(60);
+    await loop.stop();
+    expect(lines.filter((line) => line.includes('holding back')).length).toBe(1);
+    expect(lines.join('\n')).toContain('"held_back":6');
+
+    // Once syslog catches up, the rest goes.
+    ship('syslog', 45);
+    result = await pruneAuditLog(instance, { retentionDays: 30, actor: RETENTION_ACTOR });
+    expect(result).toMatchObject({ pruned: 6, heldBack: 0 });
+    expect(retentionHeldBack(instance)).toBe(0);
     expect(verifyChain(instance.sqlite).intact).toBe(true);
   });
 });

@@ -1,10 +1,16 @@
-/** Audit retention (`audit.retention_days`): prunes old entries behind a verified checkpoint. */
+/**
+ * Audit retention (`audit.retention_days`): prunes old entries behind a verified checkpoint,
+ * never past what every configured `[audit.ship]` sink has taken.
+ */
+import type { Database } from 'bun:sqlite';
 import type { Instance } from '../instance.ts';
 import type { AuditActor, AuditTarget } from '../http/request-meta.ts';
 import type { AuditEntryInput } from './record.ts';
 import { CHECKPOINT_TARGET_TYPE, checkpointTargetId } from './verify.ts';
 import { DAY_MS } from '../clock.ts';
 import { commitSystemChange } from '../changes/index.ts';
+import { shipSinkNames } from './ship/shipper.ts';
+import { lowestCursor } from './ship/store.ts';
 import {
   deleteThrough,
   entryHash,
@@ -33,6 +39,11 @@ export type PruneResult = {
   pruned: number;
   /** The checkpoint the chain now starts from, if any entries were ever pruned. */
   checkpoint: { throughSeq: number; throughHash: string } | null;
+  /**
+   * Entries old enough to prune but kept because a configured `[audit.ship]` sink has not
+   * taken them yet (0 when shipping is off or caught up).
+   */
+  heldBack: number;
 };
 
 export type PruneOptions = {
@@ -59,11 +70,19 @@ export async function pruneAuditLog(
 ): Promise<PruneResult> {
   const { sqlite, db, clock } = instance;
   let pruned = 0;
+  let heldBack = 0;
   let checkpoint = readCheckpoint(instance);
   if (options.retentionDays > 0) {
     const cutoff = clock.now() - options.retentionDays * DAY_MS;
-    const last = lastPrunable(instance, cutoff);
-    if (last !== null) {
+    const byAge = lastPrunable(instance, cutoff);
+    const shipped = shippedThrough(instance);
+    // An entry the SIEM has not received yet is kept whatever its age: pruning it would lose
+    // it for good (shipping reads the local chain).
+    const last = byAge !== null && shipped !== null && shipped < byAge ? shipped : byAge;
+    if (byAge !== null && last !== null && last < byAge) {
+      heldBack = byAge - Math.max(last, (firstSeq(sqlite) ?? 1) - 1);
+    }
+    if (last !== null && last > 0) {
       for (;;) {
         const batch = await commitSystemChange(instance, (tx) => {
           const first = firstSeq(sqlite);
@@ -91,7 +110,25 @@ export async function pruneAuditLog(
   if (pruned === 0 && options.recordNoop) {
     await commitSystemChange(instance, (tx) => tx.audit(pruneEntry(options.actor, null)));
   }
-  return { pruned, checkpoint };
+  heldBackBy.set(sqlite, heldBack);
+  return { pruned, checkpoint, heldBack };
+}
+
+/** The last {@link PruneResult.heldBack} of each database, for metrics. */
+const heldBackBy = new WeakMap<Database, number>();
+
+/** Entries the last pruning kept only because a ship sink had not taken them (0 if none). */
+export function retentionHeldBack(instance: Pick<Instance, 'sqlite'>): number {
+  return heldBackBy.get(instance.sqlite) ?? 0;
+}
+
+/**
+ * The seq through which every configured ship sink has taken the chain; null when
+ * `[audit.ship]` configures none (retention is then bounded by age alone).
+ */
+function shippedThrough(instance: Pick<Instance, 'sqlite' | 'config'>): number | null {
+  const sinks = shipSinkNames(instance.config.audit.ship);
+  return sinks.length === 0 ? null : lowestCursor(instance.sqlite, sinks);
 }
 
 /**
@@ -136,11 +173,20 @@ export function startAuditRetention(
   if (retentionDays <= 0) return { stop: async () => {} };
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
+  let holding = false;
   const tick = () => {
     if (stopped) return;
     running = running.then(async () => {
       try {
         const result = await pruneAuditLog(instance, { retentionDays, actor: RETENTION_ACTOR });
+        // Said once when it starts holding back, not every hour; again after it caught up.
+        if (result.heldBack > 0 && !holding) {
+          instance.logger.warn('audit retention is holding back entries not shipped yet', {
+            held_back: result.heldBack,
+            sinks: shipSinkNames(instance.config.audit.ship).join(','),
+          });
+        }
+        holding = result.heldBack > 0;
         if (result.pruned > 0) {
           instance.logger.info('audit log pruned', {
             pruned: result.pruned,

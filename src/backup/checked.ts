@@ -27,16 +27,65 @@ export function tempBeside(target: string, what: string): string {
   );
 }
 
+/** Where one backup is staged beside its target; every name is private and temporary. */
+export type StagedPaths = {
+  /** The file that becomes the backup (renamed to the target once checked). */
+  staging: string;
+  /** The plain snapshot (the same as `staging` without recipients). */
+  plain: string;
+  /** The copy that is checked, as a restore would read it. */
+  check: string;
+};
+
+/** The heavy part of a backup, which a server runs off its event loop (./off-thread.ts). */
+export type PrepareJob = StagedPaths & {
+  source: string;
+  recipients: readonly string[];
+  masterKey: Uint8Array;
+  config: Config;
+};
+
 /**
- * Writes a backup of `sqlite` (the database at `source`) to `target` and checks it:
- * - without recipients, the snapshot itself is the backup;
- * - with recipients, the snapshot goes to a private temporary file, is encrypted to the
- *   recipients plus a throwaway one (./age.ts `ephemeralIdentity`), and the temporary file is
- *   removed; the encrypted file is then decrypted again with the throwaway identity, so what is
- *   checked is exactly what was stored.
- * The check is the one restore makes ({@link verifyBackupFile}). `record` runs once the backup
- * is known good (it records the backup in the audit log). On any failure nothing is left at
- * `target` and no temporary file remains; `target` appears only once the backup has passed.
+ * Runs {@link prepareCheckedBackup}; `secryn backup` runs it in-process, `serve` in a worker
+ * (./off-thread.ts) so that a backup of a large database never stalls requests.
+ */
+export type PrepareRunner = (job: PrepareJob) => Promise<BackupInfo>;
+
+/**
+ * Snapshots `sqlite` (the database at `job.source`) into `job.plain`, encrypts it to the
+ * recipients plus a throwaway one (./age.ts `ephemeralIdentity`) into `job.staging`, decrypts
+ * that again with the throwaway identity into `job.check` and checks it as restore does
+ * ({@link verifyBackupFile}): what is checked is exactly what was stored. Without recipients
+ * the snapshot itself is staged. On success only `job.staging` remains; on failure nothing.
+ */
+export async function prepareCheckedBackup(sqlite: Database, job: PrepareJob): Promise<BackupInfo> {
+  let complete = false;
+  try {
+    const snapshot = snapshotTo(sqlite, job.source, job.plain);
+    if (job.recipients.length === 0) {
+      copyFileSync(job.plain, job.check);
+    } else {
+      const throwaway = await ephemeralIdentity(job.recipients);
+      await encryptFile(job.plain, job.staging, [...job.recipients, throwaway.recipient]);
+      rmSync(job.plain, { force: true });
+      await decryptFile(job.staging, job.check, [throwaway.identity]);
+    }
+    verifyBackupFile(job.check, job.masterKey, job.config);
+    complete = true;
+    return snapshot;
+  } finally {
+    removeWithCompanions(job.check);
+    if (job.plain !== job.staging) rmSync(job.plain, { force: true });
+    if (!complete) rmSync(job.staging, { force: true });
+  }
+}
+
+/**
+ * Writes a backup of `sqlite` (the database at `source`) to `target` and checks it
+ * ({@link prepareCheckedBackup}, in-process unless `prepare` runs it elsewhere). `record` runs
+ * once the backup is known good (it records the backup in the audit log). On any failure
+ * nothing is left at `target` and no temporary file remains; `target` appears only once the
+ * backup has passed.
  */
 export async function writeCheckedBackup(
   sqlite: Database,
@@ -47,6 +96,7 @@ export async function writeCheckedBackup(
     masterKey: Uint8Array;
     config: Config;
     record: () => void | Promise<void>;
+    prepare?: PrepareRunner;
   },
 ): Promise<CheckedBackup> {
   if (existsSync(target))
@@ -56,21 +106,24 @@ export async function writeCheckedBackup(
   // Everything is written under private temporary names; only a checked backup gets its name,
   // so a file named like a backup always is a good one (a crash leaves only temporary files).
   const staging = tempBeside(target, 'staging');
-  const plain = options.recipients.length === 0 ? staging : tempBeside(target, 'plain');
-  const check = tempBeside(target, 'check');
+  const paths: StagedPaths = {
+    staging,
+    plain: options.recipients.length === 0 ? staging : tempBeside(target, 'plain'),
+    check: tempBeside(target, 'check'),
+  };
+  const job: PrepareJob = {
+    ...paths,
+    source,
+    recipients: options.recipients,
+    masterKey: options.masterKey,
+    config: options.config,
+  };
   let renamed = false;
   let complete = false;
   try {
-    const snapshot = snapshotTo(sqlite, source, plain);
-    if (options.recipients.length === 0) {
-      copyFileSync(plain, check);
-    } else {
-      const throwaway = await ephemeralIdentity(options.recipients);
-      await encryptFile(plain, staging, [...options.recipients, throwaway.recipient]);
-      rmSync(plain, { force: true });
-      await decryptFile(staging, check, [throwaway.identity]);
-    }
-    verifyBackupFile(check, options.masterKey, options.config);
+    const snapshot = options.prepare
+      ? await options.prepare(job)
+      : await prepareCheckedBackup(sqlite, job);
     renameNoReplace(staging, target);
     renamed = true;
     fsyncDirectory(dirname(target));
@@ -84,8 +137,9 @@ export async function writeCheckedBackup(
       encrypted: options.recipients.length > 0,
     };
   } finally {
-    removeWithCompanions(check);
-    rmSync(plain, { force: true });
+    // Also when a worker died half-way: whatever it left is removed here.
+    removeWithCompanions(paths.check);
+    rmSync(paths.plain, { force: true });
     rmSync(staging, { force: true });
     if (renamed && !complete) rmSync(target, { force: true });
   }

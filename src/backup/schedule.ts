@@ -15,7 +15,13 @@ import type { Instance } from '../instance.ts';
 import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import { recipientProblem } from './age.ts';
 import { BackupError } from './backup.ts';
-import { TEMP_SUFFIX, writeCheckedBackup, type CheckedBackup } from './checked.ts';
+import {
+  TEMP_SUFFIX,
+  writeCheckedBackup,
+  type CheckedBackup,
+  type PrepareRunner,
+} from './checked.ts';
+import { prepareInWorker } from './off-thread.ts';
 
 type BackupConfig = Config['backup'];
 
@@ -132,6 +138,9 @@ export const BACKUP_ACTOR: AuditActor = {
 /** How old a leftover temporary file must be before a start removes it (another run may own it). */
 const STALE_TEMP_MS = 60 * 60_000;
 
+/** `prepare` replaces the worker (./off-thread.ts) that snapshots and checks each backup. */
+type SchedulerOptions = { timers?: Timers; env?: Env; prepare?: PrepareRunner };
+
 type SchedulerInstance = Pick<Instance, 'config' | 'sqlite' | 'db' | 'clock' | 'logger' | 'writes'>;
 
 /**
@@ -159,7 +168,7 @@ export class BackupScheduler {
 
   constructor(
     private readonly instance: SchedulerInstance,
-    private readonly options: { timers?: Timers; env?: Env } = {},
+    private readonly options: SchedulerOptions = {},
   ) {
     this.config = instance.config.backup;
   }
@@ -278,6 +287,8 @@ export class BackupScheduler {
           recipients: backup.encrypt_to,
           masterKey,
           config,
+          // Snapshot and check off the event loop: requests keep being answered meanwhile.
+          prepare: this.options.prepare ?? prepareInWorker,
           record: () => this.record('success', target, started, { encrypted }),
         });
       } finally {
@@ -379,7 +390,7 @@ export function backupSchedulerFor(
 /** Creates and starts the server's scheduler. @throws BackupError on a bad `[backup]` section. */
 export function startBackupScheduler(
   instance: SchedulerInstance,
-  options: { timers?: Timers; env?: Env } = {},
+  options: SchedulerOptions = {},
 ): BackupScheduler {
   const scheduler = new BackupScheduler(instance, options);
   scheduler.start();

@@ -304,6 +304,9 @@ const pruneCommand = defineCommand({
           `pruned ${result.pruned} audit entries older than ${retentionDays} days` +
             (result.checkpoint
               ? `; the chain now starts after #${result.checkpoint.throughSeq}`
+              : '') +
+            (result.heldBack > 0
+              ? `; ${result.heldBack} older entries kept until [audit.ship] has sent them`
               : ''),
         );
     } finally {

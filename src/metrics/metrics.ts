@@ -17,6 +17,7 @@ import memory from 'prom-client/lib/metrics/osMemoryHeap.js';
 import openFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
 import startTime from 'prom-client/lib/metrics/processStartTime.js';
 import { observeCommits, queueDepths, type CommitReport } from '../db/commit-observer.ts';
+import { retentionHeldBack } from '../audit/retention.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { encryptedColumns } from '../db/schema/encrypted-columns.ts';
@@ -55,7 +56,10 @@ export type LastBackupSource = () => number | null;
 /** The metrics of one instance; see the module comment. */
 export class Metrics {
   readonly registry = new Registry();
-  /** Off (`metrics.enabled = false`): GET /metrics answers 404; counting goes on regardless. */
+  /**
+   * Off (`metrics.enabled = false`): GET /metrics answers 404 and requests are not counted;
+   * the write engine's commits are counted regardless. SIGHUP sets it (src/cli/serve.ts).
+   */
   enabled: boolean;
   #lastBackup: LastBackupSource = () => null;
   #census: { at: number; byVersion: Map<number, number> } | undefined;
@@ -138,8 +142,13 @@ export class Metrics {
     }
   }
 
-  /** The app's response hook (src/http/app.ts `observeResponse`). */
+  /**
+   * The app's response hook (src/http/app.ts `observeResponse`), installed whatever
+   * `metrics.enabled` says so that turning metrics on by SIGHUP starts counting; while they
+   * are off it returns at once (the hook itself costs ~1 µs a request, bench/ops.ts).
+   */
   readonly observeRequest = (request: Request, route: string | undefined, status: number) => {
+    if (!this.enabled) return;
     const meta = requestMeta(request);
     const seconds = (performance.now() - meta.startedAt) / 1000;
     this.observeResponse(request.method, route, status, seconds, meta.actor?.type !== 'api_key');
@@ -306,6 +315,15 @@ export class Metrics {
         let old = 0;
         for (const [version, n] of census()) if (version !== keyring.currentVersion) old += n;
         this.set(old);
+      },
+    });
+    const instance = this.instance;
+    new Gauge({
+      name: 'secryn_audit_retention_held_back_entries',
+      help: 'Audit entries past audit.retention_days kept at the last pruning because an [audit.ship] sink has not taken them yet.',
+      registers,
+      collect() {
+        this.set(retentionHeldBack(instance));
       },
     });
     const lastBackup = () => this.#lastBackup();

@@ -10,7 +10,14 @@
 import type { Config } from '../../config/schema.ts';
 import type { Instance } from '../../instance.ts';
 import { maybeIntegrityOf } from '../../keyring/integrity.ts';
-import { fileSink, syslogSink, type ShipEntry, type Sink } from './sinks.ts';
+import {
+  FILE_SINK,
+  fileSink,
+  SYSLOG_SINK,
+  syslogSink,
+  type ShipEntry,
+  type Sink,
+} from './sinks.ts';
 import { backlogAfter, entriesAfter, readCursor, saveCursor, type Cursor } from './store.ts';
 import { commitSystemChange } from '../../changes/index.ts';
 
@@ -52,6 +59,14 @@ type SinkState = {
 };
 
 type ShipInstance = Pick<Instance, 'config' | 'sqlite' | 'db' | 'clock' | 'logger' | 'writes'>;
+
+/**
+ * The cursor names of the sinks `[audit.ship]` asks for, without opening them (what
+ * {@link sinksFromConfig} builds); empty when shipping is off.
+ */
+export function shipSinkNames(ship: Config['audit']['ship']): string[] {
+  return [...(ship.syslog ? [SYSLOG_SINK] : []), ...(ship.file ? [FILE_SINK] : [])];
+}
 
 /** The sinks `[audit.ship]` asks for (none when shipping is off). */
 export function sinksFromConfig(ship: Config['audit']['ship']): Sink[] {

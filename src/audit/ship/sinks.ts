@@ -10,6 +10,10 @@ import { connect as tlsConnect } from 'node:tls';
 import { hostname } from 'node:os';
 import type { ShipRow } from './store.ts';
 
+/** The cursor names of the two sinks (audit_ship_cursor.sink); retention reads them too. */
+export const SYSLOG_SINK = 'syslog';
+export const FILE_SINK = 'file';
+
 export type Sink = {
   /** `syslog` or `file`: the cursor's name. */
   readonly name: string;
@@ -101,7 +105,7 @@ export function syslogSink(url: string, caFile?: string): Sink {
     });
 
   return {
-    name: 'syslog',
+    name: SYSLOG_SINK,
     target: url,
     resendOnFailure: 2_000,
     async send(entries) {
@@ -141,7 +145,7 @@ export function syslogSink(url: string, caFile?: string): Sink {
 export function fileSink(path: string): Sink {
   let fd: number | null = null;
   return {
-    name: 'file',
+    name: FILE_SINK,
     target: path,
     resendOnFailure: 0,
     async send(entries) {

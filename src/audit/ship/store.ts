@@ -65,6 +65,14 @@ export function readCursor(sqlite: Database, sink: string): Cursor {
   return statementsFor(sqlite).cursor.get(sink) ?? { seq: 0, hash: '' };
 }
 
+/**
+ * The lowest cursor of `sinks` (0 when one never shipped): every entry up to it has been
+ * taken by all of them.
+ */
+export function lowestCursor(sqlite: Database, sinks: readonly string[]): number {
+  return Math.min(...sinks.map((sink) => readCursor(sqlite, sink).seq));
+}
+
 /** Moves the sink's cursor; call inside a write job. */
 export function saveCursor(sqlite: Database, sink: string, cursor: Cursor, now: number): void {
   statementsFor(sqlite).save.run(sink, cursor.seq, cursor.hash, now);
