@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitCode } from '../src/cli/exit.ts';
+import { SecrynClient } from '../src/client/http.ts';
 import { parseTemplate, renderTemplate } from '../src/client/template.ts';
+import { ChangeBatcher, watchVaults } from '../src/client/watch.ts';
 import { cliCommand, pinnedEnv, runCli, startCliServer, tempDir } from './harness.ts';
 
 /** A child process whose stdout and stderr are collected as they come. */
@@ -218,5 +220,60 @@ describe('the template language', () => {
     expect(() => parseTemplate('a\n\nb {{ name }}')).toThrow('line 3');
     expect(() => parseTemplate('{{ secret "p/v" }}')).toThrow('line 1');
     expect(() => renderTemplate(parsed, new Map())).toThrow('"A "q"" in p/v (line 1)');
+  });
+});
+
+describe('the change watcher', () => {
+  test('a dropped stream reconnects with Last-Event-ID; a lost resume point counts as a change', async () => {
+    const seen: (string | null)[] = [];
+    let connection = 0;
+    const fake = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch(request) {
+        seen.push(request.headers.get('last-event-id'));
+        connection++;
+        if (connection === 3) {
+          return Response.json({ error: { code: 'GONE', message: 'Gone' } }, { status: 410 });
+        }
+        // One event, then the connection drops.
+        const id = `evt_${connection}`;
+        return new Response(`: connected\n\nid: ${id}\ndata: {}\n\n`, {
+          headers: { 'content-type': 'text/event-stream' },
+        });
+      },
+    });
+    const changes: number[] = [];
+    const notices: string[] = [];
+    const client = new SecrynClient({ url: `http://127.0.0.1:${fake.port}`, token: 'scr_x' });
+    const watcher = watchVaults(client, ['vlt_a', 'vlt_a', 'vlt_b'], {
+      onChange: () => changes.push(connection),
+      onNotice: (message) => notices.push(message),
+    });
+    try {
+      expect(await watcher.ready).toBe(true);
+      const deadline = Date.now() + 8000;
+      while (seen.length < 4 && Date.now() < deadline) await Bun.sleep(20);
+      // Resumes after the last id it saw; after the 410 it starts afresh (no header).
+      expect(seen.slice(0, 4)).toEqual([null, 'evt_1', 'evt_2', null]);
+      expect(changes.slice(0, 3)).toEqual([1, 2, 3]);
+      expect(notices[0]).toContain('reconnecting');
+    } finally {
+      watcher.stop();
+      fake.stop(true);
+    }
+  }, 15_000);
+
+  test('changes in a burst run the work at most twice', async () => {
+    let runs = 0;
+    const batcher = new ChangeBatcher(async () => {
+      runs++;
+      await Bun.sleep(30);
+    }, 5);
+    for (let i = 0; i < 20; i++) batcher.notify();
+    await Bun.sleep(10);
+    for (let i = 0; i < 20; i++) batcher.notify();
+    await Bun.sleep(150);
+    expect(runs).toBe(2);
   });
 });
