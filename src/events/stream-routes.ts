@@ -17,10 +17,9 @@ import {
 import { ForbiddenError, GoneError, InvalidRequestError } from '../errors.ts';
 import { parseTimestamp, strictObject, VAULT_ID_PATTERN } from '../http/schemas.ts';
 import type { Instance } from '../instance.ts';
-import { vaultResolver } from '../keys/service.ts';
 import { EventListQuery } from './schemas.ts';
 import { STREAM_RETRY_AFTER_SECONDS, type EventStreamHub } from './stream.ts';
-import { lastPosition, positionBefore, positionOfEvent } from './stream-store.ts';
+import { lastPosition, positionBefore, positionOfEvent, streamVaultRef } from './stream-store.ts';
 
 const VAULT_ID = VAULT_ID_PATTERN.source.slice(1, -1);
 const EVENT_ID = /^evt_[0-7][0-9a-hjkmnp-tv-z]{25}$/;
@@ -59,7 +58,7 @@ export function eventStreamRoutes(instance: Instance, hub: EventStreamHub) {
           'Without events:read, a key may stream resource.* events only (type=resource.*)',
         );
       }
-      const resolveVault = vaultResolver(instance.db);
+      const resolveVault = (id: string) => streamVaultRef(instance.sqlite, id);
       const grantedProjects = key.vaultIds.flatMap((id) => resolveVault(id)?.projectId ?? []);
       if (
         query.project_id !== undefined &&

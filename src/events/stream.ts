@@ -15,11 +15,16 @@ import type { Principal } from '../access/principal.ts';
 import { RateLimitedError } from '../access/rate-limit.ts';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
-import { vaultResolver } from '../keys/service.ts';
 import type { Logger } from '../log/logger.ts';
 import { onEventsCommitted } from './commit-signal.ts';
 import type { EventPayload } from './emit.ts';
-import { eventsAfter, lastPosition, streamKeyState, type StoredEvent } from './stream-store.ts';
+import {
+  eventsAfter,
+  lastPosition,
+  streamKeyState,
+  streamVaultRef,
+  type StoredEvent,
+} from './stream-store.ts';
 import { canSeeEvent, canSeeResourceEvent } from './visibility.ts';
 
 /** The `[events]` stream settings. */
@@ -102,7 +107,7 @@ export class EventStreamHub {
     private readonly deps: { sqlite: Database; db: Db; clock: Clock; logger: Logger },
     private readonly settings: StreamSettings,
   ) {
-    this.resolveVault = vaultResolver(deps.db);
+    this.resolveVault = (id) => streamVaultRef(deps.sqlite, id);
   }
 
   /** Open streams (for tests and metrics). */
