@@ -10,15 +10,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROUTE_PERMISSIONS } from '../src/access/permissions.ts';
 import { ExitCode } from '../src/cli/exit.ts';
-import {
-  cliCommand,
-  freePort,
-  pinnedEnv,
-  runCli,
-  tempDir,
-  waitForHealthy,
-  writeConfig,
-} from './harness.ts';
+import { cliCommand, freePort, pinnedEnv, runCli, startCliServer, tempDir } from './harness.ts';
 import { makeTestPki } from './pki.ts';
 
 const TRICKY: Record<string, string> = {
@@ -65,18 +57,7 @@ describe('secryn as a client', () => {
   };
 
   beforeAll(async () => {
-    const port = freePort();
-    config = writeConfig(dir.path, `[server]\nport = ${port}\n`);
-    const init = await runCli(['init', '--config', config]);
-    expect(init.exitCode).toBe(0);
-    adminToken = /(scr_[0-9A-Za-z]{61})/.exec(init.stdout)![1]!;
-    server = Bun.spawn([...cliCommand(), 'serve', '--config', config], {
-      env: pinnedEnv(),
-      stdout: 'ignore',
-      stderr: 'ignore',
-    });
-    url = `http://127.0.0.1:${port}`;
-    await waitForHealthy(`${url}/v1/health`);
+    ({ server, url, config, adminToken } = await startCliServer(dir.path));
   }, 30_000);
   afterAll(async () => {
     server.kill('SIGTERM');

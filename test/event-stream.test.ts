@@ -288,7 +288,88 @@ describe('GET /v1/events/stream', () => {
     expect(filtered.response.status).toBe(200);
     filtered.close();
     expect((await stream(limited, `?project_id=${b}`)).response.status).toBe(404);
-    expect((await stream(key({ role: 'contributor' }).token)).response.status).toBe(403);
+    // Without resources:read, no stream; without events:read, resource events only.
+    const noResources = key({ role: 'reader', scopes: ['vaults:read'] }).token;
+    expect((await stream(noResources)).response.status).toBe(403);
+    const contributor = key({ role: 'contributor' }).token;
+    expect((await stream(contributor, '?type=vault.*')).response.status).toBe(403);
+  });
+
+  test('a key without events:read streams the resource events of its vaults only', async () => {
+    const a = await setUp();
+    const vaultB = (await api(admin, 'POST', '/v1/vaults', { project_id: a.project, name: 'b' }))
+      .json.id as string;
+    const locked = (
+      await api(admin, 'POST', '/v1/vaults', {
+        project_id: a.project,
+        name: 'locked',
+        restricted: true,
+      })
+    ).json.id as string;
+    const inA = await secret(a.vault, 'A1');
+    const inB = await secret(vaultB, 'B1');
+    const inLocked = await secret(locked, 'L1');
+    const access = key({ role: 'access', vaultIds: [a.vault] }).token;
+    const contributor = key({ role: 'contributor', projectIds: [a.project] }).token;
+    const granted = key({ role: 'reader', vaultIds: [locked] }).token;
+    const manager = key({ role: 'manager' }).token;
+    const viaAccess = await stream(access);
+    const viaContributor = await stream(contributor);
+    const viaManager = await stream(manager);
+    const all = [viaAccess, viaContributor, viaManager];
+    // At most 3 streams in this test's server: the grant's stream replays the same events later.
+    const before = (
+      instance.sqlite.query('SELECT id FROM events ORDER BY seq DESC LIMIT 1').get() as {
+        id: string;
+      }
+    ).id;
+    for (const c of all) {
+      expect(c.response.status).toBe(200);
+      await c.until(() => c.comments.includes('connected'));
+    }
+    await api(admin, 'PUT', `/v1/resources/${inB}`, { value: 'b2' });
+    await api(admin, 'PUT', `/v1/resources/${inLocked}`, { value: 'l2' });
+    await api(admin, 'PUT', `/v1/vaults/${vaultB}`, { description: 'x' });
+    const readerKey = (await api(admin, 'POST', '/v1/api-keys', { name: 'r', role: 'reader' })).json
+      .id;
+    await api(admin, 'PUT', `/v1/resources/${inA}`, { value: 'a2' });
+    await viaManager.until(() => viaManager.messages.some((m) => m.object.id === inA));
+    for (const c of [viaAccess, viaContributor]) {
+      await c.until(() => c.messages.some((m) => m.object.id === inA));
+    }
+    await Bun.sleep(150);
+    for (const c of all) c.close();
+    const viaGrant = await openWhenFree(granted, `?last_event_id=${before}`);
+    await viaGrant.until(() => viaGrant.messages.length > 0);
+    await Bun.sleep(100);
+    const seen = (c: SseClient) => c.messages.map((m) => `${m.type} ${m.object.id}`);
+    // The access key: vault A's update, nothing of vault B (same project) or the restricted one.
+    expect(seen(viaAccess)).toEqual([`resource.updated ${inA}`]);
+    // A project contributor: both unrestricted vaults' resources, no vault or key events.
+    expect(seen(viaContributor)).toEqual([`resource.updated ${inB}`, `resource.updated ${inA}`]);
+    // A grant on the restricted vault: its events, and only those.
+    expect(seen(viaGrant)).toEqual([`resource.updated ${inLocked}`]);
+    // A manager (events:read) still gets everything it got: vaults, keys, restricted vaults.
+    expect(seen(viaManager)).toEqual([
+      `resource.updated ${inB}`,
+      `resource.updated ${inLocked}`,
+      `vault.updated ${vaultB}`,
+      `api_key.created ${readerKey}`,
+      `resource.updated ${inA}`,
+    ]);
+    viaGrant.close();
+    // vault_id narrows the stream; a vault outside the key's reach is a hidden 404.
+    const narrowed = await openWhenFree(contributor, `?type=resource.*&vault_id=${vaultB}`);
+    expect(narrowed.response.status).toBe(200);
+    await narrowed.until(() => narrowed.comments.includes('connected'));
+    await api(admin, 'PUT', `/v1/resources/${inA}`, { value: 'a3' });
+    await api(admin, 'PUT', `/v1/resources/${inB}`, { value: 'b3' });
+    await narrowed.until(() => narrowed.messages.length > 0);
+    await Bun.sleep(100);
+    expect(seen(narrowed)).toEqual([`resource.updated ${inB}`]);
+    expect((await stream(access, `?vault_id=${vaultB}`)).response.status).toBe(404);
+    expect((await stream(access, `?vault_id=${locked}`)).response.status).toBe(404);
+    expect((await stream(access, '?vault_id=nope')).response.status).toBe(400);
   });
 
   test('limits: 429 with Retry-After per key and in total; a hang-up frees its slot', async () => {

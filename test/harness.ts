@@ -152,3 +152,30 @@ export async function waitForHealthy(
   }
   throw new Error(`not healthy within ${timeoutMs} ms: ${url} (${String(lastError)})`);
 }
+
+/**
+ * `secryn init` then `secryn serve` (the binary when SECRYN_BINARY is set) in `dir` on a free
+ * port: the server process, its URL, its config path and the initial admin token.
+ */
+export async function startCliServer(
+  dir: string,
+): Promise<{
+  server: ReturnType<typeof Bun.spawn>;
+  url: string;
+  config: string;
+  adminToken: string;
+}> {
+  const port = freePort();
+  const config = writeConfig(dir, `[server]\nport = ${port}\n`);
+  const init = await runCli(['init', '--config', config]);
+  if (init.exitCode !== 0) throw new Error(`secryn init: ${init.exitCode} ${init.stderr}`);
+  const adminToken = /(scr_[0-9A-Za-z]{61})/.exec(init.stdout)![1]!;
+  const server = Bun.spawn([...cliCommand(), 'serve', '--config', config], {
+    env: pinnedEnv(),
+    stdout: 'ignore',
+    stderr: 'ignore',
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHealthy(`${url}/v1/health`);
+  return { server, url, config, adminToken };
+}

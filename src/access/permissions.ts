@@ -192,7 +192,9 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   ),
   'GET /v1/events': rule('events:read', 'event.list', 'event'),
   'GET /v1/events/:id': rule('events:read', 'event.read', 'event', 'id'),
-  'GET /v1/events/stream': rule('events:read', 'event.stream', 'event'),
+  // Also for the keys that run programs (`secryn run --watch`): a key without `events:read` is
+  // sent only the resource.* events of vaults it reaches (src/events/visibility.ts).
+  'GET /v1/events/stream': rule('resources:read', 'event.stream', 'event'),
   // Prometheus metrics (README "Operations"): outside /v1, but guarded like it. A key for a
   // scraper is an admin key narrowed to this one scope.
   'GET /metrics': rule('metrics:read', 'metrics.read', 'metrics'),

@@ -32,6 +32,7 @@ export const rootCommand = defineCommand({
     vault: () => import('./vault.ts').then((m) => m.vaultCommand),
     env: () => import('./env.ts').then((m) => m.envCommand),
     run: () => import('./run-program.ts').then((m) => m.runProgramCommand),
+    template: () => import('./template.ts').then((m) => m.templateCommand),
     // The tree is handed in, so completion.ts need not import this module (no cycle).
     completion: (): Promise<CommandDef<any>> =>
       import('./completion.ts').then((m) =>

@@ -19,6 +19,8 @@ export class ClientError extends CliFailure {
     code?: string,
     /** The HTTP status, when the server answered. */
     readonly status?: number,
+    /** A 429/503's `Retry-After`, in ms, where the caller retries itself (the event stream). */
+    public retryAfterMs?: number,
   ) {
     super(message, exitCode, code);
     this.name = 'ClientError';
@@ -104,6 +106,53 @@ export class SecrynClient {
       items.push(...answer.data);
       if (answer.data.length === 0 || items.length >= answer.pagination.total) return items;
     }
+  }
+
+  /**
+   * Opens a long-lived GET (the event stream): the per-attempt timeout covers only the wait for
+   * the answer's headers, never the body; `signal` ends it. A non-2xx answer is a ClientError.
+   */
+  async openStream(
+    path: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Response> {
+    const timeoutMs = this.options.timeoutMs ?? 30_000;
+    const abort = new AbortController();
+    const onAbort = () => abort.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(
+      () => abort.abort(new DOMException('timeout', 'TimeoutError')),
+      timeoutMs,
+    );
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        headers: {
+          authorization: `Bearer ${this.options.token}`,
+          accept: 'text/event-stream',
+          'user-agent': `secryn-cli/${VERSION}`,
+          ...headers,
+        },
+        redirect: 'error',
+        signal: abort.signal,
+        ...(this.options.ca ? { tls: { ca: this.options.ca } } : {}),
+      });
+    } catch (error) {
+      signal.removeEventListener('abort', onAbort);
+      throw networkError(error, this.baseUrl, timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!response.ok) {
+      signal.removeEventListener('abort', onAbort);
+      const error = await errorOf(response);
+      if (response.status === 429 || response.status === 503) {
+        error.retryAfterMs = retryAfterMs(response);
+      }
+      throw error;
+    }
+    return response;
   }
 
   private async send(method: string, path: string, body?: unknown): Promise<Response> {

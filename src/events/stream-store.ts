@@ -1,9 +1,11 @@
 /**
  * The SQL of the event streams: events in commit order after a position (`seq`, the rowid of
  * `events`), the position of an event id or a time, and the state of the streaming key. Prepared
- * once per connection: the hub reads after every commit that wrote an event.
+ * once per connection: the hub reads after every commit that wrote an event. Also the vault
+ * lookup the visibility rules need for keys without `events:read`.
  */
 import type { Database, Statement } from 'bun:sqlite';
+import type { VaultRef } from '../access/visibility.ts';
 import { perConnection } from '../db/per-connection.ts';
 
 /** One stored event, as the streams need it. */
@@ -23,6 +25,7 @@ type Statements = {
   firstSince: Statement<{ seq: number | null }, [number]>;
   last: Statement<{ seq: number | null }, []>;
   key: Statement<StreamKeyState, [string]>;
+  vault: Statement<{ id: string; projectId: string; restricted: number }, [string]>;
 };
 
 const statementsFor = perConnection(
@@ -39,6 +42,9 @@ const statementsFor = perConnection(
       `SELECT revoked_at AS revokedAt, expires_at AS expiresAt,
          json_array(role, project_ids, vault_ids, scopes) AS grant
        FROM api_keys WHERE id = ?`,
+    ),
+    vault: sqlite.prepare(
+      'SELECT id, project_id AS projectId, restricted FROM vaults WHERE id = ?',
     ),
   }),
 );
@@ -67,4 +73,15 @@ export function lastPosition(sqlite: Database): number {
 /** The stored state of API key `keyId`, or undefined when it is gone. */
 export function streamKeyState(sqlite: Database, keyId: string): StreamKeyState | undefined {
   return statementsFor(sqlite).key.get(keyId) ?? undefined;
+}
+
+/**
+ * The current state of vault `id` for the visibility rules (undefined once it is gone): the
+ * resource-only streams check every event against it.
+ */
+export function streamVaultRef(sqlite: Database, id: string): VaultRef | undefined {
+  const row = statementsFor(sqlite).vault.get(id);
+  return row
+    ? { id: row.id, projectId: row.projectId, restricted: row.restricted === 1 }
+    : undefined;
 }

@@ -10,6 +10,7 @@
  * and once a second for events written by other processes (the CLI).
  */
 import type { Database } from 'bun:sqlite';
+import type { VaultResolver } from '../access/grants.ts';
 import type { Principal } from '../access/principal.ts';
 import { RateLimitedError } from '../access/rate-limit.ts';
 import type { Clock } from '../clock.ts';
@@ -17,8 +18,14 @@ import type { Db } from '../db/client.ts';
 import type { Logger } from '../log/logger.ts';
 import { onEventsCommitted } from './commit-signal.ts';
 import type { EventPayload } from './emit.ts';
-import { eventsAfter, lastPosition, streamKeyState, type StoredEvent } from './stream-store.ts';
-import { canSeeEvent } from './visibility.ts';
+import {
+  eventsAfter,
+  lastPosition,
+  streamKeyState,
+  streamVaultRef,
+  type StoredEvent,
+} from './stream-store.ts';
+import { canSeeEvent, canSeeResourceEvent } from './visibility.ts';
 
 /** The `[events]` stream settings. */
 export type StreamSettings = {
@@ -27,8 +34,17 @@ export type StreamSettings = {
   maxTotal: number;
 };
 
-/** Which events a stream wants (the filters of `GET /v1/events`). */
-export type StreamFilter = { type?: string; projectId?: string };
+/**
+ * Which events a stream wants (the filters of `GET /v1/events`, plus vaults: an event whose
+ * object is in one of `vaultIds`), and under which rule it may see them: `resourcesOnly` for a
+ * key without `events:read` (src/events/visibility.ts `canSeeResourceEvent`).
+ */
+export type StreamFilter = {
+  type?: string;
+  projectId?: string;
+  vaultIds?: readonly string[];
+  resourcesOnly?: boolean;
+};
 
 /** Events read per query, in the replay and in the hub. */
 const BATCH = 500;
@@ -56,6 +72,12 @@ function wants(filter: StreamFilter, event: StoredEvent): boolean {
     : event.type === filter.type;
 }
 
+/** The vault an event's object lies in (a vault event: the vault itself), if any. */
+function vaultOf(payload: EventPayload): unknown {
+  const object = payload.data.object;
+  return payload.type.startsWith('vault.') ? object.id : object.vault_id;
+}
+
 type Stream = {
   key: Principal;
   filter: StreamFilter;
@@ -78,11 +100,15 @@ export class EventStreamHub {
   private hubCursor = 0;
   private timers: ReturnType<typeof setInterval>[] = [];
   private unsubscribe: (() => void) | undefined;
+  /** The vaults' current state (restricted or not, gone), for the resource-only streams. */
+  private readonly resolveVault: VaultResolver;
 
   constructor(
     private readonly deps: { sqlite: Database; db: Db; clock: Clock; logger: Logger },
     private readonly settings: StreamSettings,
-  ) {}
+  ) {
+    this.resolveVault = (id) => streamVaultRef(deps.sqlite, id);
+  }
 
   /** Open streams (for tests and metrics). */
   get size(): number {
@@ -188,7 +214,12 @@ export class EventStreamHub {
       stream.cursor = row.seq;
       if (!wants(stream.filter, row)) continue;
       const payload = JSON.parse(row.payload) as EventPayload;
-      if (!canSeeEvent(this.deps.db, stream.key, { projectId: row.projectId, payload })) continue;
+      const { vaultIds, resourcesOnly } = stream.filter;
+      if (vaultIds !== undefined && !vaultIds.includes(vaultOf(payload) as string)) continue;
+      const visible = resourcesOnly
+        ? canSeeResourceEvent(stream.key, payload, this.resolveVault)
+        : canSeeEvent(this.deps.db, stream.key, { projectId: row.projectId, payload });
+      if (!visible) continue;
       chunk += message(row);
     }
     if (chunk === '') return false;

@@ -717,7 +717,7 @@ export interface paths {
         };
         /**
          * Stream events (Server-Sent Events)
-         * @description `text/event-stream` of the events the key may see, exactly as `GET /v1/events` lists them (filters type and project_id). Each message is `id: evt_…` and `data: <event JSON>`; comment lines (`: heartbeat`) every events.stream_heartbeat_seconds. Without a resume point the stream starts with the next event. `Last-Event-ID` (header, or `last_event_id`) replays every stored event after that one, in order, then continues live, with no gap and no duplicate; an id no longer stored (events.retention_days) is a 410: reload the state and reconnect without it. `since` replays from a time instead. At most events.max_streams_per_key streams per key and events.max_streams in all: 429 with Retry-After beyond. The stream ends when the key is revoked, expires or changes.
+         * @description `text/event-stream` of the events the key may see, exactly as `GET /v1/events` lists them (filters type, project_id, and vault_id: comma-separated vault ids). A key without events:read (resources:read suffices) is sent only the resource.* events of the vaults it reaches, restricted ones by grant. Each message is `id: evt_…` and `data: <event JSON>`; comment lines (`: heartbeat`) every events.stream_heartbeat_seconds. Without a resume point the stream starts with the next event. `Last-Event-ID` (header, or `last_event_id`) replays every stored event after that one, in order, then continues live, with no gap and no duplicate; an id no longer stored (events.retention_days) is a 410: reload the state and reconnect without it. `since` replays from a time instead. At most events.max_streams_per_key streams per key and events.max_streams in all: 429 with Retry-After beyond. The stream ends when the key is revoked, expires or changes.
          */
         get: operations["listEventsStream"];
         put?: never;
@@ -7068,6 +7068,7 @@ export interface operations {
                 type?: string;
                 project_id?: string;
                 since?: string;
+                vault_id?: string;
                 last_event_id?: string;
             };
             header?: never;
