@@ -22,7 +22,7 @@ import {
   API_KEY_MAC_COLUMNS,
   apiKeyMacMatches,
   type ApiKeyMacFields,
-} from '../src/keys/integrity.ts';
+} from '../src/keyring/api-key-mac.ts';
 import { INITIAL_ADMIN_KEY, insertApiKey, newApiKeyId } from '../src/keys/service.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { machineSummary, markdownTable } from './lib/load.ts';

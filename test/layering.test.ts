@@ -86,13 +86,6 @@ const KNOWN_VIOLATIONS: Record<string, string> = {
   'vaults/schemas.ts -> resources/schemas.ts': 'next: vault schemas from http/fields',
   // Vault deletion counts and removes the vault's resources through the resource store.
   'vaults/service.ts -> resources/store.ts': 'next: a vault-contents query in the vault store',
-  // API key MACs are checked where keys are loaded (keyring open, authentication, sessions),
-  // below the keys feature: keys/integrity.ts moves down beside keyring/integrity.ts.
-  'keyring/open.ts -> keys/integrity.ts': 'next: key MACs below the features',
-  'access/authenticate.ts -> keys/integrity.ts': 'next: key MACs below the features',
-  'access/session-authenticate.ts -> keys/integrity.ts': 'next: key MACs below the features',
-  // Console sessions are authenticated in the access layer from the session store.
-  'access/session-authenticate.ts -> sessions/store.ts': 'next: session store below access',
   // Events visible to a key are computed from the key's grants (keys/service.ts).
   'events/visibility.ts -> keys/service.ts': 'next: key grant lookup below events',
   // The change pipeline composes three pieces of features above it: the audit chain's append,

@@ -18,7 +18,7 @@ import { findProject } from '../projects/service.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
 import { LATEST_TIMESTAMP_MS, PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
 import type { ApiKeyObject } from './schemas.ts';
-import { sealApiKeyRow } from './integrity.ts';
+import { sealApiKeyRow } from '../keyring/api-key-mac.ts';
 import { apiKeys, type ApiKeyRow } from '../db/schema/keys.ts';
 import { newTypeId } from '../ids.ts';
 
