@@ -1,20 +1,9 @@
 /** The principal: what a key (stored, being created, or calling) may reach and do. */
 import { UnauthorizedError } from '../errors.ts';
-import { effectivePermissions, type Permission, type Role } from './permissions.ts';
+import type { KeyGrant, Permission } from '../roles.ts';
+import { effectivePermissions } from './permissions.ts';
 
-/**
- * What a key may reach and do: the same shape for a stored key, a key being created, and the
- * caller of a request. Empty `projectIds` / `vaultIds` mean "not limited on that axis".
- */
-export type KeyGrant = {
-  role: Role;
-  projectIds: readonly string[];
-  vaultIds: readonly string[];
-  /** Narrows the role's permissions; `null` keeps the role's full set. */
-  scopes: readonly Permission[] | null;
-  /** Epoch ms after which the key is refused; `null` never expires. */
-  expiresAt: number | null;
-};
+export type { KeyGrant };
 
 /** Per-key rate-limit override (absent fields fall back to the configured defaults). */
 export type KeyRateLimit = { requestsPerMinute: number | null; burst: number | null };

@@ -9,7 +9,7 @@ import {
   text,
   uniqueIndex,
 } from 'drizzle-orm/sqlite-core';
-import type { Permission, Role } from '../../access/permissions.ts';
+import type { Permission, Role } from '../../roles.ts';
 import { epochMs } from '../columns.ts';
 
 /**
