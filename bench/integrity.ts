@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Authenticator, noteApiKeyChange } from '../src/access/authenticate.ts';
-import { entryHash, keyedEntryHash, type ChainFields } from '../src/audit/chain.ts';
+import { entryHash, keyedEntryHash, type ChainFields } from '../src/ledger/audit-chain.ts';
 import { validateConfig } from '../src/config/load.ts';
 import { createInstance } from '../src/instance.ts';
 import { integrityOf } from '../src/keyring/integrity.ts';

@@ -1,7 +1,7 @@
 /** Audit retention (`audit.retention_days`): prunes old entries behind a verified checkpoint. */
 import type { Instance } from '../instance.ts';
 import type { AuditActor, AuditTarget } from '../http/request-meta.ts';
-import type { AuditEntryInput } from './record.ts';
+import type { AuditEntryInput } from '../ledger/audit-record.ts';
 import { CHECKPOINT_TARGET_TYPE, checkpointTargetId } from './verify.ts';
 import { DAY_MS } from '../clock.ts';
 import { commitSystemChange } from '../changes/index.ts';

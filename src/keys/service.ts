@@ -4,7 +4,7 @@
  * write job with its audit entry, or the CLI's IMMEDIATE transaction). Authorization (who may
  * create or see which key) is the caller's job, through `src/access/grants.ts`.
  */
-import { emitEvent } from '../events/emit.ts';
+import { emitEvent } from '../ledger/emit.ts';
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import { ROLE_PERMISSIONS, type Permission, type Role } from '../access/permissions.ts';
 import { noteApiKeyChange } from '../access/authenticate.ts';

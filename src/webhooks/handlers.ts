@@ -4,7 +4,7 @@ import { hasProjectScope, hideAsNotFound, projectScopeFilter } from '../access/v
 import { commitChange } from '../changes/index.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
-import { signalOutboxWrite } from '../events/outbox-signal.ts';
+import { signalOutboxWrite } from '../ledger/outbox-signal.ts';
 import { respondCreated } from '../http/created.ts';
 import { listResponse, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';

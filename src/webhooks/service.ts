@@ -12,7 +12,7 @@ import { perConnection } from '../db/per-connection.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { InvalidRequestError } from '../errors.ts';
 import { events as eventsTable } from '../db/schema/events.ts';
-import { ALL_EVENTS, isEventType } from '../events/types.ts';
+import { ALL_EVENTS, isEventType } from '../ledger/event-types.ts';
 import type { InstanceKeyring } from '../keyring/live-keyring.ts';
 import {
   resolveDeliveryTarget,

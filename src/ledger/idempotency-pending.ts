@@ -1,12 +1,12 @@
 /**
- * The idempotent request in flight: what the plugin (plugin.ts) learned about a `POST` with an
- * `Idempotency-Key`, and how a change stores its replayable response in its own transaction
- * (the change pipeline, src/changes/, calls {@link saveIdempotentResponseInJob}). Apart from
- * the plugin so that the pipeline, which the plugin also uses, imports no cycle.
+ * The idempotent request in flight: what the plugin (src/idempotency/plugin.ts) learned about a
+ * `POST` with an `Idempotency-Key`, and how a change stores its replayable response in its own
+ * transaction (the change pipeline, src/changes/, calls {@link saveIdempotentResponseInJob}).
+ * In the ledger, below the pipeline, which the plugin also uses.
  */
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
-import { saveIdempotencyRecord } from './store.ts';
+import { saveIdempotencyRecord } from './idempotency-store.ts';
 
 export type Pending = {
   id: string;
