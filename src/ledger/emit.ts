@@ -150,7 +150,7 @@ export function emitEvent(
 }
 
 /**
- * The weakest key that reaches a webhook with this project filter (see `src/webhooks/handlers.ts`):
+ * The weakest key that reaches a webhook with this project filter (see `src/webhooks/reach.ts`):
  * a manager limited to that project, or an unlimited manager for an instance-wide webhook. Any
  * such key can point the webhook at itself, so a webhook is sent only what this key may see,
  * whoever created it.
