@@ -18,6 +18,13 @@ export type Pending = {
   finish(): void;
 };
 
+/**
+ * The idempotent request in flight, per request. A WeakMap keyed by the Request, not Elysia's typed
+ * context: the plugin sets it in `onBeforeHandle` (a `resolve` could), but it is read inside the
+ * change's write job by the change pipeline, which holds only the Request, and by the plugin's
+ * after-response hook. Not for speed: ~30 ns a request either way against ~2.5–4 µs a request; the
+ * measurement and the full reason are at `metas` in src/http/request-meta.ts.
+ */
 export const pendingByRequest = new WeakMap<Request, Pending>();
 
 /**
