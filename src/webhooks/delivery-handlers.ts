@@ -16,9 +16,8 @@ import {
   listDeliveries as listDeliveryRows,
   requeueDelivery,
   toDeliveryObject,
-  toWebhookObject,
-  urlOriginForEvents,
-} from './service.ts';
+} from './delivery-log.ts';
+import { toWebhookObject, urlOriginForEvents } from './service.ts';
 import type { DeliveryStatus } from '../db/schema/webhooks.ts';
 
 type Params = { params: typeof WebhookParams };
