@@ -15,7 +15,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { appendAuditEntries, type AuditEntryInput } from '../src/audit/record.ts';
+import { appendAuditEntries, type AuditEntryInput } from '../src/ledger/audit-record.ts';
 import { manualClock } from '../src/clock.ts';
 import { validateConfig } from '../src/config/load.ts';
 import { buildFeatures } from '../src/features.ts';

@@ -40,7 +40,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Elysia } from 'elysia';
 import { Authenticator } from '../src/access/authenticate.ts';
-import { appendAuditEntry, requestAuditEntry } from '../src/audit/record.ts';
+import { appendAuditEntry, requestAuditEntry } from '../src/ledger/audit-record.ts';
 import { auditRecorder } from '../src/audit/recorder.ts';
 import { verifyChain } from '../src/audit/verify.ts';
 import { loadConfig } from '../src/config/load.ts';

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Authenticator, noteApiKeyChange } from '../src/access/authenticate.ts';
-import { entryHash, keyedEntryHash, type ChainFields } from '../src/audit/chain.ts';
+import { entryHash, keyedEntryHash, type ChainFields } from '../src/ledger/audit-chain.ts';
 import { validateConfig } from '../src/config/load.ts';
 import { createInstance } from '../src/instance.ts';
 import { integrityOf } from '../src/keyring/integrity.ts';
@@ -22,7 +22,7 @@ import {
   API_KEY_MAC_COLUMNS,
   apiKeyMacMatches,
   type ApiKeyMacFields,
-} from '../src/keys/integrity.ts';
+} from '../src/keyring/api-key-mac.ts';
 import { INITIAL_ADMIN_KEY, insertApiKey, newApiKeyId } from '../src/keys/service.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { machineSummary, markdownTable } from './lib/load.ts';

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { appendAuditEntries, localAuditEntry } from '../src/audit/record.ts';
+import { appendAuditEntries, localAuditEntry } from '../src/ledger/audit-record.ts';
 import { AuditShipper } from '../src/audit/ship/shipper.ts';
 import { fileSink, syslogSink } from '../src/audit/ship/sinks.ts';
 import { createBackup, withSourceDatabase } from '../src/backup/backup.ts';

@@ -4,7 +4,7 @@
  * value: src/server.ts `writabilityProbe`), plus `audit` — an audit entry cannot be committed,
  * so every request would be refused — and `draining` — the server is shutting down.
  */
-import { appendAuditEntry } from './audit/record.ts';
+import { appendAuditEntry } from './ledger/audit-record.ts';
 import { commitSystemChange } from './changes/index.ts';
 import type { Instance } from './instance.ts';
 

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { manualClock } from '../src/clock.ts';
-import { appendAuditEntry, localAuditEntry } from '../src/audit/record.ts';
+import { appendAuditEntry, localAuditEntry } from '../src/ledger/audit-record.ts';
 import { AUDIT_CHAIN_BROKEN } from '../src/cli/audit.ts';
-import { entryHash, type ChainFields } from '../src/audit/chain.ts';
+import { entryHash, type ChainFields } from '../src/ledger/audit-chain.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createInstance } from '../src/instance.ts';
 import {

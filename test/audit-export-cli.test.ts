@@ -3,7 +3,7 @@
  * only) and how it ends when its reader goes away.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { appendAuditEntry, localAuditEntry } from '../src/audit/record.ts';
+import { appendAuditEntry, localAuditEntry } from '../src/ledger/audit-record.ts';
 import { manualClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createInstance } from '../src/instance.ts';

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { createServer, type Server, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chainHash, GENESIS_HASH, type ChainFields } from '../src/audit/chain.ts';
+import { chainHash, GENESIS_HASH, type ChainFields } from '../src/ledger/audit-chain.ts';
 import { AuditShipper } from '../src/audit/ship/shipper.ts';
 import { fileSink, syslogFrame, syslogSink, type ShipEntry } from '../src/audit/ship/sinks.ts';
 import { buildFeatures } from '../src/features.ts';

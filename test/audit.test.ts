@@ -7,7 +7,7 @@ import { Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { Elysia, t } from 'elysia';
 import { TypeID } from 'typeid-js';
-import { auditEntryId, seqOfAuditEntryId } from '../src/audit/entry-id.ts';
+import { auditEntryId, seqOfAuditEntryId } from '../src/ledger/audit-entry-id.ts';
 import { rejectionSummariesFor } from '../src/audit/anonymous-summary.ts';
 import { auditRecorder } from '../src/audit/recorder.ts';
 import { commitChange } from '../src/changes/index.ts';

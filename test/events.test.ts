@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { manualClock } from '../src/clock.ts';
-import { emitEvent } from '../src/events/emit.ts';
+import { emitEvent } from '../src/ledger/emit.ts';
 import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
 import { api, createWebhookTestInstance, type WebhookTestInstance } from './fixtures/webhooks.ts';
 import { DeliveryWorker } from '../src/webhooks/worker.ts';

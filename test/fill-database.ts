@@ -2,7 +2,7 @@
  * Fills an instance with many sealed secrets and audit entries, written directly in large
  * transactions (seconds for 100 000), for the tests and benches that need a big database.
  */
-import { appendAuditEntries, localAuditEntry } from '../src/audit/record.ts';
+import { appendAuditEntries, localAuditEntry } from '../src/ledger/audit-record.ts';
 import { resourceValueColumn, versionRowId } from '../src/db/schema/resources.ts';
 import type { Instance } from '../src/instance.ts';
 import { insertProject, newProjectId } from '../src/projects/service.ts';

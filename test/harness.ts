@@ -157,9 +157,7 @@ export async function waitForHealthy(
  * `secryn init` then `secryn serve` (the binary when SECRYN_BINARY is set) in `dir` on a free
  * port: the server process, its URL, its config path and the initial admin token.
  */
-export async function startCliServer(
-  dir: string,
-): Promise<{
+export async function startCliServer(dir: string): Promise<{
   server: ReturnType<typeof Bun.spawn>;
   url: string;
   config: string;

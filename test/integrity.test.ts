@@ -9,7 +9,7 @@ import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { entryHash, type ChainFields } from '../src/audit/chain.ts';
+import { entryHash, type ChainFields } from '../src/ledger/audit-chain.ts';
 import { verifyChain } from '../src/audit/verify.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { generateApiToken, hashApiToken } from '../src/crypto/api-token.ts';

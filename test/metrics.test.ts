@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/clock.ts';
-import { emitEvent } from '../src/events/emit.ts';
+import { emitEvent } from '../src/ledger/emit.ts';
 import { buildFeatures } from '../src/features.ts';
 import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
 import { buildApp } from '../src/server.ts';

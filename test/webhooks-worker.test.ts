@@ -7,7 +7,7 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { manualClock, systemClock } from '../src/clock.ts';
-import { emitEvent } from '../src/events/emit.ts';
+import { emitEvent } from '../src/ledger/emit.ts';
 import type { Instance } from '../src/instance.ts';
 import type { LookupAll } from '../src/webhooks/outbound-guard.ts';
 import {

@@ -22,7 +22,11 @@ import {
 } from '../crypto/api-token.ts';
 import { commitSystemChange, type ChangeDeps } from '../changes/index.ts';
 import { integrityOf } from '../keyring/integrity.ts';
-import { API_KEY_MAC_COLUMNS, apiKeyMacMatches, type ApiKeyMacFields } from '../keys/integrity.ts';
+import {
+  API_KEY_MAC_COLUMNS,
+  apiKeyMacMatches,
+  type ApiKeyMacFields,
+} from '../keyring/api-key-mac.ts';
 import type { Logger } from '../log/logger.ts';
 import { isPermission, isRole, type Permission } from './permissions.ts';
 import { principalFor, type Principal } from './principal.ts';

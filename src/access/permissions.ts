@@ -9,32 +9,10 @@
  * (`bun src/access/permissions-doc.ts --write`) and a test keeps it in step.
  */
 
-/** Every permission, as `<collection>:<verb>`. Scopes are lists of these. */
-export const PERMISSIONS = [
-  'projects:read',
-  'projects:write',
-  'vaults:read',
-  'vaults:write',
-  'resources:read',
-  'resources:write',
-  'resources:delete',
-  'resources:reveal',
-  'api_keys:read',
-  'api_keys:write',
-  'webhooks:read',
-  'webhooks:write',
-  'events:read',
-  'audit:read',
-  'metrics:read',
-  'system:admin',
-] as const;
+// The names live in the base layer (the key table stores them); this file maps them.
+import { PERMISSIONS, ROLES, type Permission, type Role } from '../roles.ts';
 
-export type Permission = (typeof PERMISSIONS)[number];
-
-/** The roles of docs/api.md §5, most powerful first. */
-export const ROLES = ['admin', 'manager', 'contributor', 'reader', 'access'] as const;
-
-export type Role = (typeof ROLES)[number];
+export { PERMISSIONS, ROLES, type Permission, type Role } from '../roles.ts';
 
 /**
  * What each role may do (before `scopes` narrow it). Project and vault limits and restricted

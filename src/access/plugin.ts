@@ -14,7 +14,7 @@
  * this plugin (and so would bypass step 2).
  */
 import { Elysia } from 'elysia';
-import { appendAuditEntryDurably } from '../audit/record.ts';
+import { appendAuditEntryDurably } from '../ledger/audit-record.ts';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import { requestMeta, type AuditActor, type RequestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';

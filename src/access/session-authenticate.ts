@@ -21,9 +21,9 @@ import { commitSystemChange, type ChangeDeps } from '../changes/index.ts';
 import { ForbiddenError } from '../errors.ts';
 import type { RequestMeta } from '../http/request-meta.ts';
 import { integrityOf } from '../keyring/integrity.ts';
-import { apiKeyMacMatches } from '../keys/integrity.ts';
+import { apiKeyMacMatches } from '../keyring/api-key-mac.ts';
 import type { Logger } from '../log/logger.ts';
-import { SessionStore } from '../sessions/store.ts';
+import { SessionStore } from './session-store.ts';
 import { toPrincipal } from './authenticate.ts';
 import type { Principal } from './principal.ts';
 

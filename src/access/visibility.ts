@@ -31,22 +31,6 @@ export function hasProjectScope(key: KeyGrant, projectId: string): boolean {
   return key.vaultIds.length === 0;
 }
 
-/**
- * The weakest key that reaches a webhook with this project filter (see `src/webhooks/handlers.ts`):
- * a manager limited to that project, or an unlimited manager for an instance-wide webhook. Any
- * such key can point the webhook at itself, so a webhook is sent only what this key may see,
- * whoever created it.
- */
-export function webhookAudience(projectId: string | null): KeyGrant {
-  return {
-    role: 'manager',
-    projectIds: projectId === null ? [] : [projectId],
-    vaultIds: [],
-    scopes: null,
-    expiresAt: null,
-  };
-}
-
 /** True when the key reaches the vault (see the module comment for the rules). */
 export function canSeeVault(key: KeyGrant, vault: VaultRef): boolean {
   if (key.role === 'admin') return true;

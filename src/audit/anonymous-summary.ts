@@ -13,7 +13,7 @@ import {
   MAX_REQUEST_ID,
   MAX_USER_AGENT,
   type AuditEntryInput,
-} from './record.ts';
+} from '../ledger/audit-record.ts';
 import { commitSystemChange, commitSystemChangeNow } from '../changes/index.ts';
 
 /** The action of a summary entry. */

@@ -7,7 +7,7 @@ import { validateConfig } from '../config/load.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
 import { listAuditEntries } from './query.ts';
-import { appendAuditEntry, localAuditEntry } from './record.ts';
+import { appendAuditEntry, localAuditEntry } from '../ledger/audit-record.ts';
 import { pruneAuditLog, RETENTION_ACTOR } from './retention.ts';
 
 const DAY = 86_400_000;

@@ -2,7 +2,7 @@
 import type { Database, SQLQueryBindings } from 'bun:sqlite';
 import { InvalidRequestError } from '../errors.ts';
 import { timestampMs } from '../http/schemas.ts';
-import { seqOfAuditEntryId } from './entry-id.ts';
+import { seqOfAuditEntryId } from '../ledger/audit-entry-id.ts';
 import { AUDIT_ROW_COLUMNS, type AuditRow } from './rows.ts';
 
 /** Filters of `GET /v1/audit-logs` (docs/api.md §7); all optional, combined with AND. */

@@ -13,7 +13,7 @@ import {
   appendAuditEntryDurably,
   localAuditEntry,
   type AuditEntryInput,
-} from './record.ts';
+} from '../ledger/audit-record.ts';
 import { verifyChain } from './verify.ts';
 
 /**

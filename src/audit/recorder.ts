@@ -6,7 +6,7 @@
 import { requestMeta } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { rejectionSummariesFor } from './anonymous-summary.ts';
-import { appendAuditEntryDurably, clientAddress, requestEntry } from './record.ts';
+import { appendAuditEntryDurably, clientAddress, requestEntry } from '../ledger/audit-record.ts';
 
 /**
  * The app's recordOutcome hook: an entry for every request that reached authentication (its

@@ -6,7 +6,7 @@ import { manualClock } from '../clock.ts';
 import { validateConfig } from '../config/load.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
-import { appendAuditEntry, localAuditEntry } from './record.ts';
+import { appendAuditEntry, localAuditEntry } from '../ledger/audit-record.ts';
 import { metricsFor } from '../metrics/metrics.ts';
 import {
   pruneAuditLog,

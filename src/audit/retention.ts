@@ -5,7 +5,7 @@
 import type { Database } from 'bun:sqlite';
 import type { Instance } from '../instance.ts';
 import type { AuditActor, AuditTarget } from '../http/request-meta.ts';
-import type { AuditEntryInput } from './record.ts';
+import type { AuditEntryInput } from '../ledger/audit-record.ts';
 import { CHECKPOINT_TARGET_TYPE, checkpointTargetId } from './verify.ts';
 import { DAY_MS } from '../clock.ts';
 import { commitSystemChange } from '../changes/index.ts';

@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { createDb } from '../db/client.ts';
 import { onMasterKeyRotated, type MasterKeyRotatedEvent } from '../keyring/hooks.ts';
-import { appendAuditEntry } from './record.ts';
+import { appendAuditEntry } from '../ledger/audit-record.ts';
 
 /** Appends the entry of one rotation: actor the OS user who ran it, target the new key's fingerprint. */
 export function recordMasterKeyRotation({ rotation, sqlite }: MasterKeyRotatedEvent): void {

@@ -3,7 +3,7 @@ import { t, type TSchema } from 'elysia';
 import { toRfc3339 } from '../db/columns.ts';
 import { ResponseInteger } from '../http/schemas.ts';
 import type { AuditActor } from '../http/request-meta.ts';
-import type { ChainFields } from './chain.ts';
+import type { ChainFields } from '../ledger/audit-chain.ts';
 
 /** A stored entry with every column, named as the chain code names them. */
 export type AuditRow = ChainFields & { hash: string };

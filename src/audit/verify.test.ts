@@ -6,8 +6,8 @@ import { manualClock } from '../clock.ts';
 import { validateConfig } from '../config/load.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
-import { entryHash } from './chain.ts';
-import { appendAuditEntry, type AuditEntryInput } from './record.ts';
+import { entryHash } from '../ledger/audit-chain.ts';
+import { appendAuditEntry, type AuditEntryInput } from '../ledger/audit-record.ts';
 import { AUDIT_ROW_COLUMNS, type AuditRow } from './rows.ts';
 import { verifyChain } from './verify.ts';
 

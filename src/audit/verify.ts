@@ -1,7 +1,7 @@
 /** Verifies the audit hash chain and names where and how it breaks (`secryn audit verify`). */
 import type { Database } from 'bun:sqlite';
 import { integrityOf } from '../keyring/integrity.ts';
-import { chainHash, GENESIS_HASH, type ChainKey } from './chain.ts';
+import { chainHash, GENESIS_HASH, type ChainKey } from '../ledger/audit-chain.ts';
 import { AUDIT_ROW_COLUMNS, type AuditRow } from './rows.ts';
 
 /** What kind of tampering a break in the chain looks like. */

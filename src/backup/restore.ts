@@ -23,7 +23,7 @@ import { runMigrations } from '../db/migrate.ts';
 import { KeyringError, MasterKeyMismatchError } from '../keyring/errors.ts';
 import { readIntegrityWith } from '../keyring/integrity.ts';
 import { readKeyringSnapshot, unlockKeyring } from '../keyring/store.ts';
-import { tamperedApiKeys } from '../keys/integrity.ts';
+import { tamperedApiKeys } from '../keyring/api-key-mac.ts';
 import { loadConfiguredMasterKey, type Env } from '../keyring/key-files.ts';
 import type { Logger } from '../log/logger.ts';
 import { BackupError, inspectBackup, syncFile, type BackupInfo } from './backup.ts';

@@ -7,7 +7,7 @@
  */
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { AuditActor, AuditEntryInput } from '../audit/record.ts';
+import type { AuditActor, AuditEntryInput } from '../ledger/audit-record.ts';
 import { commitSystemChange } from '../changes/index.ts';
 import type { Config } from '../config/schema.ts';
 import { toRfc3339 } from '../db/columns.ts';

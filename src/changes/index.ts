@@ -31,13 +31,13 @@ import {
   requestEntry,
   type AuditEntryInput,
   type AuditTarget,
-} from '../audit/record.ts';
+} from '../ledger/audit-record.ts';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { isDatabaseBusy } from '../db/write-lock.ts';
-import { emitEvent, type EmitOptions, type EventInput } from '../events/emit.ts';
+import { emitEvent, type EmitOptions, type EventInput } from '../ledger/emit.ts';
 import { requestMeta } from '../http/request-meta.ts';
-import { saveIdempotentResponseInJob } from '../idempotency/pending.ts';
+import { saveIdempotentResponseInJob } from '../ledger/idempotency-pending.ts';
 import type { Instance } from '../instance.ts';
 
 /** What an API change returns: the response body, and optionally its event and Location. */

@@ -3,7 +3,7 @@ import { defineCommand } from 'citty';
 import type { Database } from 'bun:sqlite';
 import { once } from 'node:events';
 import { streamAuditEntries } from '../audit/query.ts';
-import { localUserActor } from '../audit/record.ts';
+import { localUserActor } from '../ledger/audit-record.ts';
 import { pruneAuditLog } from '../audit/retention.ts';
 import { toAuditEntryView, type AuditRow } from '../audit/rows.ts';
 import { verifyChain } from '../audit/verify.ts';

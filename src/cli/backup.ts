@@ -2,7 +2,7 @@
 import { defineCommand } from 'citty';
 import { dirname, resolve } from 'node:path';
 import { recipientProblem, readIdentityFile } from '../backup/age.ts';
-import { appendAuditEntry, localAuditEntry } from '../audit/record.ts';
+import { appendAuditEntry, localAuditEntry } from '../ledger/audit-record.ts';
 import { BackupError, createBackup, withSourceDatabase } from '../backup/backup.ts';
 import { verifyBackup, writeCheckedBackup } from '../backup/checked.ts';
 import { BackupIntegrityError } from '../backup/restore.ts';

@@ -13,7 +13,7 @@ import type { Database, Statement } from 'bun:sqlite';
 import { DAY_MS, type Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
-import { emitEvent } from './emit.ts';
+import { emitEvent } from '../ledger/emit.ts';
 import { perConnection } from '../db/per-connection.ts';
 
 /** The notice key of the expired notice; expiring ones are `<days>d`. */

@@ -6,7 +6,7 @@
 import { createDb } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { onMasterKeyRotated, type MasterKeyRotatedEvent } from '../keyring/hooks.ts';
-import { emitEvent } from './emit.ts';
+import { emitEvent } from '../ledger/emit.ts';
 
 /** Emits the event of one rotation: fingerprints only, never key material or file paths. */
 export function emitMasterKeyRotated({ rotation, sqlite }: MasterKeyRotatedEvent): string {

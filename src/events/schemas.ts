@@ -5,7 +5,7 @@
 import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';
 import { ProjectId, strictObject, Timestamp } from '../http/schemas.ts';
-import { EVENT_TYPES } from './types.ts';
+import { EVENT_TYPES } from '../ledger/event-types.ts';
 
 /** One event type (or `*`), as a filter and in a webhook's subscription list. */
 export const EventTypeSchema = t.String({

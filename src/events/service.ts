@@ -4,7 +4,7 @@
  */
 import { and, desc, eq, gte, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import type { EventPayload } from './emit.ts';
+import type { EventPayload } from '../ledger/emit.ts';
 import { events } from '../db/schema/events.ts';
 
 /** Filters of the event list; `type` is exact, or `<object>.*` for every action of an object. */

@@ -6,7 +6,7 @@
  * Ordering: events are read from the `events` table in `seq` (commit) order, never from memory;
  * a stream replays in batches up to the newest stored event and only then joins the hub, whose
  * reads skip what a stream already has (`cursor`), so the replay and the live part meet with no
- * gap and no duplicate. The hub reads after every commit that wrote an event (commit-signal.ts)
+ * gap and no duplicate. The hub reads after every commit that wrote an event (src/ledger/commit-signal.ts)
  * and once a second for events written by other processes (the CLI).
  */
 import type { Database } from 'bun:sqlite';
@@ -16,8 +16,8 @@ import { RateLimitedError } from '../access/rate-limit.ts';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import type { Logger } from '../log/logger.ts';
-import { onEventsCommitted } from './commit-signal.ts';
-import type { EventPayload } from './emit.ts';
+import { onEventsCommitted } from '../ledger/commit-signal.ts';
+import type { EventPayload } from '../ledger/emit.ts';
 import {
   eventsAfter,
   lastPosition,

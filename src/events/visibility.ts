@@ -15,7 +15,7 @@ import type { KeyGrant } from '../access/principal.ts';
 import { canSeeVault, hasProjectScope, projectScopeFilter } from '../access/visibility.ts';
 import type { Db } from '../db/client.ts';
 import { keyGrantOf, listApiKeys, vaultResolver } from '../keys/service.ts';
-import type { EventPayload } from './emit.ts';
+import type { EventPayload } from '../ledger/emit.ts';
 import { events } from '../db/schema/events.ts';
 
 const API_KEY_EVENT_PREFIX = 'api_key.';

@@ -11,7 +11,7 @@
  * - A retry that arrives while the first request is still running waits for it (at most
  *   `waitMs`, then 409), so two concurrent requests with one key never both run.
  * - Handlers that commit their change through a write job call
- *   `saveIdempotentResponseInJob` (pending.ts) inside that job, so the change and its replayable
+ *   `saveIdempotentResponseInJob` (src/ledger/idempotency-pending.ts) inside that job, so the change and its replayable
  *   response commit together (a crash between them cannot lead to a double create). For other
  *   handlers the plugin stores the response right after the handler, in its own write.
  */
@@ -27,9 +27,9 @@ import {
   requestFingerprint,
   saveIdempotencyRecord,
   type StoredResponse,
-} from './store.ts';
+} from '../ledger/idempotency-store.ts';
 import { commitSystemChange } from '../changes/index.ts';
-import { pendingByRequest, type Pending } from './pending.ts';
+import { pendingByRequest, type Pending } from '../ledger/idempotency-pending.ts';
 
 /** The request header (docs/api.md §1). */
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';

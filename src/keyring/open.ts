@@ -24,7 +24,7 @@ import {
   type Env,
 } from './key-files.ts';
 import { LiveKeyring } from './live-keyring.ts';
-import { anyApiKeyMac, stampAllApiKeyMacs } from '../keys/integrity.ts';
+import { anyApiKeyMac, stampAllApiKeyMacs } from './api-key-mac.ts';
 import {
   createIntegrity,
   nextAuditSeq,

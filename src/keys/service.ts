@@ -4,7 +4,7 @@
  * write job with its audit entry, or the CLI's IMMEDIATE transaction). Authorization (who may
  * create or see which key) is the caller's job, through `src/access/grants.ts`.
  */
-import { emitEvent } from '../events/emit.ts';
+import { emitEvent } from '../ledger/emit.ts';
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import { ROLE_PERMISSIONS, type Permission, type Role } from '../access/permissions.ts';
 import { noteApiKeyChange } from '../access/authenticate.ts';
@@ -18,7 +18,7 @@ import { findProject } from '../projects/service.ts';
 import { findVault, vaultRefOf } from '../vaults/service.ts';
 import { LATEST_TIMESTAMP_MS, PROJECT_ID_PATTERN, VAULT_ID_PATTERN } from '../http/schemas.ts';
 import type { ApiKeyObject } from './schemas.ts';
-import { sealApiKeyRow } from './integrity.ts';
+import { sealApiKeyRow } from '../keyring/api-key-mac.ts';
 import { apiKeys, type ApiKeyRow } from '../db/schema/keys.ts';
 import { newTypeId } from '../ids.ts';
 

@@ -2,7 +2,7 @@
 import { principalOf } from '../access/principal.ts';
 import { assertVaultVisible } from '../access/visibility.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import type { EventType } from '../events/types.ts';
+import type { EventType } from '../ledger/event-types.ts';
 import { respondCreated } from '../http/created.ts';
 import { listResponse, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';

@@ -4,7 +4,8 @@
  */
 import { toRfc3339 } from '../db/columns.ts';
 import type { KeyAlgorithm } from './material.ts';
-import type { ResourceObject, VaultSecretObject, VersionObject } from './schemas.ts';
+import type { ResourceObject, VersionObject } from './schemas.ts';
+import type { VaultSecretObject } from '../vaults/schemas.ts';
 import type { ActiveSecret } from './store.ts';
 import type { ResourceRow, ResourceVersionRow } from '../db/schema/resources.ts';
 

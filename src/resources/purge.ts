@@ -5,9 +5,9 @@
  * also appends one audit entry per purged resource (actor: system), so the audit log shows when
  * a value stopped existing. Time comes from the instance clock, so tests can move it.
  */
-import type { AuditActor } from '../audit/record.ts';
+import type { AuditActor } from '../ledger/audit-record.ts';
 import { commitSystemChange } from '../changes/index.ts';
-import { deleteExpiredIdempotencyRecords } from '../idempotency/store.ts';
+import { deleteExpiredIdempotencyRecords } from '../ledger/idempotency-store.ts';
 import type { Instance } from '../instance.ts';
 import { purgeDeletedResources } from './store.ts';
 import { DAY_MS } from '../clock.ts';

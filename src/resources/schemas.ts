@@ -171,16 +171,6 @@ export const VersionListQuery = strictObject({ ...paginationQuery });
 
 // --- vault read API ----------------------------------------------------------------------
 
-/** One secret of a vault read: `{id, name}` only with `?secrets=names`. */
-export const VaultSecretSchema = t.Object({
-  id: t.String(),
-  name: t.String(),
-  value: t.Optional(t.String({ description: 'Only for keys with resources:reveal' })),
-  content_type: t.Optional(t.String()),
-  tags: t.Optional(t.Array(t.String())),
-  updated_at: t.Optional(t.String()),
-});
-
 export const VaultReadQuery = strictObject({
   secrets: t.Optional(queryEnum(['names'], 'Must be names (or omit it for values)')),
   resource: t.Optional(IdParam),
@@ -202,7 +192,6 @@ export const VaultResourceListQuery = strictObject({ ...paginationQuery });
 
 export type ResourceObject = typeof ResourceSchema.static;
 export type VersionObject = typeof VersionSchema.static;
-export type VaultSecretObject = typeof VaultSecretSchema.static;
 export type CreateResourceInput = typeof CreateResourceBody.static;
 export type UpdateResourceInput = typeof UpdateResourceBody.static;
 export type ResourceListInput = typeof ResourceListQuery.static;

@@ -4,9 +4,9 @@
  * updates each secret, with one version, one audit entry and one event per secret that changed.
  */
 import type { Principal } from '../access/principal.ts';
-import { appendAuditEntry, requestAuditEntry } from '../audit/record.ts';
+import { appendAuditEntry, requestAuditEntry } from '../ledger/audit-record.ts';
 import { AppError, InvalidRequestError } from '../errors.ts';
-import { emitEvent } from '../events/emit.ts';
+import { emitEvent } from '../ledger/emit.ts';
 import type { Instance } from '../instance.ts';
 import { prepareNewResource, type PreparedResource, type ValueLimits } from '../resources/input.ts';
 import { assertResourceName } from '../http/names.ts';

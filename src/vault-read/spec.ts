@@ -13,9 +13,8 @@ import {
   VaultResourceListQuery,
   VaultResourceParams,
   VaultSecretParams,
-  VaultSecretSchema,
 } from '../resources/schemas.ts';
-import { VaultParams, VaultWithSecretsSchema } from '../vaults/schemas.ts';
+import { VaultParams, VaultSecretSchema, VaultWithSecretsSchema } from '../vaults/schemas.ts';
 import { pemResponses } from './pem.ts';
 
 const docs = docsFor('vaults');

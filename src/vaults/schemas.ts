@@ -6,7 +6,6 @@ import { t } from 'elysia';
 import { paginationQuery } from '../http/pagination.ts';
 import { ResourceName } from '../http/names.ts';
 import { Description, IdParam, ProjectId, strictObject } from '../http/fields.ts';
-import { VaultSecretSchema } from '../resources/schemas.ts';
 
 const vaultFields = {
   id: t.String({ examples: ['vlt_01jq3v6x1nf4r8s2k9w7y5t3m0'] }),
@@ -19,6 +18,21 @@ const vaultFields = {
   created_at: t.String(),
   updated_at: t.String(),
 };
+
+/**
+ * One secret of a vault read (`GET /v1/vaults/:id`, the vault read API): `{id, name}` only with
+ * `?secrets=names`.
+ */
+export const VaultSecretSchema = t.Object({
+  id: t.String(),
+  name: t.String(),
+  value: t.Optional(t.String({ description: 'Only for keys with resources:reveal' })),
+  content_type: t.Optional(t.String()),
+  tags: t.Optional(t.Array(t.String())),
+  updated_at: t.Optional(t.String()),
+});
+
+export type VaultSecretObject = typeof VaultSecretSchema.static;
 
 /** A vault as the API shows it. */
 export const VaultSchema = t.Object(vaultFields, { description: 'A vault: a set of resources' });

@@ -8,11 +8,28 @@ import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
 import { ConflictError } from '../errors.ts';
 import type { PageRequest } from '../http/pagination.ts';
-import { resourcesChanged } from '../resources/store.ts';
 import { resources } from '../db/schema/resources.ts';
 import type { VaultObject } from './schemas.ts';
 import { vaults, type VaultRow } from '../db/schema/vaults.ts';
 import { newTypeId } from '../ids.ts';
+
+/**
+ * Told, inside the write job, when who reaches a vault's resources changes (its `restricted`
+ * flag) or its resources go with it: the resource store forgets its cached list totals and
+ * records (src/resources/store/lists.ts subscribes). Vaults come before resources in the
+ * feature order, so the store subscribes here instead of being called; a process that never
+ * loads the store has no such cache to forget.
+ */
+const contentsListeners = new Set<(db: Db) => void>();
+
+/** Subscribes to {@link contentsListeners}; listeners run inside the write job. */
+export function onVaultContentsChanged(listener: (db: Db) => void): void {
+  contentsListeners.add(listener);
+}
+
+function vaultContentsChanged(db: Db): void {
+  for (const listener of contentsListeners) listener(db);
+}
 
 /** A new vault id, `vlt_` + a time-ordered TypeID. */
 export function newVaultId(): string {
@@ -129,7 +146,7 @@ export function updateVault(
   if (Object.keys(effective).length === 0) return { row: current, changed: false };
   if (effective.name !== undefined) assertNameFree(db, current.projectId, effective.name, id);
   // Who reaches the vault's resources may change: cached list totals are stale.
-  if (effective.restricted !== undefined) resourcesChanged(db);
+  if (effective.restricted !== undefined) vaultContentsChanged(db);
   const row = db
     .update(vaults)
     .set({ ...effective, updatedAt: now })
@@ -157,7 +174,7 @@ export function deleteVault(db: Db, id: string): boolean {
       `The vault still holds ${live} resource${live === 1 ? '' : 's'}; delete them first`,
     );
   }
-  resourcesChanged(db);
+  vaultContentsChanged(db);
   db.delete(resources)
     .where(and(eq(resources.vaultId, id), isNotNull(resources.deletedAt)))
     .run();

@@ -13,7 +13,7 @@ import type { Database, Statement } from 'bun:sqlite';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
-import { emitEvent } from '../events/emit.ts';
+import { emitEvent } from '../ledger/emit.ts';
 import type { DeliveryAttemptResult } from './attempt.ts';
 import { perConnection } from '../db/per-connection.ts';
 import type { InstanceKeyring } from '../keyring/live-keyring.ts';

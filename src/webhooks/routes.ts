@@ -8,14 +8,16 @@
  */
 import { Elysia } from 'elysia';
 import type { Instance } from '../instance.ts';
+import { deliveryHandlers } from './delivery-handlers.ts';
 import { webhookHandlers, type WebhookRoutesOptions } from './handlers.ts';
 import * as spec from './spec.ts';
 
 export type { WebhookRoutesOptions } from './handlers.ts';
 
-/** The `/v1/webhooks` routes: handlers in ./handlers.ts, schemas and OpenAPI text in ./spec.ts. */
+/** The `/v1/webhooks` routes: handlers in ./handlers.ts and ./delivery-handlers.ts, schemas and OpenAPI text in ./spec.ts. */
 export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions = {}) {
   const handle = webhookHandlers(instance, options);
+  const deliveries = deliveryHandlers(instance);
   return new Elysia({ name: 'webhooks' })
     .get('/v1/webhooks', handle.list, spec.list)
     .post('/v1/webhooks', handle.create, spec.create)
@@ -23,8 +25,12 @@ export function webhookRoutes(instance: Instance, options: WebhookRoutesOptions 
     .put('/v1/webhooks/:id', handle.update, spec.update)
     .delete('/v1/webhooks/:id', handle.remove, spec.remove)
     .post('/v1/webhooks/:id/rotate-secret', handle.rotateSecret, spec.rotateSecret)
-    .post('/v1/webhooks/:id/test', handle.test, spec.test)
-    .get('/v1/webhooks/:id/deliveries', handle.listDeliveries, spec.listDeliveries)
-    .get('/v1/webhooks/:id/deliveries/:dlv_id', handle.getDelivery, spec.getDelivery)
-    .post('/v1/webhooks/:id/deliveries/:dlv_id/retry', handle.retryDelivery, spec.retryDelivery);
+    .post('/v1/webhooks/:id/test', deliveries.test, spec.test)
+    .get('/v1/webhooks/:id/deliveries', deliveries.listDeliveries, spec.listDeliveries)
+    .get('/v1/webhooks/:id/deliveries/:dlv_id', deliveries.getDelivery, spec.getDelivery)
+    .post(
+      '/v1/webhooks/:id/deliveries/:dlv_id/retry',
+      deliveries.retryDelivery,
+      spec.retryDelivery,
+    );
 }

@@ -5,7 +5,7 @@ import { t } from 'elysia';
 import { ProjectId, QueryBoolean, ResponseInteger, strictObject } from '../http/schemas.ts';
 import { paginationQuery } from '../http/pagination.ts';
 import { EventTypeSchema } from '../events/schemas.ts';
-import { EVENT_TYPES } from '../events/types.ts';
+import { EVENT_TYPES } from '../ledger/event-types.ts';
 
 const EventListSchema = t.Array(EventTypeSchema, {
   minItems: 1,

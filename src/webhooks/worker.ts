@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Instance } from '../instance.ts';
 import { emitExpiryNotices } from '../events/expiry.ts';
-import { onOutboxWrite } from '../events/outbox-signal.ts';
+import { onOutboxWrite } from '../ledger/outbox-signal.ts';
 import { pruneEvents } from '../events/retention.ts';
 import { attemptDelivery, type DeliveryAttemptResult } from './attempt.ts';
 import { DEFAULT_BACKOFF, nextAttemptDelayMs, type BackoffOptions } from './backoff.ts';

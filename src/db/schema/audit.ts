@@ -4,7 +4,7 @@ import { epochMs } from '../columns.ts';
 
 /**
  * The audit log: one row per audited request or CLI action, append-only, forming a hash chain
- * in `seq` order (see `chain.ts`). `seq` is assigned inside the writing transaction as the
+ * in `seq` order (see `src/ledger/audit-chain.ts`). `seq` is assigned inside the writing transaction as the
  * previous head's `seq + 1`, so it has no gaps except those left by retention pruning (which
  * the checkpoint accounts for); a gap anywhere else is a removed entry.
  */
@@ -32,7 +32,7 @@ export const auditLog = sqliteTable(
     hash: text('hash').notNull(),
   },
   // One secondary index, on `at`, whose keys grow with `seq`: each group commit dirties only its
-  // last page. `id` needs none, since an id encodes its `seq` (entry-id.ts); dropping that index
+  // last page. `id` needs none, since an id encodes its `seq` (src/ledger/audit-entry-id.ts); dropping that index
   // gave +8 % audited reads/s. An index on actor or target would put every entry on a random
   // page, which measured ~16 µs per audited read (bench/audit.ts); filters on those scan
   // newest-first instead (docs/audit.md).

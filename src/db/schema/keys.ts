@@ -9,7 +9,7 @@ import {
   text,
   uniqueIndex,
 } from 'drizzle-orm/sqlite-core';
-import type { Permission, Role } from '../../access/permissions.ts';
+import type { Permission, Role } from '../../roles.ts';
 import { epochMs } from '../columns.ts';
 
 /**
@@ -42,7 +42,7 @@ export const apiKeys = sqliteTable(
     revokedAt: epochMs('revoked_at'),
     /**
      * HMAC-SHA256 (hex) of every column but `last_used_at` under a key derived from the master
-     * key's keyring (src/keys/integrity.ts): a row planted or edited in the file does not verify.
+     * key's keyring (src/keyring/api-key-mac.ts): a row planted or edited in the file does not verify.
      */
     mac: text('mac'),
   },

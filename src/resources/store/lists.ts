@@ -19,6 +19,7 @@ import {
   type ResourceVersionRow,
 } from '../../db/schema/resources.ts';
 import { perConnection } from '../../db/per-connection.ts';
+import { onVaultContentsChanged } from '../../vaults/service.ts';
 import { RESOURCE_COLUMNS, recordCacheOf, rowFromRaw, type RawResource } from './records.ts';
 
 /**
@@ -54,6 +55,9 @@ export function resourcesChanged(db: Db): void {
   memosOf(sqlite).clear();
   recordCacheOf(sqlite).clear();
 }
+
+// A vault's `restricted` flag and its deletion change what these caches hold.
+onVaultContentsChanged(resourcesChanged);
 
 function rememberQuery(sqlite: Database, key: string, count: () => number): QueryMemo {
   const memos = memosOf(sqlite);

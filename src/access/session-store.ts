@@ -1,6 +1,6 @@
 /** SQL of console sessions: the `console_sessions` rows and the key row a session acts as. */
 import type { Database, Statement } from 'bun:sqlite';
-import { API_KEY_MAC_COLUMNS, type ApiKeyMacFields } from '../keys/integrity.ts';
+import { API_KEY_MAC_COLUMNS, type ApiKeyMacFields } from '../keyring/api-key-mac.ts';
 
 /** A session row as the authenticator reads it. */
 export type SessionRecord = {

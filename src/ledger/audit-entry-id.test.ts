@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { TypeID } from 'typeid-js';
-import { auditEntryId, seqOfAuditEntryId } from './entry-id.ts';
+import { auditEntryId, seqOfAuditEntryId } from './audit-entry-id.ts';
 
 describe('auditEntryId', () => {
   test('is a TypeID over a UUIDv7 carrying the time and the chain position', () => {

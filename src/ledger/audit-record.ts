@@ -11,9 +11,9 @@ import { ServiceUnavailableError } from '../errors.ts';
 import { requestMeta, type AuditActor, type AuditTarget } from '../http/request-meta.ts';
 import type { Instance } from '../instance.ts';
 import { localActor } from '../os-user.ts';
-import { chainHash, GENESIS_HASH, type ChainFields } from './chain.ts';
+import { chainHash, GENESIS_HASH, type ChainFields } from './audit-chain.ts';
 import { integrityOf } from '../keyring/integrity.ts';
-import { auditEntryId } from './entry-id.ts';
+import { auditEntryId } from './audit-entry-id.ts';
 import { perConnection } from '../db/per-connection.ts';
 
 export type { AuditActor, AuditTarget };

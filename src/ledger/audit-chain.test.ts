@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
-import { canonicalEncoding, entryHash, GENESIS_HASH, type ChainFields } from './chain.ts';
+import { canonicalEncoding, entryHash, GENESIS_HASH, type ChainFields } from './audit-chain.ts';
 
 const sample: ChainFields = {
   seq: 1,

@@ -3,8 +3,6 @@
  * write transaction.
  */
 import type { Statement } from 'bun:sqlite';
-import type { KeyGrant } from '../access/principal.ts';
-import { webhookAudience } from '../access/visibility.ts';
 import type { Clock } from '../clock.ts';
 import { connectionOf, type Db } from '../db/client.ts';
 import { toRfc3339 } from '../db/columns.ts';
@@ -12,10 +10,11 @@ import { signalOutboxWrite } from './outbox-signal.ts';
 import { noteEventWritten } from './commit-signal.ts';
 import { newTypeId } from '../ids.ts';
 import { perConnection } from '../db/per-connection.ts';
+import type { KeyGrant } from '../roles.ts';
 
 /** What a feature hands to {@link emitEvent}. `object` is metadata only, never a value. */
 export type EventInput = {
-  /** `<object>.<action>`, e.g. `resource.created` (see ./types.ts). */
+  /** `<object>.<action>`, e.g. `resource.created` (see ./event-types.ts). */
   type: string;
   /** The project the object belongs to; null for instance-wide events (master key, …). */
   projectId: string | null;
@@ -148,6 +147,22 @@ export function emitEvent(
   }
   if (targets.length > 0) signalOutboxWrite();
   return id;
+}
+
+/**
+ * The weakest key that reaches a webhook with this project filter (see `src/webhooks/reach.ts`):
+ * a manager limited to that project, or an unlimited manager for an instance-wide webhook. Any
+ * such key can point the webhook at itself, so a webhook is sent only what this key may see,
+ * whoever created it.
+ */
+export function webhookAudience(projectId: string | null): KeyGrant {
+  return {
+    role: 'manager',
+    projectIds: projectId === null ? [] : [projectId],
+    vaultIds: [],
+    scopes: null,
+    expiresAt: null,
+  };
 }
 
 function subscribes(eventsJson: string, type: string): boolean {

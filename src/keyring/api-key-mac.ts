@@ -8,7 +8,7 @@
 import type { Database } from 'bun:sqlite';
 import { hmacHex, hmacHexMatches } from '../crypto/integrity.ts';
 import { connectionOf, type Db } from '../db/client.ts';
-import { integrityOf } from '../keyring/integrity.ts';
+import { integrityOf } from './integrity.ts';
 
 /** Format tag of the encoding; a future encoding gets a new one. */
 export const API_KEY_MAC_FORMAT = 'secryn.api-key.v1';

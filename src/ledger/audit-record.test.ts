@@ -6,8 +6,8 @@ import { manualClock } from '../clock.ts';
 import { validateConfig } from '../config/load.ts';
 import { createInstance, type Instance } from '../instance.ts';
 import { createLogger } from '../log/logger.ts';
-import { appendAuditEntry, fallbackAction, localAuditEntry, outcomeOf } from './record.ts';
-import { verifyChain } from './verify.ts';
+import { appendAuditEntry, fallbackAction, localAuditEntry, outcomeOf } from './audit-record.ts';
+import { verifyChain } from '../audit/verify.ts';
 
 describe('outcome and fallback action of a status', () => {
   test('2xx/3xx success; 401/403/429 denied; a hiding 404 denied; the rest error', () => {
