@@ -62,6 +62,7 @@ const VALUE_DOMAIN = 'secryn/v2/value';
 const LEGACY_VALUE_DOMAIN = 'secryn/v1/value';
 
 const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Throws unless `version` can be stored in the uint32 header and is not the zero sentinel. */
 export function assertDataKeyVersion(version: number): void {
@@ -118,10 +119,12 @@ function ownerPart(value: unknown, field: string): string {
  * AAD = fields(domain, header, table, column, rowId, version, parentId, projectId, vaultId) in
  * {@link encodeFields} form (format 1: without the three owner fields, under its own domain).
  * An absent version is an empty field and a present one 8 bytes, so the two never collide; an
- * absent owner part is an empty field, and ids are never empty. The result aliases a shared
- * scratch buffer and must be consumed before the next call.
+ * absent owner part is an empty field, and ids are never empty. `sealed` starts with the 5
+ * header bytes. The result aliases a shared scratch buffer and must be consumed before the next
+ * call. Built without intermediate arrays or views: it runs once per value opened (50 times in
+ * a vault read).
  */
-function locationAad(header: Uint8Array, where: ValueLocation): Uint8Array {
+function locationAad(sealed: Uint8Array, where: ValueLocation): Uint8Array {
   const table = requireName(where.table, 'table');
   const column = requireName(where.column, 'column');
   const rowId = requireName(where.rowId, 'rowId');
@@ -129,36 +132,37 @@ function locationAad(header: Uint8Array, where: ValueLocation): Uint8Array {
   if (version !== undefined && (!Number.isSafeInteger(version) || version < 0)) {
     throw new RangeError('where.version must be a non-negative safe integer');
   }
-  const legacy = header[0] === LEGACY_VALUE_FORMAT_VERSION;
+  const legacy = sealed[0] === LEGACY_VALUE_FORMAT_VERSION;
   const domain = legacy ? LEGACY_DOMAIN_FIELD : DOMAIN_FIELD;
-  const owner = legacy
-    ? []
-    : [
-        ownerPart(where.owner?.parentId, 'parentId'),
-        ownerPart(where.owner?.projectId, 'projectId'),
-        ownerPart(where.owner?.vaultId, 'vaultId'),
-      ];
+  const parentId = legacy ? '' : ownerPart(where.owner?.parentId, 'parentId');
+  const projectId = legacy ? '' : ownerPart(where.owner?.projectId, 'projectId');
+  const vaultId = legacy ? '' : ownerPart(where.owner?.vaultId, 'vaultId');
   // UTF-8 needs at most 3 bytes per UTF-16 code unit.
   const bound =
     domain.byteLength +
     4 * 8 +
-    header.byteLength +
+    HEADER_BYTES +
     8 +
-    3 * (table.length + column.length + rowId.length + owner.join('').length);
+    3 *
+      (table.length +
+        column.length +
+        rowId.length +
+        parentId.length +
+        projectId.length +
+        vaultId.length);
   if (bound > aadScratch.byteLength) {
     aadScratch = new Uint8Array(bound * 2);
     aadView = new DataView(aadScratch.buffer);
   }
   aadScratch.set(domain);
   let offset = domain.byteLength;
-  aadView.setUint32(offset, header.byteLength);
-  aadScratch.set(header, offset + 4);
-  offset += 4 + header.byteLength;
-  for (const text of [table, column, rowId]) {
-    const { written } = utf8.encodeInto(text, aadScratch.subarray(offset + 4));
-    aadView.setUint32(offset, written);
-    offset += 4 + written;
-  }
+  aadView.setUint32(offset, HEADER_BYTES);
+  offset += 4;
+  for (let i = 0; i < HEADER_BYTES; i++) aadScratch[offset + i] = sealed[i]!;
+  offset += HEADER_BYTES;
+  offset = writeTextField(table, offset);
+  offset = writeTextField(column, offset);
+  offset = writeTextField(rowId, offset);
   if (version === undefined) {
     aadView.setUint32(offset, 0);
     offset += 4;
@@ -168,12 +172,30 @@ function locationAad(header: Uint8Array, where: ValueLocation): Uint8Array {
     aadView.setUint32(offset + 8, version >>> 0);
     offset += 12;
   }
-  for (const text of owner) {
-    const { written } = utf8.encodeInto(text, aadScratch.subarray(offset + 4));
-    aadView.setUint32(offset, written);
-    offset += 4 + written;
+  if (!legacy) {
+    offset = writeTextField(parentId, offset);
+    offset = writeTextField(projectId, offset);
+    offset = writeTextField(vaultId, offset);
   }
   return aadScratch.subarray(0, offset);
+}
+
+/**
+ * Writes `text` as [uint32 BE length][UTF-8] at `offset` of the scratch buffer (which
+ * {@link locationAad} has sized) and returns the offset after it. Names and ids are ASCII,
+ * copied byte by byte; anything else goes through the encoder.
+ */
+function writeTextField(text: string, offset: number): number {
+  const start = offset + 4;
+  let written = 0;
+  for (; written < text.length; written++) {
+    const code = text.charCodeAt(written);
+    if (code >= 0x80) break;
+    aadScratch[start + written] = code;
+  }
+  if (written < text.length) written = utf8.encodeInto(text, aadScratch.subarray(start)).written;
+  aadView.setUint32(offset, written);
+  return start + written;
 }
 
 /**
@@ -195,7 +217,7 @@ export function sealValue(
   const nonce = out.subarray(HEADER_BYTES, PREFIX_BYTES);
 
   const cipher = createCipheriv(CIPHER, dataKey.key, nonce, { authTagLength: TAG_BYTES });
-  cipher.setAAD(locationAad(out.subarray(0, HEADER_BYTES), where));
+  cipher.setAAD(locationAad(out, where));
   const body = cipher.update(plaintext);
   const tail = cipher.final(); // empty for GCM, kept for correctness
   out.set(body, PREFIX_BYTES);
@@ -236,6 +258,35 @@ export function openValue(
   ciphertext: Uint8Array,
   where: ValueLocation,
 ): Uint8Array {
+  const verified = decipherValue(dataKey, ciphertext, where);
+  // Copy into a plain, exactly-sized Uint8Array (a Buffer may be a view on a shared slab).
+  const plaintext = new Uint8Array(verified);
+  verified.fill(0);
+  return plaintext;
+}
+
+/**
+ * {@link openValue} then strict UTF-8 decoding (a leading BOM is preserved, not stripped), from
+ * the decipher's own output: no copy of the plaintext bytes, which are zeroed once decoded.
+ * Invalid UTF-8 throws DecryptionError('invalid_utf8').
+ */
+export function openValueText(
+  dataKey: DataKey,
+  ciphertext: Uint8Array,
+  where: ValueLocation,
+): string {
+  const verified = decipherValue(dataKey, ciphertext, where);
+  try {
+    return strictUtf8.decode(verified);
+  } catch {
+    throw new DecryptionError('invalid_utf8', 'value is not valid UTF-8');
+  } finally {
+    verified.fill(0);
+  }
+}
+
+/** The authenticated plaintext of a sealed value, as the decipher returned it (see openValue). */
+function decipherValue(dataKey: DataKey, ciphertext: Uint8Array, where: ValueLocation): Buffer {
   assertKey256(dataKey.key, 'data key');
   const version = readDataKeyVersion(ciphertext);
   if (ciphertext[0] === LEGACY_VALUE_FORMAT_VERSION && where.legacyFormat !== true) {
@@ -246,8 +297,8 @@ export function openValue(
   const nonce = ciphertext.subarray(HEADER_BYTES, PREFIX_BYTES);
   const body = ciphertext.subarray(PREFIX_BYTES, ciphertext.byteLength - TAG_BYTES);
   const tag = ciphertext.subarray(ciphertext.byteLength - TAG_BYTES);
-  const aad = locationAad(ciphertext.subarray(0, HEADER_BYTES), where);
-  let unverified: Uint8Array | undefined;
+  const aad = locationAad(ciphertext, where);
+  let unverified: Buffer | undefined;
   try {
     const decipher = createDecipheriv(CIPHER, dataKey.key, nonce, { authTagLength: TAG_BYTES });
     decipher.setAAD(aad);
@@ -258,10 +309,7 @@ export function openValue(
     unverified?.fill(0); // unauthenticated plaintext must not linger
     throw new DecryptionError('authentication_failed', misplacedMessage(where));
   }
-  // Copy into a plain, exactly-sized Uint8Array (a Buffer may be a view on a shared slab).
-  const plaintext = new Uint8Array(unverified);
-  unverified.fill(0);
-  return plaintext;
+  return unverified;
 }
 
 /** The log line of a value that does not open where it is found: names the place, no data. */

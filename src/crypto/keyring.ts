@@ -10,6 +10,7 @@ import {
   assertKey256,
   encodeFields,
   openValue,
+  openValueText,
   readDataKeyVersion,
   sealValue,
   type DataKey,
@@ -32,7 +33,6 @@ const WRAP_DOMAIN = 'secryn/v1/data-key-wrap';
 const FINGERPRINT_LABEL = 'secryn/v1/master-key-fingerprint';
 
 const utf8 = new TextEncoder();
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function wrapAad(version: number): Uint8Array {
   const versionBytes = new Uint8Array(4);
@@ -239,13 +239,9 @@ export class Keyring {
    * Invalid UTF-8 throws DecryptionError('invalid_utf8').
    */
   decryptString(ciphertext: Uint8Array, where: ValueLocation): string {
-    const bytes = this.decrypt(ciphertext, where);
-    try {
-      return strictUtf8.decode(bytes);
-    } catch {
-      throw new DecryptionError('invalid_utf8', 'value is not valid UTF-8');
-    } finally {
-      bytes.fill(0);
-    }
+    const version = readDataKeyVersion(ciphertext);
+    const dataKey = this.#keys.get(version);
+    if (!dataKey) throw new UnknownDataKeyError(version);
+    return openValueText(dataKey, ciphertext, where);
   }
 }

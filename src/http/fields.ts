@@ -40,3 +40,15 @@ export const Deleted = t.Object({ id: t.String(), deleted: t.Literal(true) });
 export function documentedResponse<T extends TSchema>(schema: T): T {
   return { ...schema, noValidate: true };
 }
+
+/**
+ * A documented body answered as it was built: as a `Response`, which Elysia sends without its
+ * response cleaner (exact-mirror copies every object of the body, ~10 µs for a page of 50 or a
+ * 50-secret vault read, and is not switched off by `additionalProperties: true` under AOT
+ * compilation). For routes whose schema is a {@link documentedResponse} only, and bodies whose
+ * every object is written field by field by a typed `to*Object` function (never a spread row),
+ * so the cleaner had nothing undeclared to remove.
+ */
+export function builtJson<T>(body: T): Response {
+  return Response.json(body);
+}

@@ -4,6 +4,7 @@ import { assertVaultVisible } from '../access/visibility.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { EventType } from '../ledger/event-types.ts';
 import { respondCreated } from '../http/created.ts';
+import { builtJson } from '../http/fields.ts';
 import { listResponse, readPage } from '../http/pagination.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { RouteContext } from '../http/route.ts';
@@ -80,7 +81,7 @@ export function resourceHandlers(instance: Instance) {
     };
     const { rows, total } = listResources(sqlite, principalOf(request), filters, page);
     const data = rows.map((row) => toResourceObject(row));
-    return listResponse(request, set, page, total, data);
+    return builtJson(listResponse(request, set, page, total, data));
   }
 
   async function create({ body, request, set }: RouteContext<{ body: typeof CreateResourceBody }>) {
@@ -172,7 +173,7 @@ export function resourceHandlers(instance: Instance) {
     const page = readPage(query);
     const { rows, total } = listVersionRows(db, record.id, page);
     const data = rows.map((row) => toVersionObject(row));
-    return listResponse(request, set, page, total, data);
+    return builtJson(listResponse(request, set, page, total, data));
   }
 
   function getVersion({ params, request }: VersionContext) {

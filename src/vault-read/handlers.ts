@@ -1,6 +1,7 @@
 /** The named handlers of the vault read API (listed in ./routes.ts and ../vaults/routes.ts). */
 import { principalOf } from '../access/principal.ts';
 import { NotFoundError } from '../errors.ts';
+import { builtJson } from '../http/fields.ts';
 import { listResponse, readPage } from '../http/pagination.ts';
 import type { RouteContext } from '../http/route.ts';
 import type { Instance } from '../instance.ts';
@@ -62,16 +63,17 @@ export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
   }: RouteContext<{ params: typeof VaultParams; query: typeof VaultReadQuery }>) {
     const vault = visibleVault(db, request, params.id);
     const key = principalOf(request);
-    if (query.resource !== undefined) return readVaultResource(request, vault, query.resource);
+    if (query.resource !== undefined)
+      return builtJson(readVaultResource(request, vault, query.resource));
     const object: VaultWithSecretsObject = toVaultObject(vault);
-    if (!key.permissions.has('resources:read')) return object;
+    if (!key.permissions.has('resources:read')) return builtJson(object);
     const now = clock.now();
     if (query.secrets === 'names') {
       object.secrets = listActiveSecrets(sqlite, vault.id, now, false).map((s) => ({
         id: s.id,
         name: s.name,
       }));
-      return object;
+      return builtJson(object);
     }
     const withValues = canReveal(request);
     const secrets = listActiveSecrets(sqlite, vault.id, now, withValues);
@@ -85,7 +87,7 @@ export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
       ),
     );
     if (withValues && secrets.length > 0) markReveal(request, VAULT_REVEAL_ACTION);
-    return object;
+    return builtJson(object);
   }
 
   function secretByName({ params, request }: RouteContext<{ params: typeof VaultSecretParams }>) {
@@ -105,7 +107,7 @@ export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
       const filters = { vaultId: vault.id, type };
       const { rows, total } = listResources(sqlite, principalOf(request), filters, page);
       const data = rows.map((row) => toResourceObject(row));
-      return listResponse(request, set, page, total, data);
+      return builtJson(listResponse(request, set, page, total, data));
     };
   }
 

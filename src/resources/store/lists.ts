@@ -117,9 +117,11 @@ function toRawSql(condition: SQL): { sql: string; params: unknown[] } {
 /**
  * A page of the resources the key reaches, newest first (ties by id), and the total count.
  * Hand-written SQL (statements cached per SQL text by bun:sqlite): the query builder and its
- * row mapping cost more than the queries here. The page is chosen on the index first
- * (`id IN (… LIMIT … OFFSET …)`), so a deep page does not fetch the rows it skips, and from
- * the nearest remembered bookmark when there is one (see {@link QueryMemo}).
+ * row mapping cost more than the queries here. One direct `ORDER BY … LIMIT … OFFSET` walking
+ * the (deleted_at, created_at, id, vault_id) index in order: SQLite defers each table seek
+ * until a row is returned, so skipped rows are not fetched, where the former
+ * `id IN (… LIMIT … OFFSET …)` form re-sorted its page in a temporary B-tree (page 1: ~120 vs
+ * ~200 µs). Deep pages start from the nearest remembered bookmark (see {@link QueryMemo}).
  */
 export function listResources(
   sqlite: Database,
@@ -171,10 +173,8 @@ export function listResources(
   // One row more than the page: its sort key is the bookmark of the next page.
   const rows = sqlite
     .query<RawResource, SQLQueryBindings[]>(
-      `SELECT ${RESOURCE_COLUMNS} FROM resources r WHERE r.id IN (
-         SELECT r.id FROM resources r WHERE ${condition}${seek}
-         ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?)
-       ORDER BY r.created_at DESC, r.id DESC`,
+      `SELECT ${RESOURCE_COLUMNS} FROM resources r WHERE ${condition}${seek}
+       ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?`,
     )
     .all(
       ...bind,
