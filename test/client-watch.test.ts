@@ -209,6 +209,37 @@ describe('secryn watching for changes', () => {
     expect(read(output)).toBe('pw=p2');
     expect(statSync(output).mode & 0o777).toBe(0o600);
   }, 30_000);
+
+  test('template render --watch exits 21 when its key is revoked, leaving OUT as last rendered', async () => {
+    const key = await api('POST', '/v1/api-keys', {
+      name: 'renderer',
+      role: 'access',
+      vault_ids: [vault],
+    });
+    const input = join(dir.path, 'revoked.tpl');
+    const output = join(dir.path, 'revoked.out');
+    // An access key may not list projects: the vault by id.
+    writeFileSync(input, `pw={{ secret "${vault}" "DB_PASSWORD" }}`);
+    const child = watched(['template', 'render', input, output, '--watch'], key.token);
+    await child.until(() => existsSync(output));
+    const rendered = readFileSync(output, 'utf8');
+    expect(rendered).toStartWith('pw=');
+    const revokedAt = performance.now();
+    await api('DELETE', `/v1/api-keys/${key.id}`);
+    const status = await Promise.race([
+      child.proc.exited,
+      Bun.sleep(5000).then(() => 'still running'),
+    ]);
+    console.log(
+      `revoked → template render exited: ${(performance.now() - revokedAt).toFixed(0)} ms`,
+    );
+    expect(status).toBe(ExitCode.UNAUTHORIZED);
+    expect(readFileSync(output, 'utf8')).toBe(rendered);
+    const lines = child.stderr.trim().split('\n');
+    expect(lines.at(-1)).toContain('no longer watching for changes');
+    expect(lines.filter((line) => line.includes('no longer watching'))).toHaveLength(1);
+    expect(child.stderr).not.toContain(key.token);
+  }, 30_000);
 });
 
 describe('the template language', () => {
