@@ -2,8 +2,8 @@
  * Live changes on the client side, with the `secryn` executable (the compiled binary when
  * SECRYN_BINARY is set) against a `secryn serve` over a real socket: `run --watch` restarts its
  * command with the new value (an access key, which streams without events:read), `--on-change-
- * signal HUP` signals it instead, and `template render` (syntax, missing secrets, mode 0600,
- * `--watch` with `--exec`).
+ * signal HUP` signals it instead, a failed refetch leaves it running, and `template render`
+ * (syntax, missing secrets, mode 0600, `--watch` with `--exec`, exit 21 when its key is revoked).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -208,6 +208,79 @@ describe('secryn watching for changes', () => {
     await child.until(() => read(log) === 'pw=p1\npw=p2\n', 2000);
     expect(read(output)).toBe('pw=p2');
     expect(statSync(output).mode & 0o777).toBe(0o600);
+  }, 30_000);
+
+  test('template render --watch exits 21 when its key is revoked, leaving OUT as last rendered', async () => {
+    const key = await api('POST', '/v1/api-keys', {
+      name: 'renderer',
+      role: 'access',
+      vault_ids: [vault],
+    });
+    const input = join(dir.path, 'revoked.tpl');
+    const output = join(dir.path, 'revoked.out');
+    // An access key may not list projects: the vault by id.
+    writeFileSync(input, `pw={{ secret "${vault}" "DB_PASSWORD" }}`);
+    const child = watched(['template', 'render', input, output, '--watch'], key.token);
+    await child.until(() => existsSync(output));
+    const rendered = readFileSync(output, 'utf8');
+    expect(rendered).toStartWith('pw=');
+    const revokedAt = performance.now();
+    await api('DELETE', `/v1/api-keys/${key.id}`);
+    const status = await Promise.race([
+      child.proc.exited,
+      Bun.sleep(5000).then(() => 'still running'),
+    ]);
+    console.log(
+      `revoked → template render exited: ${(performance.now() - revokedAt).toFixed(0)} ms`,
+    );
+    expect(status).toBe(ExitCode.UNAUTHORIZED);
+    expect(readFileSync(output, 'utf8')).toBe(rendered);
+    const lines = child.stderr.trim().split('\n');
+    expect(lines.at(-1)).toContain('no longer watching for changes');
+    expect(lines.filter((line) => line.includes('no longer watching'))).toHaveLength(1);
+    expect(child.stderr).not.toContain(key.token);
+  }, 30_000);
+
+  test('run --watch: a refetch that fails keeps the command running and says so; the next good one restarts it', async () => {
+    const project = (await api('POST', '/v1/projects', { name: 'refetch' })).id;
+    const own = (await api('POST', '/v1/vaults', { project_id: project, name: 'prod' })).id;
+    await api('POST', '/v1/resources', {
+      type: 'secret',
+      vault_id: own,
+      name: 'KEPT',
+      value: 'k1',
+    });
+    const child = watched([
+      'run',
+      '--watch',
+      '--vault',
+      own,
+      '--',
+      'sh',
+      '-c',
+      'echo "start=$KEPT"; trap "exit 0" TERM; while :; do sleep 0.05; done',
+    ]);
+    await child.until(() => child.stdout.includes('start=k1'));
+    // A name that is no environment variable name: the refetch fails (no --skip-invalid), while
+    // the stream, which knows nothing of names, stays up.
+    const bad = (
+      await api('POST', '/v1/resources', {
+        type: 'secret',
+        vault_id: own,
+        name: 'NOT-AN-ENV',
+        value: 'x',
+      })
+    ).id;
+    await child.until(() => child.stderr.includes('refetching failed'), 3000);
+    expect(child.stderr).toContain('the command keeps running with the previous secrets');
+    expect(child.stderr).toContain('NOT-AN-ENV');
+    expect(child.stderr).not.toContain('restarting');
+    expect(child.proc.exitCode).toBeNull();
+    expect(child.stdout.match(/start=/g)).toHaveLength(1);
+    // Still watching: once the bad name is gone, the next change restarts it with the new value.
+    await api('DELETE', `/v1/resources/${bad}`);
+    await api('PUT', `/v1/resources/${await secretId(own, 'KEPT')}`, { value: 'k2' });
+    await child.until(() => child.stdout.includes('start=k2'), 3000);
   }, 30_000);
 });
 

@@ -245,6 +245,12 @@ async function startWatching(client: SecrynClient, refs: readonly string[]): Pro
     onChange: () => (onChange ? onChange() : (missed = true)),
     onNotice: (message) => process.stderr.write(`secryn: ${message}\n`),
   });
+  // The command is not `run`'s to end over this: it goes on with the secrets it has.
+  void watcher.gaveUp.then((error) =>
+    process.stderr.write(
+      `secryn: no longer watching for changes: ${error.message}; the command keeps running\n`,
+    ),
+  );
   // Wait for the stream before the first fetch; not forever (it keeps trying in the background).
   await Promise.race([watcher.ready, Bun.sleep(5000)]);
   return {

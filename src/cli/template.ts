@@ -4,7 +4,8 @@
  * OUT atomically with mode 0600 (a reader sees the old file or the new one, never half of it);
  * a missing secret is an error naming it and nothing is written. `--watch` renders again when a
  * secret of the vaults it uses changes (the event stream); `--exec CMD` runs `sh -c CMD` after
- * each successful render that changed OUT (e.g. to reload a server).
+ * each successful render that changed OUT (e.g. to reload a server). A watch the server refuses
+ * for good (401/403/404) ends the command with that refusal's exit code.
  */
 import { defineCommand } from 'citty';
 import { readFileSync } from 'node:fs';
@@ -128,9 +129,18 @@ const renderCommand = defineCommand({
     if (args.exec) await runHook(args.exec);
     ready = true;
     if (missed) batcher.notify();
-    // Until a signal ends the process (the timer keeps it alive between reconnects).
-    setInterval(() => {}, 1 << 30);
-    await new Promise<never>(() => {});
+    // Until a signal ends the process (the timer keeps it alive between reconnects), or the
+    // server refuses the watch for good (key revoked or expired, grant or vault gone): then OUT
+    // can no longer be kept current, which a supervisor must learn from the exit status rather
+    // than from a file that silently goes stale. OUT stays as last rendered.
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    const refusal = await watcher.gaveUp;
+    clearInterval(keepAlive);
+    throw new CliFailure(
+      `no longer watching for changes: ${refusal.message}`,
+      refusal.exitCode,
+      refusal.code,
+    );
   },
 });
 

@@ -13,7 +13,7 @@ import { ClientError, type SecrynClient } from './http.ts';
 export type WatchHandlers = {
   /** A `resource.*` event of a watched vault (or, after a lost resume point, "maybe"). */
   onChange(): void;
-  /** One line for stderr: a dropped stream, a reconnect, a fatal refusal. */
+  /** One line for stderr: a dropped stream, a reconnect (a fatal refusal is `gaveUp`). */
   onNotice(message: string): void;
 };
 
@@ -32,8 +32,12 @@ const FATAL: ReadonlySet<number> = new Set([
   ExitCode.NOT_FOUND,
 ]);
 
-/** A running subscription: `ready` resolves at the first connection (or its first failure). */
-export type Watcher = { ready: Promise<boolean>; stop(): void };
+/**
+ * A running subscription: `ready` resolves at the first connection (or its first failure);
+ * `gaveUp` resolves (and only then) when a refusal retrying cannot cure ended it for good, with
+ * that refusal, so that each caller decides what watching no more means for it.
+ */
+export type Watcher = { ready: Promise<boolean>; gaveUp: Promise<ClientError>; stop(): void };
 
 /** Subscribes to the changes of `vaultIds` until `stop()`. */
 export function watchVaults(
@@ -44,6 +48,8 @@ export function watchVaults(
   const abort = new AbortController();
   let markReady: (connected: boolean) => void = () => {};
   const ready = new Promise<boolean>((resolve) => (markReady = resolve));
+  let giveUp: (error: ClientError) => void = () => {};
+  const gaveUp = new Promise<ClientError>((resolve) => (giveUp = resolve));
   const path = `/v1/events/stream?type=resource.*&vault_id=${[...new Set(vaultIds)].join(',')}`;
   let lastEventId: string | undefined;
 
@@ -71,8 +77,8 @@ export function watchVaults(
           continue;
         }
         if (error instanceof ClientError && FATAL.has(error.exitCode)) {
-          handlers.onNotice(`no longer watching for changes: ${error.message}`);
           markReady(false);
+          giveUp(error);
           return;
         }
         const message = error instanceof Error ? error.message : String(error);
@@ -86,7 +92,7 @@ export function watchVaults(
     }
   })();
 
-  return { ready, stop: () => abort.abort() };
+  return { ready, gaveUp, stop: () => abort.abort() };
 }
 
 /** Reads Server-Sent Events until the stream ends; `onEvent` gets each message's id. */
