@@ -28,6 +28,9 @@ export type PublicError = {
   fault?: unknown;
 };
 
+/** Every public error code, in status order (the OpenAPI document's `Error.code` enum). */
+export const ERROR_CODES = Object.keys(STATUS_BY_CODE) as ErrorCode[];
+
 /** Status code of an error code. */
 export function statusOf(code: ErrorCode): number {
   return STATUS_BY_CODE[code];

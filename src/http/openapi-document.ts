@@ -15,6 +15,7 @@
  */
 import { toOpenAPISchema } from '@elysiajs/openapi';
 import type { AnyElysia } from 'elysia';
+import { ERROR_CODES } from './error-funnel.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -43,20 +44,7 @@ const ERROR_SCHEMA: JsonObject = {
         code: {
           type: 'string',
           description: 'Stable machine-readable code.',
-          enum: [
-            'INVALID_REQUEST',
-            'UNAUTHORIZED',
-            'FORBIDDEN',
-            'NOT_FOUND',
-            'METHOD_NOT_ALLOWED',
-            'CONFLICT',
-            'GONE',
-            'PAYLOAD_TOO_LARGE',
-            'UNSUPPORTED_MEDIA_TYPE',
-            'RATE_LIMITED',
-            'INTERNAL_ERROR',
-            'SERVICE_UNAVAILABLE',
-          ],
+          enum: [...ERROR_CODES],
         },
         message: { type: 'string', description: 'Human-readable summary; never echoes input.' },
         details: {
