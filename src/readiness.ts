@@ -6,6 +6,7 @@
  */
 import { appendAuditEntry } from './ledger/audit-record.ts';
 import { commitSystemChange } from './changes/index.ts';
+import { cachedProbe } from './http/health.ts';
 import type { Instance } from './instance.ts';
 
 /** Whether the server is draining; set by `RunningServer.stop` before the listener closes. */
@@ -25,8 +26,7 @@ export function readinessProbe(
   liveness: () => Promise<string[]>,
   drain: DrainState,
 ): () => Promise<string[]> {
-  let last: { at: number; ok: boolean; pending?: Promise<boolean> } = { at: -Infinity, ok: false };
-  const probe = async (): Promise<boolean> => {
+  const auditOk = cachedProbe(async (): Promise<boolean> => {
     if (instance.writes.isBroken) return false;
     try {
       // A change that undoes itself: the entry is appended and rolled back in its savepoint.
@@ -52,18 +52,7 @@ export function readinessProbe(
     } catch {
       return false;
     }
-  };
-  const auditOk = async () => {
-    const now = performance.now();
-    if (!last.pending && now - last.at >= AUDIT_PROBE_TTL_MS) {
-      const pending = probe().then((ok) => {
-        last = { at: performance.now(), ok };
-        return ok;
-      });
-      last = { ...last, pending };
-    }
-    return last.pending ? await last.pending : last.ok;
-  };
+  }, AUDIT_PROBE_TTL_MS);
   return async () => {
     const [failing, audit] = await Promise.all([liveness(), auditOk()]);
     return [...failing, ...(audit ? [] : ['audit']), ...(drain.draining ? ['draining'] : [])];

@@ -13,6 +13,7 @@ import { metricsFor } from './metrics/metrics.ts';
 import { readinessProbe, type DrainState } from './readiness.ts';
 import { VERSION } from './version.ts';
 import { commitSystemChange } from './changes/index.ts';
+import { cachedProbe } from './http/health.ts';
 
 export type ServerOptions = {
   /** Feature modules mounted into the app. */
@@ -66,9 +67,8 @@ export function writabilityProbe(
   instance: Instance,
   readiness: ReadinessCheck[] = [],
 ): () => Promise<string[]> {
-  let last: { at: number; ok: boolean; pending?: Promise<boolean> } = { at: -Infinity, ok: false };
   const diskSpace = diskSpaceFor(instance.sqlite, instance.logger);
-  const probe = async () => {
+  const writable = cachedProbe(async () => {
     try {
       await commitSystemChange(instance, () =>
         instance.db
@@ -83,19 +83,11 @@ export function writabilityProbe(
       diskSpace.failed(error);
       return false;
     }
-  };
+  }, HEALTH_PROBE_TTL_MS);
   return async () => {
-    const now = performance.now();
-    if (!last.pending && now - last.at >= HEALTH_PROBE_TTL_MS) {
-      const pending = probe().then((ok) => {
-        last = { at: performance.now(), ok };
-        return ok;
-      });
-      last = { ...last, pending };
-    }
-    const writable = last.pending ? await last.pending : last.ok;
+    const ok = await writable();
     return [
-      ...(writable ? [] : ['database']),
+      ...(ok ? [] : ['database']),
       // A write that failed on a full disk since the cached verdict counts too.
       ...(diskSpace.isFull ? ['disk_full'] : []),
       ...readiness.filter((check) => !check.ready()).map((check) => check.name),

@@ -66,3 +66,22 @@ export function healthRoutes(options: HealthOptions) {
       },
     });
 }
+
+/**
+ * `probe`'s verdict, reused for `ttlMs` after it settles; callers arriving while a probe runs
+ * share it, so a burst of health checks costs one probe. Used by liveness (the write probe) and
+ * readiness (the audit probe).
+ */
+export function cachedProbe(probe: () => Promise<boolean>, ttlMs: number): () => Promise<boolean> {
+  let last: { at: number; ok: boolean; pending?: Promise<boolean> } = { at: -Infinity, ok: false };
+  return async () => {
+    if (!last.pending && performance.now() - last.at >= ttlMs) {
+      const pending = probe().then((ok) => {
+        last = { at: performance.now(), ok };
+        return ok;
+      });
+      last = { ...last, pending };
+    }
+    return last.pending ? await last.pending : last.ok;
+  };
+}
