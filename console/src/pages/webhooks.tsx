@@ -5,6 +5,7 @@
 import { useState } from 'preact/hooks';
 import { api, type List, type Me } from '../api.ts';
 import { Field, formValue, ShownOnce, Status, useAction, useLoad, when } from '../ui.tsx';
+import { EVENT_TYPES as SERVER_EVENT_TYPES } from '../../../src/ledger/event-types.ts';
 
 type Webhook = {
   id: string;
@@ -30,27 +31,12 @@ type Delivery = {
   created_at: string;
 };
 
-/** The event types a webhook can subscribe to (docs/api.md §6), `*` being all of them. */
-const EVENT_TYPES = [
-  'resource.created',
-  'resource.updated',
-  'resource.deleted',
-  'resource.restored',
-  'resource.expiring',
-  'resource.expired',
-  'vault.created',
-  'vault.updated',
-  'vault.deleted',
-  'project.created',
-  'project.updated',
-  'project.deleted',
-  'api_key.created',
-  'api_key.revoked',
-  'webhook.disabled',
-  'master_key.rotated',
-  'backup.completed',
-  'backup.failed',
-];
+/**
+ * The event types a webhook can subscribe to, `*` being all of them: the server's own list
+ * (shared with the bundle, so the two cannot drift), less `ping`, which only the test button
+ * sends.
+ */
+const EVENT_TYPES = SERVER_EVENT_TYPES.filter((type) => type !== 'ping');
 
 function health(w: Webhook): [string, string | undefined] {
   if (!w.enabled) return [`disabled${w.disabled_reason ? `: ${w.disabled_reason}` : ''}`, 'bad'];
