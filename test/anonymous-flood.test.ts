@@ -6,13 +6,11 @@
 import { Database } from 'bun:sqlite';
 import { afterAll, describe, expect, test } from 'bun:test';
 import { verifyChain } from '../src/audit/verify.ts';
-import { buildFeatures } from '../src/features.ts';
 import { readIntegrityWith } from '../src/keyring/integrity.ts';
 import { loadConfiguredMasterKey } from '../src/keyring/key-files.ts';
 import { createInstance, type Instance } from '../src/instance.ts';
-import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
-import { buildApp } from '../src/server.ts';
 import { call, memoryLogger, tempDir, testConfig } from './harness.ts';
+import { appOf, insertAdminKey } from './app-harness.ts';
 
 const FLOOD = 10_000;
 /** The issue's target: database growth per 10,000 rejected requests from one address. */
@@ -28,26 +26,8 @@ function setup(audit: Record<string, unknown> = {}) {
   cleanups.push(() => dir[Symbol.dispose]());
   const config = testConfig(dir.path, { server: { trust_proxy: true }, audit });
   const instance = createInstance(config, memoryLogger());
-  const features = buildFeatures(instance);
-  const app = buildApp(instance, {
-    features: features.features,
-    recordOutcome: features.recordOutcome,
-  });
-  const { token } = insertApiKey(
-    instance.db,
-    newApiKeyId(),
-    {
-      name: 'admin',
-      role: 'admin',
-      projectIds: [],
-      vaultIds: [],
-      scopes: null,
-      expiresAt: null,
-      rateLimit: { requestsPerMinute: null, burst: null },
-    },
-    'test',
-    Date.now(),
-  );
+  const app = appOf(instance);
+  const token = insertAdminKey(instance);
   return { instance, app, token, path: config.storage.path };
 }
 
@@ -65,7 +45,7 @@ function databaseBytes(sqlite: Database): number {
 
 /** Sends `count` requests without a key, 100 at a time, from `address(i)`. */
 async function flood(
-  app: ReturnType<typeof buildApp>,
+  app: ReturnType<typeof appOf>,
   count: number,
   address: (i: number) => string,
 ): Promise<Map<number, number>> {

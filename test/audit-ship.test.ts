@@ -12,12 +12,10 @@ import { join } from 'node:path';
 import { chainHash, GENESIS_HASH, type ChainFields } from '../src/ledger/audit-chain.ts';
 import { AuditShipper } from '../src/audit/ship/shipper.ts';
 import { fileSink, syslogFrame, syslogSink, type ShipEntry } from '../src/audit/ship/sinks.ts';
-import { buildFeatures } from '../src/features.ts';
 import { integrityOf } from '../src/keyring/integrity.ts';
 import { createInstance } from '../src/instance.ts';
-import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
-import { buildApp } from '../src/server.ts';
 import { call, freePort, memoryLogger, tempDir, testConfig } from './harness.ts';
+import { appOf, insertAdminKey } from './app-harness.ts';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterAll(async () => {
@@ -136,26 +134,8 @@ function setup() {
     rate_limit: { requests_per_minute: 100_000, burst: 10_000 },
   });
   const instance = createInstance(config, memoryLogger());
-  const features = buildFeatures(instance);
-  const app = buildApp(instance, {
-    features: features.features,
-    recordOutcome: features.recordOutcome,
-  });
-  const { token } = insertApiKey(
-    instance.db,
-    newApiKeyId(),
-    {
-      name: 'admin',
-      role: 'admin',
-      projectIds: [],
-      vaultIds: [],
-      scopes: null,
-      expiresAt: null,
-      rateLimit: { requestsPerMinute: null, burst: null },
-    },
-    'test',
-    Date.now(),
-  );
+  const app = appOf(instance);
+  const token = insertAdminKey(instance);
   const shipper = new AuditShipper(instance, {
     pollMs: 20,
     backoffMs: 20,

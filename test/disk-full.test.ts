@@ -16,11 +16,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFeatures } from '../src/features.ts';
 import { createInstance, type Instance } from '../src/instance.ts';
-import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
-import { buildApp } from '../src/server.ts';
 import { call, memoryLogger, testConfig } from './harness.ts';
+import { appOf, insertAdminKey } from './app-harness.ts';
 
 const SIZE = '4m';
 const mountPoint = mkdtempSync(join(tmpdir(), 'secryn-small-fs-'));
@@ -42,32 +40,14 @@ const free = () => {
 describe.skipIf(!canMount)(`data directory on a ${SIZE} file system`, () => {
   const logger = memoryLogger('json', 'info');
   let instance: Instance;
-  let app: ReturnType<typeof buildApp>;
+  let app: ReturnType<typeof appOf>;
   let auth: Record<string, string>;
   const filler = join(mountPoint, 'filler');
 
   beforeAll(() => {
     instance = createInstance(testConfig(mountPoint, { server: { trust_proxy: true } }), logger);
-    const features = buildFeatures(instance);
-    app = buildApp(instance, {
-      features: features.features,
-      recordOutcome: features.recordOutcome,
-    });
-    const { token } = insertApiKey(
-      instance.db,
-      newApiKeyId(),
-      {
-        name: 'admin',
-        role: 'admin',
-        projectIds: [],
-        vaultIds: [],
-        scopes: null,
-        expiresAt: null,
-        rateLimit: { requestsPerMinute: null, burst: null },
-      },
-      'test',
-      Date.now(),
-    );
+    app = appOf(instance);
+    const token = insertAdminKey(instance);
     auth = { authorization: `Bearer ${token}` };
   });
   afterAll(async () => {
