@@ -22,14 +22,12 @@ import {
   type PrepareRunner,
 } from './checked.ts';
 import { prepareInWorker } from './off-thread.ts';
+import { DAY_MS, DURATION_UNIT_MS } from '../clock.ts';
 
 type BackupConfig = Config['backup'];
 
 /** When backups run: every day at a UTC time, or every fixed interval (aligned to the epoch). */
 export type Schedule = { kind: 'daily'; minuteOfDay: number } | { kind: 'every'; ms: number };
-
-const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-const DAY_MS = 86_400_000;
 
 /**
  * Parses `backup.schedule`: `daily HH:MM` (UTC) or `every N[m|h|d]` (at least 1 minute).
@@ -39,7 +37,8 @@ export function parseSchedule(text: string): Schedule {
   const daily = /^daily ([01]\d|2[0-3]):([0-5]\d)$/.exec(text);
   if (daily) return { kind: 'daily', minuteOfDay: Number(daily[1]) * 60 + Number(daily[2]) };
   const every = /^every ([1-9]\d{0,4})([mhd])$/.exec(text);
-  if (every) return { kind: 'every', ms: Number(every[1]) * UNIT_MS[every[2] as 'm' | 'h' | 'd'] };
+  if (every)
+    return { kind: 'every', ms: Number(every[1]) * DURATION_UNIT_MS[every[2] as 'm' | 'h' | 'd'] };
   throw new BackupError(
     `backup.schedule: "${text.slice(0, 40)}" is not "daily HH:MM" or "every N[m|h|d]"`,
   );

@@ -21,6 +21,7 @@ import {
   print,
 } from './common.ts';
 import { CliFailure, ExitCode } from './exit.ts';
+import { DURATION_UNIT_MS } from '../clock.ts';
 
 /**
  * Exit code of `secryn audit verify` when the chain is broken (sysexits EX_DATAERR), distinct
@@ -109,8 +110,7 @@ function parseBound(flag: string, value: string | undefined, now: number): numbe
   if (value === undefined || value === '') return undefined;
   const relative = /^(\d{1,6})([dhm])$/.exec(value);
   if (relative) {
-    const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[relative[2] as 'd' | 'h' | 'm'];
-    return now - Number(relative[1]) * unit;
+    return now - Number(relative[1]) * DURATION_UNIT_MS[relative[2] as 'd' | 'h' | 'm'];
   }
   const ms = timestampMs(value, { dateOnly: true });
   if (ms === undefined) {

@@ -9,6 +9,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../crypto/atomic-file.ts';
 import type { EnvEntry } from './env-format.ts';
+import { DURATION_UNIT_MS } from '../clock.ts';
 
 const INFO = 'secryn run fallback v1';
 
@@ -108,8 +109,7 @@ export function readFallback(
 export function parseMaxAge(text: string): number | undefined {
   const match = /^([1-9][0-9]{0,6})([smhd])$/.exec(text.trim());
   if (!match) return undefined;
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's'];
-  return Number(match[1]) * unit;
+  return Number(match[1]) * DURATION_UNIT_MS[match[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 function formatAge(ms: number): string {

@@ -21,6 +21,7 @@ import type { ApiKeyObject } from './schemas.ts';
 import { sealApiKeyRow } from '../keyring/api-key-mac.ts';
 import { apiKeys, type ApiKeyRow } from '../db/schema/keys.ts';
 import { newTypeId } from '../ids.ts';
+import { DURATION_UNIT_MS } from '../clock.ts';
 
 /** Everything that defines a new key. */
 export type NewApiKey = KeyGrant & {
@@ -128,19 +129,12 @@ export function checkExpiry(expiresAt: number | null, now: number): void {
 }
 
 const DURATION = /^([1-9][0-9]{0,5})([smhdw])$/;
-const UNIT_MS: Record<string, number> = {
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
 
 /** Milliseconds of a duration such as `90d`, `12h`, `30m`, `2w`, `45s`; undefined if malformed. */
 export function parseDuration(text: string): number | undefined {
   const match = DURATION.exec(text.trim());
   if (!match) return undefined;
-  return Number(match[1]) * UNIT_MS[match[2]!]!;
+  return Number(match[1]) * DURATION_UNIT_MS[match[2] as keyof typeof DURATION_UNIT_MS];
 }
 
 /**

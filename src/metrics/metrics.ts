@@ -25,6 +25,7 @@ import { readWrappedDataKeys } from '../keyring/store.ts';
 import { countValuesByDataKey } from '../keyring/value-census.ts';
 import { VERSION } from '../version.ts';
 import { countExpired, countExpiring, webhookBacklog } from './store.ts';
+import { DAY_MS } from '../clock.ts';
 
 /** What the metrics read of an instance. */
 export type MetricsInstance = Pick<Instance, 'config' | 'sqlite' | 'keyring' | 'clock'>;
@@ -34,8 +35,6 @@ export const UNMATCHED_ROUTE = 'unmatched';
 
 /** How long the data-key census (a scan of every encrypted column) is reused between scrapes. */
 const CENSUS_TTL_MS = 60_000;
-
-const DAY_MS = 86_400_000;
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 

@@ -45,8 +45,7 @@ import {
   updateResource,
 } from './store.ts';
 import type { ResourceRow, ResourceType } from '../db/schema/resources.ts';
-
-const DAY_MS = 86_400_000;
+import { DAY_MS } from '../clock.ts';
 
 type Params = { params: typeof ResourceParams };
 type VersionContext = RouteContext<{ params: typeof VersionParams }>;
