@@ -43,9 +43,12 @@ const makeTempDir = (): string => {
 function prepareBuildTree(): string {
   const buildDir = makeTempDir();
   fs.mkdirSync(path.join(buildDir, 'src/http'), { recursive: true });
-  for (const file of ['docs.ts', 'docs-assets.d.ts', 'openapi-document.ts']) {
+  // The docs plugin and what it imports: the document builder takes the error codes from the
+  // error funnel, which takes their type from src/errors.ts.
+  for (const file of ['docs.ts', 'docs-assets.d.ts', 'openapi-document.ts', 'error-funnel.ts']) {
     fs.copyFileSync(path.join(REPO_ROOT, 'src/http', file), path.join(buildDir, 'src/http', file));
   }
+  fs.copyFileSync(path.join(REPO_ROOT, 'src/errors.ts'), path.join(buildDir, 'src/errors.ts'));
   fs.writeFileSync(path.join(buildDir, 'entry.ts'), ENTRY_SOURCE);
   const modulesDir = path.join(buildDir, 'node_modules');
   fs.mkdirSync(modulesDir);
