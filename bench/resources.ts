@@ -10,7 +10,10 @@
  * request is authenticated, rate-limited (limits set out of the way) and audited, as in
  * production.
  *
- * Run: `bun bench/resources.ts` (wrk: `apt-get install -y wrk`).
+ * Run: `bun bench/resources.ts` (wrk: `apt-get install -y wrk`). To profile: `SECRYN_BENCH_ONLY=list`
+ * runs only the scenarios whose label contains that text, and `SECRYN_BENCH_PROFILE=DIR` starts
+ * the server from source with `--cpu-prof-md --cpu-prof-dir=DIR` (a Markdown profile on exit);
+ * `SECRYN_BENCH_HOLD=1` prints the seeded server's address and tokens and waits for Ctrl-C.
  * Options (defaults): --duration 5 --warmup 1 --rounds 2 --connections 50 --secrets 100000
  * --vaults 100. Bounded: seeding (~10–20 s) + (scenarios + 1) × rounds × duration + warm-ups.
  */
@@ -26,14 +29,6 @@ import {
 import { tmpdir } from 'node:os';
 import { Database } from 'bun:sqlite';
 import { join, resolve } from 'node:path';
-import { validateConfig } from '../src/config/load.ts';
-import { createInstance } from '../src/instance.ts';
-import { insertApiKey, newApiKeyId } from '../src/keys/service.ts';
-import { createLogger } from '../src/log/logger.ts';
-import { insertProject, newProjectId } from '../src/projects/service.ts';
-import { newResourceId } from '../src/resources/store.ts';
-import { resourceValueColumn, versionRowId } from '../src/db/schema/resources.ts';
-import { insertVault, newVaultId } from '../src/vaults/service.ts';
 import {
   benchOptions,
   errorCount,
@@ -56,6 +51,7 @@ import {
   benchEnv,
   secrynCommand,
 } from './lib/load.ts';
+import { seedResources } from './lib/seed-resources.ts';
 
 const {
   duration: durationSec,
@@ -79,145 +75,6 @@ const secryn = secrynCommand();
 const cpu = planCpuPinning();
 const work = mkdtempSync(join(tmpdir(), 'secryn-bench-resources-'));
 const env = benchEnv(work);
-
-type Seeded = {
-  config: string;
-  port: number;
-  adminToken: string;
-  accessToken: string;
-  /** Sample secrets: id, vault and name. */
-  sample: { id: string; vaultId: string; name: string }[];
-  smallVault: string;
-  seedSeconds: number;
-};
-
-/** Creates the instance and seeds it through the store functions, in large transactions. */
-async function seed(): Promise<Seeded> {
-  const port = await freePort();
-  const config = join(work, 'secryn.toml');
-  const toml = [
-    '[server]',
-    'host = "127.0.0.1"',
-    `port = ${port}`,
-    '[storage]',
-    `path = "${join(work, 'data/secryn.db')}"`,
-    '[encryption]',
-    `master_key_file = "${join(work, 'data/master.key')}"`,
-    '[rate_limit]',
-    'requests_per_minute = 10000000',
-    'burst = 10000000',
-    '[log]',
-    'level = "warn"',
-    'format = "json"',
-    '',
-  ].join('\n');
-  writeFileSync(config, toml);
-  const parsed = validateConfig(Bun.TOML.parse(toml) as Record<string, unknown>);
-  const logger = createLogger({ level: 'warn', format: 'json', color: false });
-  const started = performance.now();
-  let adminToken = '';
-  let accessToken = '';
-  const instance = createInstance(parsed, logger, (db) => {
-    const key = (role: 'admin' | 'access') =>
-      insertApiKey(
-        db,
-        newApiKeyId(),
-        {
-          name: `bench ${role}`,
-          role,
-          projectIds: [],
-          vaultIds: [],
-          scopes: null,
-          expiresAt: null,
-        },
-        'bench',
-        Date.now(),
-      ).token;
-    adminToken = key('admin');
-    accessToken = key('access');
-  });
-  const { db, keyring, sqlite } = instance;
-  const now = Date.now();
-  const projectId = newProjectId();
-  const vaultIds: string[] = [];
-  sqlite.transaction(() => {
-    insertProject(db, { id: projectId, name: 'bench', description: null, createdBy: 'bench' }, now);
-    for (let v = 0; v < vaultCount; v++) {
-      const id = newVaultId();
-      insertVault(
-        db,
-        {
-          id,
-          projectId,
-          name: `vault-${v}`,
-          description: null,
-          restricted: false,
-          createdBy: 'bench',
-        },
-        now,
-      );
-      vaultIds.push(id);
-    }
-  })();
-  const sample: Seeded['sample'] = [];
-  // Rows as `insertResource` writes them, through prepared statements (the query builder would
-  // make seeding take minutes); values sealed by the real keyring at their real location.
-  const insertRow = sqlite.prepare(
-    `INSERT INTO resources (id, vault_id, project_id, type, name, description, tags, enabled,
-       content_type, current_version, created_at, updated_at, created_by)
-     VALUES (?, ?, ?, 'secret', ?, NULL, ?, 1, 'text/plain', 1, ?, ?, 'bench')`,
-  );
-  const insertVersion = sqlite.prepare(
-    `INSERT INTO resource_versions (id, resource_id, version, value, created_at, created_by)
-     VALUES (?, ?, 1, ?, ?, 'bench')`,
-  );
-  const batch = 10_000;
-  for (let start = 0; start < secretCount; start += batch) {
-    sqlite.transaction(() => {
-      for (let i = start; i < Math.min(start + batch, secretCount); i++) {
-        // Vault 0 gets exactly SMALL_VAULT_SECRETS; the others share the rest evenly.
-        const vaultIndex =
-          i < SMALL_VAULT_SECRETS ? 0 : 1 + ((i - SMALL_VAULT_SECRETS) % (vaultCount - 1));
-        const id = newResourceId();
-        const name = `SECRET_${i}`;
-        const at = now + i; // distinct creation times: a realistic newest-first order
-        insertRow.run(
-          id,
-          vaultIds[vaultIndex]!,
-          projectId,
-          name,
-          i % 10 === 0 ? '["db"]' : '[]',
-          at,
-          at,
-        );
-        // ~60-byte values, like a connection string or an API token.
-        const value = `postgres://app:${crypto.randomUUID()}@db-${i}.internal:5432/app`;
-        const rowId = versionRowId(id, 1);
-        const where = resourceValueColumn.at(rowId, 1, {
-          parentId: id,
-          vaultId: vaultIds[vaultIndex]!,
-          projectId,
-        });
-        insertVersion.run(rowId, id, keyring.encrypt(value, where), at);
-        if (i >= SMALL_VAULT_SECRETS && i % 97 === 0 && sample.length < 1000) {
-          sample.push({ id, vaultId: vaultIds[vaultIndex]!, name });
-        }
-      }
-    })();
-  }
-  sqlite.run('PRAGMA wal_checkpoint(TRUNCATE)');
-  sqlite.run('ANALYZE');
-  await instance.close();
-  return {
-    config,
-    port,
-    adminToken,
-    accessToken,
-    sample,
-    smallVault: vaultIds[0]!,
-    seedSeconds: (performance.now() - started) / 1000,
-  };
-}
 
 /** Lua: cycle through `paths` with GET (headers from -H). */
 function cycleGets(paths: string[]): string {
@@ -248,6 +105,9 @@ request = function()
 end
 `;
 }
+
+const BY_ID_LABEL = 'secret by id (with value)';
+const UPDATE_LABEL = 'secret update (PUT value)';
 
 type Scenario = { label: string; token: 'admin' | 'access'; path: string; script?: string };
 
@@ -288,7 +148,12 @@ try {
   console.log(`machine: ${machineSummary()}`);
   console.log(`pinning: ${cpu.description}`);
   console.log(`secryn: ${binary ? `compiled binary ${binary}` : 'from source (bun src/main.ts)'}`);
-  const seeded = await seed();
+  const seeded = await seedResources({
+    work,
+    secrets: secretCount,
+    vaults: vaultCount,
+    smallVault: SMALL_VAULT_SECRETS,
+  });
   console.log(
     `seeded ${formatCount(secretCount)} secrets in ${vaultCount} vaults ` +
       `(vault 0: ${SMALL_VAULT_SECRETS}) in ${seeded.seedSeconds.toFixed(1)} s`,
@@ -302,7 +167,7 @@ try {
   const pathsByName = seeded.sample.map((s) => `/v1/vaults/${s.vaultId}/secrets/${s.name}`);
   const scenarios: Scenario[] = [
     {
-      label: 'secret by id (with value)',
+      label: BY_ID_LABEL,
       token: 'access',
       path: pathsById[0]!,
       script: cycleGets(pathsById),
@@ -321,18 +186,34 @@ try {
     { label: 'list page 1 (limit 50 of 100k)', token: 'admin', path: '/v1/resources?page=1' },
     { label: 'list page 1000 (limit 50 of 100k)', token: 'admin', path: '/v1/resources?page=1000' },
     {
-      label: 'secret update (PUT value)',
+      label: UPDATE_LABEL,
       token: 'admin',
       path: pathsById[0]!,
       script: cyclePuts(seeded.sample.map((s) => s.id)),
     },
   ];
 
+  const only = process.env.SECRYN_BENCH_ONLY;
+  if (only)
+    scenarios.splice(0, scenarios.length, ...scenarios.filter((s) => s.label.includes(only)));
+  if (scenarios.length === 0) throw new Error(`no scenario label contains "${only}"`);
+  const profileDir = process.env.SECRYN_BENCH_PROFILE;
+  const serverCommand = profileDir
+    ? [
+        process.execPath,
+        '--cpu-prof-md',
+        `--cpu-prof-dir=${resolve(profileDir)}`,
+        ...secryn.slice(1),
+      ]
+    : secryn;
+  if (profileDir && binary)
+    throw new Error('SECRYN_BENCH_PROFILE profiles the source, not SECRYN_BINARY');
+
   const baseline = await startBaselineServer({ cpu: cpu.server });
   const logFile = join(work, 'server.log');
   logFd = openSync(logFile, 'w');
   const server = await startServerProcess({
-    cmd: [...secryn, 'serve', '--config', seeded.config],
+    cmd: [...serverCommand, 'serve', '--config', seeded.config],
     readyUrl: `http://127.0.0.1:${seeded.port}/v1/health`,
     cwd: work,
     env,
@@ -360,6 +241,19 @@ try {
       throw new Error(`${scenario.label}: ${response.status} ${text.slice(0, 200)}`);
   }
 
+  if (process.env.SECRYN_BENCH_HOLD) {
+    // For profiling by hand: the seeded server stays up until this process is interrupted.
+    console.log(
+      JSON.stringify({
+        url: server.url,
+        pid: server.pid,
+        ...token,
+        vault: seeded.smallVault,
+        sample: seeded.sample.slice(0, 3),
+      }),
+    );
+    await new Promise((resolve) => process.once('SIGINT', resolve));
+  }
   const wrk = (url: string, seconds: number, headers?: Record<string, string>, script?: string) =>
     runWrk({ url, durationSec: seconds, connections, threads: 1, cpu: cpu.load, headers, script });
 
@@ -431,24 +325,30 @@ try {
       rows,
     ),
   );
+  const rate = (label: string) => {
+    const runs = results.get(label)?.runs;
+    return runs ? median(runs.map((r) => r.requestsPerSec)) : undefined;
+  };
+  const updates = rate(UPDATE_LABEL);
+  const byId = rate(BY_ID_LABEL);
   console.log(
     `\nsecryn RSS: idle ${formatMiB(idleRss)} after start, peak ${formatMiB(peakRss)} (VmHWM over ` +
       'the whole run). Medians over the rounds; "vs bare" is each run divided by the baseline run ' +
       'of the same round. Every Secryn request is authenticated (SHA-256 token check), ' +
       'rate-limited and audited (one hash-chained audit row, group-committed with ' +
-      'synchronous=FULL); updates also seal and write a new version and an event. ' +
-      `Ratio of the update row to the by-id read: ${formatRatio(
-        median(results.get(scenarios.at(-1)!.label)!.runs.map((r) => r.requestsPerSec)),
-        median(results.get(scenarios[0]!.label)!.runs.map((r) => r.requestsPerSec)),
-      )}.`,
+      'synchronous=FULL); updates also seal and write a new version and an event.' +
+      (updates !== undefined && byId !== undefined
+        ? ` Ratio of the update row to the by-id read: ${formatRatio(updates, byId)}.`
+        : ''),
   );
-  const updates = median(results.get(scenarios.at(-1)!.label)!.runs.map((r) => r.requestsPerSec));
-  const onePerRequest = median(onePerRequestRates);
-  console.log(
-    `One transaction per request (sequential durable transactions of an update's rows, ` +
-      `synchronous=FULL, same disk, measured in every round): ${formatCount(onePerRequest)}/s; ` +
-      `secret updates answered ${formatRatio(updates, onePerRequest)} that (target ≥ 5×).`,
-  );
+  if (updates !== undefined) {
+    const onePerRequest = median(onePerRequestRates);
+    console.log(
+      `One transaction per request (sequential durable transactions of an update's rows, ` +
+        `synchronous=FULL, same disk, measured in every round): ${formatCount(onePerRequest)}/s; ` +
+        `secret updates answered ${formatRatio(updates, onePerRequest)} that (target ≥ 5×).`,
+    );
+  }
 } catch (error) {
   const log = join(work, 'server.log');
   if (existsSync(log)) console.error(readFileSync(log, 'utf8').slice(-2000));
