@@ -8,7 +8,8 @@
  * rate-limited, audited and durable (group commit at synchronous=FULL) as in production, and
  * the audit chain of each instance is verified after the run.
  *
- * Run: `bun bench/request-cost.ts` (no wrk needed). Options (defaults): --small 1000
+ * Run: `bun bench/request-cost.ts` (no wrk needed; `SECRYN_BENCH_ONLY=list` runs only the
+ * scenarios whose label contains that text). Options (defaults): --small 1000
  * --large 100000 --requests 4000 --rounds 3 --inflight 50. Bounded: two seeds (~5 s) + rounds ×
  * scenarios × requests.
  */
@@ -116,6 +117,11 @@ const scenarios: Scenario[] = [
       ),
   },
 ];
+
+// SECRYN_BENCH_ONLY=text keeps the scenarios whose label contains it (e.g. to profile one).
+const only = process.env.SECRYN_BENCH_ONLY;
+if (only) scenarios.splice(0, scenarios.length, ...scenarios.filter((s) => s.label.includes(only)));
+if (scenarios.length === 0) throw new Error(`no scenario label contains "${only}"`);
 
 /**
  * µs of wall time and of CPU (user + system, all threads of this process) per request, with
