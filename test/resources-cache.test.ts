@@ -93,3 +93,89 @@ describe('single reads after changes (record cache)', () => {
     expect(() => (record.tags as string[]).push('x')).toThrow();
   });
 });
+
+describe('list pages after changes (serialised-object cache)', () => {
+  let w: World;
+  let vault: string;
+  let ids: string[];
+  let reader: string;
+
+  beforeAll(async () => {
+    w = openWorld();
+    const project = (await w.send(w.admin, 'POST', '/v1/projects', { name: 'p' })).json.id;
+    vault = (await w.send(w.admin, 'POST', '/v1/vaults', { project_id: project, name: 'v' })).json
+      .id;
+    ids = [];
+    for (const name of ['a', 'b', 'c']) {
+      const created = await w.send(w.admin, 'POST', '/v1/resources', {
+        type: 'secret',
+        vault_id: vault,
+        name,
+        value: `value-${name}`,
+      });
+      ids.push(created.json.id);
+    }
+    reader = w.key({ role: 'reader', scopes: null }).token;
+  });
+  afterAll(() => w.close());
+
+  type Listed = { id: string; name: string; description: string | null; version: number };
+  const list = async (token = w.admin) => {
+    const response = await w.send(token, 'GET', `/v1/resources?vault_id=${vault}`);
+    expect(response.status).toBe(200);
+    return response.json as { data: Listed[]; pagination: { total: number } };
+  };
+  const names = async (token = w.admin) => (await list(token)).data.map((r) => r.name);
+
+  test('a listed object is the object a read by id returns, without its value', async () => {
+    const page = await list();
+    for (const listed of page.data) {
+      const one = (await w.send(w.admin, 'GET', `/v1/resources/${listed.id}`)).json;
+      delete one.value;
+      expect(listed).toEqual(one);
+    }
+  });
+
+  test('an update, a rename, a new version, a delete and a restore show in the next page', async () => {
+    expect(await names()).toEqual(['c', 'b', 'a']);
+    await w.send(w.admin, 'PUT', `/v1/resources/${ids[0]}`, { description: 'now described' });
+    expect((await list()).data.find((r) => r.id === ids[0])?.description).toBe('now described');
+    await w.send(w.admin, 'PUT', `/v1/resources/${ids[1]}`, { name: 'renamed' });
+    expect(await names()).toEqual(['c', 'renamed', 'a']);
+    await w.send(w.admin, 'PUT', `/v1/resources/${ids[2]}`, { value: 'second' });
+    expect((await list()).data.find((r) => r.id === ids[2])?.version).toBe(2);
+    await w.send(w.admin, 'DELETE', `/v1/resources/${ids[2]}`);
+    const afterDelete = await list();
+    expect(afterDelete.data.map((r) => r.name)).toEqual(['renamed', 'a']);
+    expect(afterDelete.pagination.total).toBe(2);
+    await w.send(w.admin, 'POST', `/v1/resources/${ids[2]}/restore`);
+    expect(await names()).toEqual(['c', 'renamed', 'a']);
+  });
+
+  test('a vault becoming restricted empties a reader’s next page', async () => {
+    expect(await names(reader)).toHaveLength(3);
+    await w.send(w.admin, 'PUT', `/v1/vaults/${vault}`, { restricted: true });
+    expect(await names(reader)).toEqual([]);
+    await w.send(w.admin, 'PUT', `/v1/vaults/${vault}`, { restricted: false });
+    expect(await names(reader)).toHaveLength(3);
+  });
+
+  test('a change that rolls back leaves the page as it was', async () => {
+    const before = await list();
+    const { instance } = w;
+    const attempt = instance.writes.run(() => {
+      updateResource(
+        instance.db,
+        instance.keyring,
+        ids[0]!,
+        { metadata: { description: 'never committed' }, value: undefined },
+        undefined,
+        'test',
+        instance.clock.now(),
+      );
+      throw new Error('roll it back');
+    });
+    await expect(attempt).rejects.toThrow('roll it back');
+    expect(await list()).toEqual(before);
+  });
+});

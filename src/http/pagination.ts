@@ -89,6 +89,26 @@ export function listResponse<T>(
 }
 
 /**
+ * {@link listResponse} for data already serialised as a JSON array: the same bytes
+ * `Response.json(listResponse(…))` sends, for routes whose schema is a documented response (see
+ * fields.ts `builtJson`).
+ */
+export function listResponseJson(
+  request: Request,
+  set: { headers: Record<string, unknown> },
+  page: PageRequest,
+  total: number,
+  dataJson: string,
+): Response {
+  const link = linkHeader(request.url, page, total);
+  if (link) set.headers['link'] = link;
+  const pagination = JSON.stringify({ total, page: page.page, limit: page.limit });
+  return new Response(`{"data":${dataJson},"pagination":${pagination}}`, {
+    headers: { 'content-type': 'application/json;charset=utf-8' },
+  });
+}
+
+/**
  * The RFC 8288 `Link` header value for a page, or undefined when there is no neighbour.
  * `linkParams` are set on both links (e.g. the snapshot a walk through the pages keeps).
  */

@@ -5,7 +5,8 @@ import { ConflictError, NotFoundError } from '../errors.ts';
 import type { EventType } from '../ledger/event-types.ts';
 import { respondCreated } from '../http/created.ts';
 import { builtJson } from '../http/fields.ts';
-import { listResponse, readPage } from '../http/pagination.ts';
+import { listResponse, listResponseJson, readPage } from '../http/pagination.ts';
+import { resourceObjectsJson } from './list-json.ts';
 import { requestMeta } from '../http/request-meta.ts';
 import type { RouteContext } from '../http/route.ts';
 import type { Instance } from '../instance.ts';
@@ -34,7 +35,7 @@ import {
   findResource,
   findVersion,
   insertResource,
-  listResources,
+  listResourceIds,
   listVersions as listVersionRows,
   newResourceId,
   openCurrentValue,
@@ -78,9 +79,8 @@ export function resourceHandlers(instance: Instance) {
       enabled: query.enabled === undefined ? undefined : query.enabled === 'true',
       deletedSince: query.deleted === 'true' ? clock.now() - retentionMs : undefined,
     };
-    const { rows, total } = listResources(sqlite, principalOf(request), filters, page);
-    const data = rows.map((row) => toResourceObject(row));
-    return builtJson(listResponse(request, set, page, total, data));
+    const { ids, total } = listResourceIds(sqlite, principalOf(request), filters, page);
+    return listResponseJson(request, set, page, total, resourceObjectsJson(sqlite, ids));
   }
 
   async function create({ body, request, set }: RouteContext<{ body: typeof CreateResourceBody }>) {

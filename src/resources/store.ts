@@ -21,9 +21,12 @@ export {
 export {
   connectionOf,
   findVersion,
+  listResourceIds,
   listResources,
   listVersions,
+  resourcesByIds,
   resourcesChanged,
+  resourcesGeneration,
   type ResourceFilters,
 } from './store/lists.ts';
 export {

@@ -52,6 +52,7 @@ export { connectionOf };
  */
 export function resourcesChanged(db: Db): void {
   const sqlite = connectionOf(db);
+  generationOf(sqlite).value++;
   memosOf(sqlite).clear();
   recordCacheOf(sqlite).clear();
 }
@@ -129,6 +130,62 @@ export function listResources(
   filters: ResourceFilters,
   page: PageRequest,
 ): { rows: ResourceRow[]; total: number } {
+  const { rows, total } = pageOf<RawResource>(sqlite, key, filters, page, RESOURCE_COLUMNS);
+  return { rows: rows.map(rowFromRaw), total };
+}
+
+/**
+ * The ids of a page of {@link listResources}, and the total count. Without other filters than
+ * the vaults the key reaches, the page comes from the (deleted_at, created_at, id, vault_id)
+ * index alone, without reading a row: for callers that keep what they make of each resource
+ * (e.g. its serialised API object) until {@link resourcesGeneration} moves.
+ */
+export function listResourceIds(
+  sqlite: Database,
+  key: KeyGrant,
+  filters: ResourceFilters,
+  page: PageRequest,
+): { ids: string[]; total: number } {
+  const { rows, total } = pageOf<{ id: string; createdAt: number }>(
+    sqlite,
+    key,
+    filters,
+    page,
+    'r.id AS id, r.created_at AS createdAt',
+  );
+  return { ids: rows.map((row) => row.id), total };
+}
+
+/** The resources with these ids (live or deleted), in no particular order. */
+export function resourcesByIds(sqlite: Database, ids: readonly string[]): ResourceRow[] {
+  if (ids.length === 0) return [];
+  return sqlite
+    .query<RawResource, SQLQueryBindings[]>(
+      `SELECT ${RESOURCE_COLUMNS} FROM resources r WHERE r.id IN (${ids.map(() => '?').join(',')})`,
+    )
+    .all(...ids)
+    .map(rowFromRaw);
+}
+
+/**
+ * A number that changes whenever anything a list could show changes on this connection (it
+ * moves with {@link resourcesChanged}): what a caller made from rows of an earlier generation
+ * is stale.
+ */
+export function resourcesGeneration(sqlite: Database): number {
+  return generationOf(sqlite).value;
+}
+
+const generationOf = perConnection(() => ({ value: 0 }));
+
+/** The page query of the lists: `columns` of one page (sort keys included) and the total. */
+function pageOf<Row extends { id: string; createdAt: number }>(
+  sqlite: Database,
+  key: KeyGrant,
+  filters: ResourceFilters,
+  page: PageRequest,
+  columns: string,
+): { rows: Row[]; total: number } {
   const where: string[] = [];
   const params: unknown[] = [];
   if (filters.deletedSince === undefined) where.push('r.deleted_at IS NULL');
@@ -172,8 +229,8 @@ export function listResources(
   const seek = from ? ' AND (r.created_at, r.id) <= (?, ?)' : '';
   // One row more than the page: its sort key is the bookmark of the next page.
   const rows = sqlite
-    .query<RawResource, SQLQueryBindings[]>(
-      `SELECT ${RESOURCE_COLUMNS} FROM resources r WHERE ${condition}${seek}
+    .query<Row, SQLQueryBindings[]>(
+      `SELECT ${columns} FROM resources r WHERE ${condition}${seek}
        ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?`,
     )
     .all(
@@ -187,7 +244,7 @@ export function listResources(
     remember(memo, page.offset + page.limit, rows[page.limit]);
   }
   if (rows.length > page.limit) rows.length = page.limit;
-  return { rows: rows.map(rowFromRaw), total };
+  return { rows, total };
 }
 
 /** A page of a resource's versions, newest first, without values, and their count. */
