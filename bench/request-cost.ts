@@ -73,6 +73,12 @@ const get = (server: Server, path: string, token: string) =>
   new Request(`http://localhost${path}`, { headers: { authorization: `Bearer ${token}` } });
 
 const scenarios: Scenario[] = [
+  // The floor under every scenario: the pipeline without a key, and with a key but no audit entry.
+  { label: 'GET /v1/health (no key)', request: (s) => get(s, '/v1/health', '') },
+  {
+    label: 'GET /v1/me (key, not audited)',
+    request: (s) => get(s, '/v1/me', s.seeded.accessToken),
+  },
   {
     label: 'secret by id (with value)',
     request: (s, n) =>
