@@ -292,6 +292,16 @@ try {
   const peakRss = peak.stop();
   const baselinePeak = readRss(baseline.pid)?.peakBytes ?? Number.NaN;
   await server.stop();
+  // Every request above was audited: the chain must still verify, with the real CLI.
+  const verify = Bun.spawnSync(
+    [...secryn, 'audit', 'verify', '--json', '--config', seeded.config],
+    { cwd: work, env },
+  );
+  const verdict = verify.stdout.toString().trim();
+  if (verify.exitCode !== 0) {
+    throw new Error(`audit verify failed (${verify.exitCode}): ${verdict} ${verify.stderr}`);
+  }
+  const { verified } = JSON.parse(verdict) as { verified: number };
   await baseline.stop();
 
   const rows: string[][] = [
@@ -340,6 +350,9 @@ try {
       (updates !== undefined && byId !== undefined
         ? ` Ratio of the update row to the by-id read: ${formatRatio(updates, byId)}.`
         : ''),
+  );
+  console.log(
+    `audit chain after the run: intact, ${formatCount(verified)} entries (secryn audit verify)`,
   );
   if (updates !== undefined) {
     const onePerRequest = median(onePerRequestRates);
