@@ -1,8 +1,9 @@
 /**
  * The resources API under load, with 100 000 secrets in 100 vaults: authenticated secret reads by
  * id and by vault + name, a vault read returning 50 secrets with values, a list page at page 1 and
- * page 1 000, and secret updates (each a new version) — each against a bare `Bun.serve` JSON
- * baseline measured in the same round, with the ratio, p50/p99 and the server's RSS.
+ * page 1 000 (or the last page of a smaller instance), secret updates (each a new version) and
+ * secret creates — each against a bare `Bun.serve` JSON baseline measured in the same round, with
+ * the ratio, p50/p99 and the server's RSS; then the audit chain is verified with the real CLI.
  *
  * `secryn serve` runs from source (or SECRYN_BINARY) as its own process pinned to one CPU, wrk on
  * the other. The instance is seeded in this process with the rows the API writes (values sealed
@@ -106,10 +107,37 @@ end
 `;
 }
 
+/** Lua: POST a new secret with a name of its own into `vaultId` (every request creates one). */
+function creates(vaultId: string): string {
+  return `
+local n = 0
+local headers = {}
+local prefix = "created-" .. math.random(1000000000) .. "-"
+init = function()
+  for k, v in pairs(wrk.headers) do headers[k] = v end
+  headers["Content-Type"] = "application/json"
+end
+request = function()
+  n = n + 1
+  local body = '{"type":"secret","vault_id":"${vaultId}","name":"' .. prefix .. n ..
+    '","value":"postgres://app:' .. math.random(1000000000) .. '@db.internal:5432/app"}'
+  return wrk.format("POST", "/v1/resources", headers, body)
+end
+`;
+}
+
 const BY_ID_LABEL = 'secret by id (with value)';
 const UPDATE_LABEL = 'secret update (PUT value)';
+const CREATE_LABEL = 'secret create (POST)';
 
-type Scenario = { label: string; token: 'admin' | 'access'; path: string; script?: string };
+type Scenario = {
+  label: string;
+  token: 'admin' | 'access';
+  path: string;
+  script?: string;
+  /** The request that checks the scenario answers 2xx before it is measured (default: GET). */
+  sanity?: { method: 'PUT' | 'POST'; body: unknown };
+};
 
 /**
  * The ceiling of one transaction per request, on the disk the instance uses: sequential
@@ -165,6 +193,9 @@ try {
 
   const pathsById = seeded.sample.map((s) => `/v1/resources/${s.id}`);
   const pathsByName = seeded.sample.map((s) => `/v1/vaults/${s.vaultId}/secrets/${s.name}`);
+  // The deep page: page 1 000 when there are that many pages of 50, else the last one.
+  const deepPage = Math.min(1000, Math.ceil(secretCount / 50));
+  const of = secretCount >= 1000 ? `${secretCount / 1000}k` : String(secretCount);
   const scenarios: Scenario[] = [
     {
       label: BY_ID_LABEL,
@@ -183,13 +214,33 @@ try {
       token: 'access',
       path: `/v1/vaults/${seeded.smallVault}`,
     },
-    { label: 'list page 1 (limit 50 of 100k)', token: 'admin', path: '/v1/resources?page=1' },
-    { label: 'list page 1000 (limit 50 of 100k)', token: 'admin', path: '/v1/resources?page=1000' },
+    { label: `list page 1 (limit 50 of ${of})`, token: 'admin', path: '/v1/resources?page=1' },
+    {
+      label: `list page ${deepPage} (limit 50 of ${of})`,
+      token: 'admin',
+      path: `/v1/resources?page=${deepPage}`,
+    },
     {
       label: UPDATE_LABEL,
       token: 'admin',
       path: pathsById[0]!,
       script: cyclePuts(seeded.sample.map((s) => s.id)),
+      sanity: { method: 'PUT', body: { value: 'sanity' } },
+    },
+    {
+      label: CREATE_LABEL,
+      token: 'admin',
+      path: '/v1/resources',
+      script: creates(seeded.sample[0]!.vaultId),
+      sanity: {
+        method: 'POST',
+        body: {
+          type: 'secret',
+          vault_id: seeded.sample[0]!.vaultId,
+          name: 'sanity-create',
+          value: 'sanity',
+        },
+      },
     },
   ];
 
@@ -227,14 +278,13 @@ try {
 
   // Sanity: every scenario answers 2xx before it is measured.
   for (const scenario of scenarios) {
-    const method = scenario.script?.includes('"PUT"') ? 'PUT' : 'GET';
     const response = await fetch(`${server.url}${scenario.path}`, {
-      method,
+      method: scenario.sanity?.method ?? 'GET',
       headers: {
         authorization: `Bearer ${token[scenario.token]}`,
         'content-type': 'application/json',
       },
-      body: method === 'PUT' ? JSON.stringify({ value: 'sanity' }) : undefined,
+      body: scenario.sanity ? JSON.stringify(scenario.sanity.body) : undefined,
     });
     const text = await response.text();
     if (!response.ok)
