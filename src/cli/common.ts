@@ -27,20 +27,21 @@ export const jsonArg = {
 
 /**
  * Loads the configuration named by `--config` (ConfigError propagates to the runner: exit 78),
- * refusing a storage backend this build cannot serve from unless `opts.storage` is false.
+ * refusing a storage backend this build cannot serve from unless the command handles it.
  * @throws CliFailure (exit 2) for an empty `--config`: loadConfig would fall back to
  *   `$SECRYN_CONFIG` or the built-in defaults, and `init`, `restore` or `master-key rotate`
  *   would then act on another instance than the one the caller named.
  */
 export function loadCliConfig(
   args: { config?: string },
-  opts: { storage: boolean } = { storage: true },
+  opts: { postgres?: 'handled' } = {},
 ): LoadedConfig {
   if (args.config === '') throw new CliFailure('--config has an empty value', ExitCode.USAGE);
   const loaded = loadConfig({ path: args.config });
-  // Commands that open the instance's storage refuse a backend this build cannot run on;
-  // client commands read only [server] and pass `storage: false`.
-  const unavailable = opts.storage ? unavailableStorageBackend(loaded.config) : undefined;
+  // Commands that open the instance's storage refuse a backend this build cannot run on.
+  // Client commands (they read only [server]) and `migrate` (it prepares a PostgreSQL
+  // database) pass `postgres: 'handled'`.
+  const unavailable = opts.postgres ? undefined : unavailableStorageBackend(loaded.config);
   if (unavailable) {
     const label = loaded.source.kind === 'file' ? `${loaded.source.path}: ` : '';
     throw new ConfigError([label + unavailable]);
