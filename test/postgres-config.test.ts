@@ -133,3 +133,18 @@ describe('commands refuse backend = "postgres" until serving from it is availabl
     });
   }
 });
+
+test('secryn migrate names the unreachable PostgreSQL server, not the password, and exits 1', async () => {
+  using dir = tempDir();
+  const config = join(dir.path, 'secryn.toml');
+  writeFileSync(
+    config,
+    '[storage]\nbackend = "postgres"\nurl = "postgres://secryn@127.0.0.1:1/secryn"\n',
+  );
+  const result = await runCli(['migrate', '--config', config], {
+    env: { SECRYN_DB_PASSWORD: SECRET },
+  });
+  expect(result.exitCode).toBe(1);
+  expect(result.stderr).toStartWith('secryn: PostgreSQL 127.0.0.1:1/secryn (storage.url): ');
+  expect(result.stderr + result.stdout).not.toContain(SECRET);
+});

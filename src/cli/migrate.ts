@@ -46,9 +46,10 @@ async function migratePostgres(config: Config): Promise<string[]> {
     if (error instanceof IncompatiblePostgresSchemaError) {
       throw new CliFailure(error.message, ExitCode.FAILURE, 'INCOMPATIBLE_SCHEMA');
     }
-    // Bun.sql's messages name the server and the failure, never the password.
+    // The URL holds no password (the config refuses one), so its host and database may be named.
     const message = error instanceof Error ? error.message : String(error);
-    throw new CliFailure(`PostgreSQL (storage.url): ${message}`);
+    const { host, pathname } = new URL(config.storage.url!);
+    throw new CliFailure(`PostgreSQL ${host}${pathname} (storage.url): ${message}`);
   } finally {
     await sql.close();
   }
