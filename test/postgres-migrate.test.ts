@@ -58,14 +58,15 @@ describePostgres('PostgreSQL migrations', (db) => {
     );
   });
 
-  test('every table and column of the SQLite schema exists with the mapped type and nullability', async () => {
+  test('every table and column of the SQLite schema exists with the mapped type, nullability and text order', async () => {
     await runPostgresMigrations(db.sql);
     const columns: {
       table_name: string;
       column_name: string;
       data_type: string;
       is_nullable: string;
-    }[] = await db.sql`SELECT table_name, column_name, data_type, is_nullable
+      collation_name: string | null;
+    }[] = await db.sql`SELECT table_name, column_name, data_type, is_nullable, collation_name
         FROM information_schema.columns WHERE table_schema = 'public'`;
     const actual = new Map(columns.map((c) => [`${c.table_name}.${c.column_name}`, c]));
     const expected = new Set<string>();
@@ -78,10 +79,13 @@ describePostgres('PostgreSQL migrations', (db) => {
           key,
           type: actual.get(key)?.data_type,
           nullable: actual.get(key)?.is_nullable,
+          collation: actual.get(key)?.collation_name,
         }).toEqual({
           key,
           type: TYPES[sqliteType],
           nullable: column.notNull || column.primary ? 'NO' : 'YES',
+          // SQLite's BINARY (bytewise) text order, whatever the database's locale.
+          collation: sqliteType === 'text' ? 'C' : null,
         });
       }
     }
