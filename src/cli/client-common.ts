@@ -75,7 +75,7 @@ export function caOf(args: ClientArgs, profile?: Pick<Profile, 'ca_file'>): stri
 /** The address of the server `--config` configures (a wildcard host means this host). */
 export function configuredUrl(args: ClientArgs): string | undefined {
   if (args.config === undefined) return undefined;
-  const { server } = loadCliConfig(args).config;
+  const { server } = loadCliConfig(args, { postgres: 'handled' }).config;
   const host = ['0.0.0.0', '::', ''].includes(server.host) ? '127.0.0.1' : server.host;
   const hostPart = host.includes(':') ? `[${host}]` : host;
   return `${server.tls_cert_file ? 'https' : 'http'}://${hostPart}:${server.port}`;

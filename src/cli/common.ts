@@ -2,9 +2,10 @@
 import type { Database } from 'bun:sqlite';
 import type { ArgsDef } from 'citty';
 import { existsSync } from 'node:fs';
-import { loadConfig, type LoadedConfig } from '../config/load.ts';
+import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import type { Config } from '../config/schema.ts';
+import { unavailableStorageBackend } from '../config/storage.ts';
 import { openDatabase } from '../db/client.ts';
 import { NotInitializedError } from '../instance.ts';
 import { CliFailure, ExitCode } from './exit.ts';
@@ -25,14 +26,27 @@ export const jsonArg = {
 } as const satisfies ArgsDef;
 
 /**
- * Loads the configuration named by `--config` (ConfigError propagates to the runner: exit 78).
+ * Loads the configuration named by `--config` (ConfigError propagates to the runner: exit 78),
+ * refusing a storage backend this build cannot serve from unless the command handles it.
  * @throws CliFailure (exit 2) for an empty `--config`: loadConfig would fall back to
  *   `$SECRYN_CONFIG` or the built-in defaults, and `init`, `restore` or `master-key rotate`
  *   would then act on another instance than the one the caller named.
  */
-export function loadCliConfig(args: { config?: string }): LoadedConfig {
+export function loadCliConfig(
+  args: { config?: string },
+  opts: { postgres?: 'handled' } = {},
+): LoadedConfig {
   if (args.config === '') throw new CliFailure('--config has an empty value', ExitCode.USAGE);
-  return loadConfig({ path: args.config });
+  const loaded = loadConfig({ path: args.config });
+  // Commands that open the instance's storage refuse a backend this build cannot run on.
+  // Client commands (they read only [server]) and `migrate` (it prepares a PostgreSQL
+  // database) pass `postgres: 'handled'`.
+  const unavailable = opts.postgres ? undefined : unavailableStorageBackend(loaded.config);
+  if (unavailable) {
+    const label = loaded.source.kind === 'file' ? `${loaded.source.path}: ` : '';
+    throw new ConfigError([label + unavailable]);
+  }
+  return loaded;
 }
 
 /** The logger for a command, as configured. */

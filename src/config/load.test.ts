@@ -90,3 +90,65 @@ describe('config', () => {
     ).toThrow(/nonexistent\.toml: not found/);
   });
 });
+
+const SECRET = 'hunter2-do-not-print';
+
+const pg = (extra = '') =>
+  `[storage]\nbackend = "postgres"\nurl = "postgres://secryn@db.internal:5432/secryn"\n${extra}`;
+
+describe('[storage] (PostgreSQL, issue 20)', () => {
+  test('defaults: SQLite, and a pool of 4 for PostgreSQL', () => {
+    const { storage } = validateConfig({});
+    expect(storage.backend).toBe('sqlite');
+    expect(storage.pool_size).toBe(4);
+    expect(storage.url).toBeUndefined();
+    const config = parseConfigText(pg('pool_size = 12\n'));
+    expect(config.storage).toMatchObject({ backend: 'postgres', pool_size: 12 });
+  });
+
+  test('a URL with a password is refused by key, the password never echoed', () => {
+    for (const url of [
+      `postgres://secryn:${SECRET}@db.internal/secryn`,
+      `postgresql://secryn@db.internal/secryn?sslmode=require&PassWord=${SECRET}`,
+    ]) {
+      const lines = errorLines(`[storage]\nbackend = "postgres"\nurl = "${url}"\n`);
+      expect(lines).toEqual([
+        'f.toml: storage.url: must not contain a password (give it through storage.password_file, SECRYN_DB_PASSWORD or the systemd credential secryn-db-password)',
+      ]);
+      expect(lines.join('\n')).not.toContain(SECRET);
+    }
+  });
+
+  test('other bad URLs, a missing URL, unknown keys and wrong types', () => {
+    expect(errorLines('[storage]\nbackend = "postgres"\n')).toEqual([
+      'f.toml: storage.url: required when storage.backend = "postgres"',
+    ]);
+    expect(errorLines(`[storage]\nbackend = "postgres"\nurl = "mysql://u@h/d"\n`)).toEqual([
+      'f.toml: storage.url: must start with postgres:// or postgresql://',
+    ]);
+    expect(errorLines(`[storage]\nbackend = "postgres"\nurl = "postgres://db/secryn"\n`)).toEqual([
+      'f.toml: storage.url: must name the database user (postgres://USER@host/database)',
+    ]);
+    expect(errorLines(`[storage]\nbackend = "postgres"\nurl = "not a url ${SECRET}"\n`)).toEqual([
+      'f.toml: storage.url: not a valid URL (e.g. postgres://secryn@db.internal:5432/secryn)',
+    ]);
+    expect(errorLines('[storage]\nbackend = "mongo"\n')).toEqual([
+      'f.toml: storage.backend: must be one of "sqlite", "postgres"',
+    ]);
+    const lines = errorLines(pg('poolsize = 4\npool_size = "4"\nca_file = 3\n'));
+    expect(lines).toContain('f.toml: storage.poolsize: unknown key');
+    expect(lines).toContain('f.toml: storage.pool_size: expected integer');
+    expect(lines).toContain('f.toml: storage.ca_file: expected string');
+    expect(errorLines(pg('pool_size = 0\n'))[0]).toMatch(/^f\.toml: storage\.pool_size: /);
+  });
+
+  test('PostgreSQL keys are refused with the SQLite backend', () => {
+    expect(
+      errorLines('[storage]\nurl = "postgres://u@h/d"\npassword_file = "p"\nca_file = "c"\n'),
+    ).toEqual([
+      'f.toml: storage.url: only used with storage.backend = "postgres"',
+      'f.toml: storage.password_file: only used with storage.backend = "postgres"',
+      'f.toml: storage.ca_file: only used with storage.backend = "postgres"',
+    ]);
+  });
+});

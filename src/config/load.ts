@@ -5,6 +5,7 @@ import { Value } from '@sinclair/typebox/value';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { parseCidrList } from '../net/ip.ts';
 import { ConfigSchema, type Config } from './schema.ts';
+import { storageErrors } from './storage.ts';
 
 /** sysexits.h EX_CONFIG: the process was given a configuration it cannot use. */
 export const EXIT_CONFIG = 78;
@@ -28,7 +29,8 @@ export type LoadedConfig = { config: Config; source: ConfigSource };
 
 /**
  * Loads the configuration: `--config PATH`, else `$SECRYN_CONFIG`, else the embedded defaults.
- * Relative paths in a file (`storage.path`, `encryption.master_key_file`, TLS files) are
+ * Relative paths in a file (`storage.path`, `encryption.master_key_file`, TLS, CA and password
+ * files) are
  * resolved against the file's directory, so a unit file or cron job works from any working
  * directory; with the embedded defaults they are resolved against the working directory.
  * @throws ConfigError for unreadable files, TOML syntax errors and schema violations.
@@ -112,6 +114,7 @@ function crossFieldErrors(config: Config): string[] {
       } is set`,
     );
   }
+  lines.push(...storageErrors(config.storage));
   if (config.backup.schedule && !config.backup.directory) {
     lines.push('backup.directory: required when backup.schedule is set');
   }
@@ -158,6 +161,8 @@ function resolvePaths(config: Config, base: string): Config {
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   config.storage.path = config.storage.path === ':memory:' ? ':memory:' : at(config.storage.path);
   config.encryption.master_key_file = at(config.encryption.master_key_file);
+  if (config.storage.password_file) config.storage.password_file = at(config.storage.password_file);
+  if (config.storage.ca_file) config.storage.ca_file = at(config.storage.ca_file);
   if (config.server.tls_cert_file) config.server.tls_cert_file = at(config.server.tls_cert_file);
   if (config.server.tls_key_file) config.server.tls_key_file = at(config.server.tls_key_file);
   const { ship } = config.audit;
