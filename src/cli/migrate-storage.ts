@@ -257,7 +257,10 @@ function verifyCopy(path: string, config: Config): void {
     if (error instanceof BackupIntegrityError) {
       // The verifier speaks of a backup; the reason after its prefix is what matters here.
       const reason = error.message.replace(/^backup refused, nothing was replaced: /, '');
-      throw new CliFailure(`the copy fails verification, nothing was kept: ${reason}`, 65);
+      throw new CliFailure(
+        `the copy fails verification, nothing was kept: ${reason}`,
+        ExitCode.INTEGRITY,
+      );
     }
     throw error;
   } finally {
