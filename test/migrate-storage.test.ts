@@ -2,13 +2,14 @@
  * `secryn migrate-storage` as a process, on a real PostgreSQL cluster and real SQLite files: an
  * instance with data copied to PostgreSQL (counts and digests equal, source byte-identical) and
  * back (audit verify intact, a server on the copy reveals the secret), a non-empty target
- * refused, rows altered in PostgreSQL caught by the verification of the way back, and the
- * database password never printed.
+ * refused, rows altered in PostgreSQL caught by the verification of the way back, a failed copy
+ * leaving no row, a running server refused, and the database password never printed.
  */
 import { Database } from 'bun:sqlite';
 import { expect, test } from 'bun:test';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { serveMarkerPath } from '../src/backup/serve-marker.ts';
 import { schemaTableSpecs } from '../src/db/postgres/copy.ts';
 import {
   cliCommand,
@@ -246,6 +247,12 @@ describePostgres('secryn migrate-storage', (db) => {
     expect(unreachable.exitCode).toBe(1);
     expect(unreachable.stderr).toContain('PostgreSQL');
     expect(unreachable.stderr + unreachable.stdout).not.toContain(password);
+
+    // A server running on the source would take writes the copy misses: refused.
+    writeFileSync(serveMarkerPath(join(dir.path, 'data/secryn.db')), `${process.pid}\n`);
+    const serving = await runCli(['migrate-storage', '--config', config, '--to', db.url]);
+    expect(serving.exitCode).toBe(1);
+    expect(serving.stderr).toContain('stop it before migrating');
   }, 30_000);
 });
 
