@@ -18,6 +18,7 @@ export const rootCommand = defineCommand({
     serve: () => import('./serve.ts').then((m) => m.serveCommand),
     keys: () => import('./keys.ts').then((m) => m.keysCommand),
     migrate: () => import('./migrate.ts').then((m) => m.migrateCommand),
+    'migrate-storage': () => import('./migrate-storage.ts').then((m) => m.migrateStorageCommand),
     'master-key': () => import('./master-key.ts').then((m) => m.masterKeyCommand),
     audit: () => import('./audit.ts').then((m) => m.auditCommand),
     backup: () => import('./backup.ts').then((m) => m.backupCommand),
