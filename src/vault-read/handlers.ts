@@ -33,6 +33,7 @@ import type { VaultParams, VaultWithSecretsObject } from '../vaults/schemas.ts';
 import { toVaultObject } from '../vaults/service.ts';
 import type { VaultRow } from '../db/schema/vaults.ts';
 import { attachment, PEM_MEDIA_TYPE } from './pem.ts';
+import { vaultWithSecretsJson } from './vault-json.ts';
 
 /** The audit action of a vault read that returned secret values. */
 export const VAULT_REVEAL_ACTION = 'vault.reveal';
@@ -69,25 +70,28 @@ export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
     if (!key.permissions.has('resources:read')) return builtJson(object);
     const now = clock.now();
     if (query.secrets === 'names') {
-      object.secrets = listActiveSecrets(sqlite, vault.id, now, false).map((s) => ({
+      object.secrets = listActiveSecrets(sqlite, vault.id, now).map((s) => ({
         id: s.id,
         name: s.name,
       }));
       return builtJson(object);
     }
     const withValues = canReveal(request);
-    const secrets = listActiveSecrets(sqlite, vault.id, now, withValues);
-    const place = (id: string) => ({ id, vaultId: vault.id, projectId: vault.projectId });
-    object.secrets = secrets.map((secret) =>
-      toVaultSecret(
-        secret,
-        withValues && secret.sealed
-          ? openValue(keyring, place(secret.id), secret.version, secret.sealed)
-          : undefined,
-      ),
+    const secrets = listActiveSecrets(sqlite, vault.id, now);
+    // Values are bound to where the vault is now (its row, read above).
+    const { projectId } = vault;
+    const body = vaultWithSecretsJson(object, secrets, (secret) =>
+      withValues && secret.sealed
+        ? openValue(
+            keyring,
+            { id: secret.id, vaultId: vault.id, projectId },
+            secret.version,
+            secret.sealed,
+          )
+        : undefined,
     );
     if (withValues && secrets.length > 0) markReveal(request, VAULT_REVEAL_ACTION);
-    return builtJson(object);
+    return body;
   }
 
   function secretByName({ params, request }: RouteContext<{ params: typeof VaultSecretParams }>) {
