@@ -99,9 +99,9 @@ export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
     const record = findSecretByName(sqlite, vault.id, params.name);
     if (!record) throw new NotFoundError('Secret');
     assertServable(record, clock.now());
-    if (!canReveal(request)) return toVaultSecret(record);
+    if (!canReveal(request)) return builtJson(toVaultSecret(record));
     markReveal(request);
-    return toVaultSecret(record, openCurrentValue(keyring, record));
+    return builtJson(toVaultSecret(record, openCurrentValue(keyring, record)));
   }
 
   function resourceList(type: ResourceType) {
