@@ -104,6 +104,21 @@ describe('vault reads after changes (vault secrets cache)', () => {
     expect(await read()).toEqual(['b-first=one']);
   });
 
+  test('a vault moved to another project under the cache no longer opens its values', async () => {
+    expect(await read()).toEqual(['b-first=one']);
+    const other = (await w.send(w.admin, 'POST', '/v1/projects', { name: 'other' })).json.id;
+    const move = (project: string) =>
+      w.instance.sqlite.query('UPDATE vaults SET project_id = ? WHERE id = ?').run(project, vault);
+    const home = (await w.send(w.admin, 'GET', `/v1/vaults/${vault}`)).json.project_id as string;
+    // Raw SQL, as an attacker with the file would: no write job, so no cache is cleared.
+    move(other);
+    const moved = await w.send(w.admin, 'GET', `/v1/vaults/${vault}`);
+    expect(moved.status).toBe(500);
+    expect(moved.text).not.toContain('one');
+    move(home);
+    expect(await read()).toEqual(['b-first=one']);
+  });
+
   test('the listed secrets are frozen: a caller cannot change what later reads get', () => {
     const [secret] = listActiveSecrets(w.instance.sqlite, vault, w.clock.now());
     expect(Object.isFrozen(secret)).toBe(true);

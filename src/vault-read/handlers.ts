@@ -24,9 +24,11 @@ import {
   listActiveSecrets,
   listResources,
   openCurrentValue,
-  openValue,
   readValue,
+  valueLocation,
+  type ActiveSecret,
 } from '../resources/store.ts';
+import type { ValueLocation } from '../crypto/envelope.ts';
 import type { ResourceType } from '../db/schema/resources.ts';
 import { visibleVault } from '../vaults/reach.ts';
 import type { VaultParams, VaultWithSecretsObject } from '../vaults/schemas.ts';
@@ -44,6 +46,24 @@ type ListContext = RouteContext<{
   query: typeof VaultResourceListQuery;
 }>;
 type DownloadContext = RouteContext<{ params: typeof VaultResourceParams }>;
+
+/**
+ * Where each listed secret's current value is bound (its AAD location), kept with the store's
+ * cached row, which stays the same object until a write replaces it: metadata only, never a
+ * value. Rebuilt when the vault's row names another project than the one it was built for.
+ */
+const locations = new WeakMap<ActiveSecret, ValueLocation>();
+
+/** The location of `secret`'s current value in `vault` as it is now (read for this request). */
+function locationOf(secret: ActiveSecret, vault: VaultRow): ValueLocation {
+  const known = locations.get(secret);
+  if (known?.owner?.vaultId === vault.id && known.owner.projectId === vault.projectId) return known;
+  const place = { id: secret.id, vaultId: vault.id, projectId: vault.projectId };
+  const location = valueLocation(place, secret.version);
+  if (location.owner) Object.freeze(location.owner);
+  locations.set(secret, Object.freeze(location));
+  return location;
+}
 
 /** The handlers, over one instance's database, clock and keyring. */
 export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
@@ -78,16 +98,9 @@ export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
     }
     const withValues = canReveal(request);
     const secrets = listActiveSecrets(sqlite, vault.id, now);
-    // Values are bound to where the vault is now (its row, read above).
-    const { projectId } = vault;
     const body = vaultWithSecretsJson(object, secrets, (secret) =>
       withValues && secret.sealed
-        ? openValue(
-            keyring,
-            { id: secret.id, vaultId: vault.id, projectId },
-            secret.version,
-            secret.sealed,
-          )
+        ? keyring.decryptString(secret.sealed, locationOf(secret, vault))
         : undefined,
     );
     if (withValues && secrets.length > 0) markReveal(request, VAULT_REVEAL_ACTION);
