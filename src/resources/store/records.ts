@@ -143,7 +143,7 @@ const RECORD_OVERHEAD_BYTES = 1024;
 
 /** Vaults whose live secrets are cached for vault reads, and the bytes they may hold. */
 const MAX_CACHED_VAULTS = 1024;
-const MAX_CACHED_VAULT_BYTES = 32 * 1024 * 1024;
+const MAX_CACHED_VAULT_BYTES = 16 * 1024 * 1024;
 /** What a cached secret costs besides its sealed value (a generous estimate). */
 const SECRET_OVERHEAD_BYTES = 512;
 
