@@ -181,6 +181,31 @@ function locationAad(sealed: Uint8Array, where: ValueLocation): Uint8Array {
 }
 
 /**
+ * AADs kept for frozen locations (a caller that keeps one location per stored value, as the
+ * vault read does for its cached rows), with the header bytes each was built for: a value
+ * re-sealed with another header gets its AAD built again. Associated data is public metadata;
+ * an entry goes when its location does.
+ */
+const keptAads = new WeakMap<ValueLocation, { header: Uint8Array; aad: Uint8Array }>();
+
+/** {@link locationAad}, kept for a location that can no longer change (frozen, owner too). */
+function aadFor(sealed: Uint8Array, where: ValueLocation): Uint8Array {
+  if (!Object.isFrozen(where) || (where.owner !== undefined && !Object.isFrozen(where.owner))) {
+    return locationAad(sealed, where);
+  }
+  const kept = keptAads.get(where);
+  if (kept && sameHeader(kept.header, sealed)) return kept.aad;
+  const aad = locationAad(sealed, where).slice();
+  keptAads.set(where, { header: sealed.slice(0, HEADER_BYTES), aad });
+  return aad;
+}
+
+function sameHeader(header: Uint8Array, sealed: Uint8Array): boolean {
+  for (let i = 0; i < HEADER_BYTES; i++) if (header[i] !== sealed[i]) return false;
+  return true;
+}
+
+/**
  * Writes `text` as [uint32 BE length][UTF-8] at `offset` of the scratch buffer (which
  * {@link locationAad} has sized) and returns the offset after it. Names and ids are ASCII,
  * copied byte by byte; anything else goes through the encoder.
@@ -297,7 +322,7 @@ function decipherValue(dataKey: DataKey, ciphertext: Uint8Array, where: ValueLoc
   const nonce = ciphertext.subarray(HEADER_BYTES, PREFIX_BYTES);
   const body = ciphertext.subarray(PREFIX_BYTES, ciphertext.byteLength - TAG_BYTES);
   const tag = ciphertext.subarray(ciphertext.byteLength - TAG_BYTES);
-  const aad = locationAad(ciphertext, where);
+  const aad = aadFor(ciphertext, where);
   let unverified: Buffer | undefined;
   try {
     const decipher = createDecipheriv(CIPHER, dataKey.key, nonce, { authTagLength: TAG_BYTES });

@@ -125,11 +125,11 @@ export class LiveKeyring implements InstanceKeyring {
   }
 
   decrypt(ciphertext: Uint8Array, where: ValueLocation): Uint8Array {
-    return this.#opening(() => this.#ring().decrypt(ciphertext, where));
+    return this.#opening(openBytes, ciphertext, where);
   }
 
   decryptString(ciphertext: Uint8Array, where: ValueLocation): string {
-    return this.#opening(() => this.#ring().decryptString(ciphertext, where));
+    return this.#opening(openText, ciphertext, where);
   }
 
   isReady(): boolean {
@@ -243,16 +243,19 @@ export class LiveKeyring implements InstanceKeyring {
     return this.#loaded.ring;
   }
 
-  /** Runs an open; a value whose data key cannot be loaded is a 503, never an internal error. */
-  #opening<T>(open: () => T): T {
+  /**
+   * Runs an open; a value whose data key cannot be loaded is a 503, never an internal error.
+   * `open` is one of the module's functions, not a closure per call (50 opens per vault read).
+   */
+  #opening<T>(open: Open<T>, ciphertext: Uint8Array, where: ValueLocation): T {
     try {
-      return open();
+      return open(this.#ring(), ciphertext, where);
     } catch (error) {
       if (!(error instanceof UnknownDataKeyError)) throw error;
     }
     this.refresh();
     try {
-      return open();
+      return open(this.#ring(), ciphertext, where);
     } catch (error) {
       if (!(error instanceof UnknownDataKeyError)) throw error;
       if (this.#unavailable) throw this.#unavailableError();
@@ -324,6 +327,11 @@ export class LiveKeyring implements InstanceKeyring {
     return undefined;
   }
 }
+
+/** One way of opening a sealed value with the loaded ring (see LiveKeyring.#opening). */
+type Open<T> = (ring: Keyring, ciphertext: Uint8Array, where: ValueLocation) => T;
+const openBytes: Open<Uint8Array> = (ring, ciphertext, where) => ring.decrypt(ciphertext, where);
+const openText: Open<string> = (ring, ciphertext, where) => ring.decryptString(ciphertext, where);
 
 /** Unwraps one stored key whose master key matched by fingerprint; failing means tampering. */
 function unwrapStoredKey(masterKey: Uint8Array, row: WrappedDataKey): Uint8Array {

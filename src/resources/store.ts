@@ -13,6 +13,7 @@ export {
   openValue,
   readValue,
   resourceState,
+  valueLocation,
   type ActiveSecret,
   type ResourcePlace,
   type ResourceRecord,

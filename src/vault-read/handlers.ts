@@ -24,15 +24,18 @@ import {
   listActiveSecrets,
   listResources,
   openCurrentValue,
-  openValue,
   readValue,
+  valueLocation,
+  type ActiveSecret,
 } from '../resources/store.ts';
+import type { ValueLocation } from '../crypto/envelope.ts';
 import type { ResourceType } from '../db/schema/resources.ts';
 import { visibleVault } from '../vaults/reach.ts';
 import type { VaultParams, VaultWithSecretsObject } from '../vaults/schemas.ts';
 import { toVaultObject } from '../vaults/service.ts';
 import type { VaultRow } from '../db/schema/vaults.ts';
 import { attachment, PEM_MEDIA_TYPE } from './pem.ts';
+import { vaultWithSecretsJson } from './vault-json.ts';
 
 /** The audit action of a vault read that returned secret values. */
 export const VAULT_REVEAL_ACTION = 'vault.reveal';
@@ -43,6 +46,24 @@ type ListContext = RouteContext<{
   query: typeof VaultResourceListQuery;
 }>;
 type DownloadContext = RouteContext<{ params: typeof VaultResourceParams }>;
+
+/**
+ * Where each listed secret's current value is bound (its AAD location), kept with the store's
+ * cached row, which stays the same object until a write replaces it: metadata only, never a
+ * value. Rebuilt when the vault's row names another project than the one it was built for.
+ */
+const locations = new WeakMap<ActiveSecret, ValueLocation>();
+
+/** The location of `secret`'s current value in `vault` as it is now (read for this request). */
+function locationOf(secret: ActiveSecret, vault: VaultRow): ValueLocation {
+  const known = locations.get(secret);
+  if (known?.owner?.vaultId === vault.id && known.owner.projectId === vault.projectId) return known;
+  const place = { id: secret.id, vaultId: vault.id, projectId: vault.projectId };
+  const location = valueLocation(place, secret.version);
+  if (location.owner) Object.freeze(location.owner);
+  locations.set(secret, Object.freeze(location));
+  return location;
+}
 
 /** The handlers, over one instance's database, clock and keyring. */
 export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
@@ -69,25 +90,21 @@ export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
     if (!key.permissions.has('resources:read')) return builtJson(object);
     const now = clock.now();
     if (query.secrets === 'names') {
-      object.secrets = listActiveSecrets(sqlite, vault.id, now, false).map((s) => ({
+      object.secrets = listActiveSecrets(sqlite, vault.id, now).map((s) => ({
         id: s.id,
         name: s.name,
       }));
       return builtJson(object);
     }
     const withValues = canReveal(request);
-    const secrets = listActiveSecrets(sqlite, vault.id, now, withValues);
-    const place = (id: string) => ({ id, vaultId: vault.id, projectId: vault.projectId });
-    object.secrets = secrets.map((secret) =>
-      toVaultSecret(
-        secret,
-        withValues && secret.sealed
-          ? openValue(keyring, place(secret.id), secret.version, secret.sealed)
-          : undefined,
-      ),
+    const secrets = listActiveSecrets(sqlite, vault.id, now);
+    const body = vaultWithSecretsJson(object, secrets, (secret) =>
+      withValues && secret.sealed
+        ? keyring.decryptString(secret.sealed, locationOf(secret, vault))
+        : undefined,
     );
     if (withValues && secrets.length > 0) markReveal(request, VAULT_REVEAL_ACTION);
-    return builtJson(object);
+    return body;
   }
 
   function secretByName({ params, request }: RouteContext<{ params: typeof VaultSecretParams }>) {
@@ -95,9 +112,9 @@ export function vaultReadHandlers({ db, sqlite, clock, keyring }: Deps) {
     const record = findSecretByName(sqlite, vault.id, params.name);
     if (!record) throw new NotFoundError('Secret');
     assertServable(record, clock.now());
-    if (!canReveal(request)) return toVaultSecret(record);
+    if (!canReveal(request)) return builtJson(toVaultSecret(record));
     markReveal(request);
-    return toVaultSecret(record, openCurrentValue(keyring, record));
+    return builtJson(toVaultSecret(record, openCurrentValue(keyring, record)));
   }
 
   function resourceList(type: ResourceType) {

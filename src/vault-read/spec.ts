@@ -35,7 +35,7 @@ export const readVault = {
 
 export const secretByName = {
   params: VaultSecretParams,
-  response: { 200: VaultSecretSchema },
+  response: { 200: documentedResponse(VaultSecretSchema) },
   detail: docs(
     'Get a secret by name (vault read API)',
     'With its value for keys with resources:reveal. 410 when expired; 404 when ' +

@@ -144,24 +144,23 @@ function ownerColumns(
   };
 }
 
-/** The owner to bind: exactly the registered parts, each given (null where the row has none). */
+/**
+ * The owner to bind: exactly the registered parts, each given (null where the row has none).
+ * Written without a helper closure: it runs once per value opened (50 times in a vault read).
+ */
 function ownerOf(
   tableName: string,
   columnName: string,
   owner: OwnerColumns,
   given: ValueOwner | undefined,
 ): ValueOwner {
-  const need = (part: keyof ValueOwner, registered: unknown) => {
-    if (!registered) return null;
-    const value = given?.[part];
-    if (value === undefined) {
-      throw new TypeError(`${tableName}.${columnName} values need their ${part}`);
-    }
-    return value;
-  };
-  return {
-    parentId: need('parentId', owner.parent),
-    projectId: need('projectId', owner.projectId),
-    vaultId: need('vaultId', owner.vaultId),
-  };
+  const parentId = owner.parent ? given?.parentId : null;
+  const projectId = owner.projectId ? given?.projectId : null;
+  const vaultId = owner.vaultId ? given?.vaultId : null;
+  if (parentId === undefined || projectId === undefined || vaultId === undefined) {
+    const part =
+      parentId === undefined ? 'parentId' : projectId === undefined ? 'projectId' : 'vaultId';
+    throw new TypeError(`${tableName}.${columnName} values need their ${part}`);
+  }
+  return { parentId, projectId, vaultId };
 }

@@ -61,7 +61,11 @@ export type RawResource = Omit<ResourceRow, 'tags' | 'enabled' | 'hasPrivateKey'
 };
 type RawRecord = RawResource & { vaultRestricted: number; sealedValue: Uint8Array | null };
 
-/** One active secret of a vault, as the vault read API lists it. */
+/**
+ * One live, enabled secret of a vault, as the vault read API lists it: frozen, and the same
+ * object from one read to the next until a write changes the vault's resources (callers may key
+ * caches of its serialised metadata on it).
+ */
 export type ActiveSecret = {
   id: string;
   name: string;
@@ -69,8 +73,10 @@ export type ActiveSecret = {
   tags: string[];
   updatedAt: number;
   version: number;
-  /** Sealed value; only selected when values were asked for. */
-  sealed?: Uint8Array;
+  activatesAt: number | null;
+  expiresAt: number | null;
+  /** Sealed value of the current version (`null`: that version has no value row). */
+  sealed: Uint8Array | null;
 };
 
 type RawActiveSecret = Omit<ActiveSecret, 'tags'> & { tags: string };
@@ -79,15 +85,8 @@ type Reads = {
   byId: Statement<RawRecord, [string]>;
   secretByName: Statement<RawRecord, [string, string]>;
   sealedValue: Statement<{ value: Uint8Array }, [string]>;
-  activeSecrets: Statement<RawActiveSecret, [string, number, number]>;
-  activeSecretsWithValues: Statement<RawActiveSecret, [string, number, number]>;
+  liveSecrets: Statement<RawActiveSecret, [string]>;
 };
-
-const ACTIVE_SECRETS = `FROM resources r
-  WHERE r.vault_id = ?1 AND r.type = 'secret' AND r.deleted_at IS NULL AND r.enabled = 1
-    AND (r.activates_at IS NULL OR r.activates_at <= ?2)
-    AND (r.expires_at IS NULL OR r.expires_at > ?3)
-  ORDER BY r.name`;
 
 const readsFor = perConnection((sqlite): Reads => {
   // A correlated subquery rather than a JOIN: same plan, a third of the cost in bun:sqlite.
@@ -100,18 +99,21 @@ const readsFor = perConnection((sqlite): Reads => {
         AS sealedValue
     FROM resources r`;
   const byName = `WHERE r.vault_id = ? AND r.type = 'secret' AND r.name = ? AND r.deleted_at IS NULL`;
-  const secretColumns = `r.id AS id, r.name AS name, r.content_type AS contentType,
-    r.tags AS tags, r.updated_at AS updatedAt, r.current_version AS version`;
   return {
     byId: sqlite.prepare(`${record} WHERE r.id = ?`),
     secretByName: sqlite.prepare(`${record} ${byName}`),
     sealedValue: sqlite.prepare('SELECT value FROM resource_versions WHERE id = ?'),
-    activeSecrets: sqlite.prepare(`SELECT ${secretColumns} ${ACTIVE_SECRETS}`),
-    activeSecretsWithValues: sqlite.prepare(
-      `SELECT ${secretColumns},
+    // Every live, enabled secret of the vault; the time window is applied per read, so that
+    // the rows can be cached (see listActiveSecrets).
+    liveSecrets: sqlite.prepare(
+      `SELECT r.id AS id, r.name AS name, r.content_type AS contentType, r.tags AS tags,
+         r.updated_at AS updatedAt, r.current_version AS version,
+         r.activates_at AS activatesAt, r.expires_at AS expiresAt,
          (SELECT value FROM resource_versions rv WHERE rv.id = r.id || ':' || r.current_version)
            AS sealed
-       ${ACTIVE_SECRETS}`,
+       FROM resources r
+       WHERE r.vault_id = ? AND r.type = 'secret' AND r.deleted_at IS NULL AND r.enabled = 1
+       ORDER BY r.name`,
     ),
   };
 });
@@ -139,9 +141,32 @@ const MAX_CACHED_BYTES = 32 * 1024 * 1024;
 /** What a cached record costs besides its sealed value (a generous estimate). */
 const RECORD_OVERHEAD_BYTES = 1024;
 
+/** Vaults whose live secrets are cached for vault reads, and the bytes they may hold. */
+const MAX_CACHED_VAULTS = 1024;
+const MAX_CACHED_VAULT_BYTES = 16 * 1024 * 1024;
+/** What a cached secret costs besides its sealed value (a generous estimate). */
+const SECRET_OVERHEAD_BYTES = 512;
+
+/**
+ * The record cache of a connection, which also holds the live secrets of recently read vaults
+ * (sealed rows only: never a decrypted value). One `clear()`, which every resource write and
+ * every change of a vault's contents makes inside its write job, forgets both.
+ */
+class ResourceCaches extends RecordCache<ResourceRecord> {
+  readonly vaultSecrets = new RecordCache<readonly ActiveSecret[]>(
+    MAX_CACHED_VAULTS,
+    MAX_CACHED_VAULT_BYTES,
+  );
+
+  override clear(): void {
+    super.clear();
+    this.vaultSecrets.clear();
+  }
+}
+
 /** Store-internal (./writes.ts, ./lists.ts). */
 export const recordCacheOf = perConnection(
-  (): RecordCache<ResourceRecord> => new RecordCache(MAX_CACHED_RECORDS, MAX_CACHED_BYTES),
+  (): ResourceCaches => new ResourceCaches(MAX_CACHED_RECORDS, MAX_CACHED_BYTES),
 );
 
 /** A record as every read returns it: frozen, cached or not, so no caller can rely on changing it. */
@@ -195,21 +220,39 @@ export function findSecretByName(
 }
 
 /**
- * The enabled, active, live secrets of a vault at `now`, by name; with their sealed values
- * when `withValues` (open them with {@link openSecretValue}).
+ * The enabled, active, live secrets of a vault at `now`, by name, with their sealed values
+ * (open them with {@link openValue}); frozen. A vault's live secrets are read once and cached
+ * (sealed, see {@link ResourceCaches}) until a write clears the cache; reads inside a
+ * transaction bypass it, as {@link cachedRead} does.
  */
-export function listActiveSecrets(
-  sqlite: Database,
-  vaultId: string,
-  now: number,
-  withValues: boolean,
-): ActiveSecret[] {
-  const reads = readsFor(sqlite);
-  const statement = withValues ? reads.activeSecretsWithValues : reads.activeSecrets;
-  return statement.all(vaultId, now, now).map((raw) => ({
-    ...raw,
-    tags: JSON.parse(raw.tags) as string[],
-  }));
+export function listActiveSecrets(sqlite: Database, vaultId: string, now: number): ActiveSecret[] {
+  const live = liveSecrets(sqlite, vaultId);
+  const active: ActiveSecret[] = [];
+  for (const secret of live) {
+    if (secret.activatesAt !== null && now < secret.activatesAt) continue;
+    if (secret.expiresAt !== null && now >= secret.expiresAt) continue;
+    active.push(secret);
+  }
+  return active;
+}
+
+/** Every live, enabled secret of a vault, by name, through the vault secrets cache. */
+function liveSecrets(sqlite: Database, vaultId: string): readonly ActiveSecret[] {
+  const read = () => readsFor(sqlite).liveSecrets.all(vaultId).map(frozenSecret);
+  if (sqlite.inTransaction) return read();
+  const cache = recordCacheOf(sqlite).vaultSecrets;
+  const cached = cache.get(vaultId);
+  if (cached) return cached;
+  const secrets = Object.freeze(read());
+  let bytes = 0;
+  for (const secret of secrets) bytes += SECRET_OVERHEAD_BYTES + (secret.sealed?.byteLength ?? 0);
+  cache.set(vaultId, secrets, bytes);
+  return secrets;
+}
+
+function frozenSecret(raw: RawActiveSecret): ActiveSecret {
+  const tags = Object.freeze(JSON.parse(raw.tags) as string[]) as string[];
+  return Object.freeze({ ...raw, tags });
 }
 
 /** Where a resource lives: what its values are bound to besides their row. */
