@@ -353,23 +353,37 @@ function singular(word: string): string {
   return word;
 }
 
-/** Replaces every schema equal to a named one by a reference to it. */
+/**
+ * Replaces every schema equal to a named one by a reference to it. Equality is structural (key
+ * order ignored): each node gets an id from its sorted keys and its children's ids, interned,
+ * so that equal subtrees share an id and each node is looked at once. Comparing canonical texts
+ * of every subtree instead cost time quadratic in the depth, and most of `serve`'s start-up.
+ */
 function referenceNamedSchemas(value: Json, named: JsonObject): Json {
-  const byText = new Map<string, string>();
-  for (const [name, schema] of Object.entries(named)) byText.set(canonical(schema), name);
-  const visit = (node: Json): Json => {
-    if (Array.isArray(node)) return node.map(visit);
-    if (!node || typeof node !== 'object') return node;
-    const name = byText.get(canonical(node));
-    if (name !== undefined) return { $ref: `#/components/schemas/${name}` };
-    return Object.fromEntries(Object.entries(node).map(([key, child]) => [key, visit(child)]));
+  const ids = new Map<string, number>();
+  const intern = (text: string): number => {
+    let id = ids.get(text);
+    if (id === undefined) ids.set(text, (id = ids.size));
+    return id;
   };
-  return visit(value);
-}
-
-function canonical(value: Json): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (!value || typeof value !== 'object') return JSON.stringify(value);
-  const keys = Object.keys(value).sort();
-  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonical(value[key]!)}`).join(',')}}`;
+  /** The node's structural id and the node with named schemas replaced below it. */
+  const visit = (node: Json): [number, Json] => {
+    if (Array.isArray(node)) {
+      const items = node.map(visit);
+      return [intern(`[${items.map(([id]) => id).join(',')}]`), items.map(([, item]) => item)];
+    }
+    if (!node || typeof node !== 'object') return [intern(JSON.stringify(node)), node];
+    const entries = Object.entries(node).map(([key, child]) => [key, visit(child)] as const);
+    const shape = entries
+      .map(([key, [id]]) => `${JSON.stringify(key)}:${id}`)
+      .sort()
+      .join(',');
+    const id = intern(`{${shape}}`);
+    const name = byId.get(id);
+    if (name !== undefined) return [id, { $ref: `#/components/schemas/${name}` }];
+    return [id, Object.fromEntries(entries.map(([key, [, child]]) => [key, child]))];
+  };
+  const byId = new Map<number, string>();
+  for (const [name, schema] of Object.entries(named)) byId.set(visit(schema)[0], name);
+  return visit(value)[1];
 }
