@@ -14,6 +14,7 @@
  * the requests served afterwards.
  */
 import { toOpenAPISchema } from '@elysiajs/openapi';
+import { CloneType, type TSchema } from '@sinclair/typebox';
 import type { AnyElysia } from 'elysia';
 import { ERROR_CODES } from './error-funnel.ts';
 
@@ -144,9 +145,49 @@ const NAMED_SCHEMAS: Record<string, { path: string; status: string; property?: s
   Pagination: { path: 'get /v1/projects', status: '200', property: 'pagination' },
 };
 
-/** Builds the document of every route of `app` (call once all routes are registered). */
-export function buildOpenApiDocument(app: AnyElysia, base: DocumentBase): JsonObject {
-  const generated = toOpenAPISchema(app, { paths: base.exclude }) as unknown;
+/** What the document is generated from: the routes (and models) of an app at one moment. */
+export type RouteSnapshot = {
+  getGlobalRoutes(): { hooks?: Record<string, unknown> }[];
+  getGlobalDefinitions(): unknown;
+};
+
+/** The route hooks that hold request and response schemas (what compiling a route may change). */
+const SCHEMA_HOOKS = [
+  'body',
+  'headers',
+  'query',
+  'params',
+  'cookie',
+  'response',
+  'standaloneValidator',
+] as const;
+
+/**
+ * The routes registered in `app` now, with private copies of their schemas: Elysia compiles a
+ * route's validators on its first request, and that has changed the schema objects it was given
+ * (`additionalProperties: false` appeared on responses; test/openapi.test.ts). A document made
+ * later from the snapshot is the one made now, whatever traffic came in between; the copy costs
+ * start-up about a millisecond.
+ */
+export function snapshotRoutes(app: AnyElysia): RouteSnapshot {
+  // Elysia keeps these two protected; @elysiajs/openapi calls them the same way.
+  const live = app as unknown as RouteSnapshot;
+  const routes = live.getGlobalRoutes().map((route) => {
+    const hooks: Record<string, unknown> = { ...route.hooks };
+    for (const key of SCHEMA_HOOKS) {
+      if (hooks[key] !== undefined) hooks[key] = CloneType(hooks[key] as TSchema);
+    }
+    return { ...route, hooks };
+  });
+  const definitions = live.getGlobalDefinitions();
+  return { getGlobalRoutes: () => routes, getGlobalDefinitions: () => definitions };
+}
+
+/** Builds the document of every route of `app` (a snapshot taken once all are registered). */
+export function buildOpenApiDocument(app: RouteSnapshot, base: DocumentBase): JsonObject {
+  const generated = toOpenAPISchema(app as unknown as AnyElysia, {
+    paths: base.exclude,
+  }) as unknown;
   // A JSON round trip drops TypeBox's symbol keys and shares nothing with the live schemas.
   const { paths } = JSON.parse(JSON.stringify(generated)) as { paths: JsonObject };
   const schemas: JsonObject = {};
