@@ -27,7 +27,7 @@ import swaggerUiCssPath from 'swagger-ui-dist/swagger-ui.css' with { type: 'file
 import swaggerUiPageCssPath from 'swagger-ui-dist/index.css' with { type: 'file' };
 import favicon32Path from 'swagger-ui-dist/favicon-32x32.png' with { type: 'file' };
 import favicon16Path from 'swagger-ui-dist/favicon-16x16.png' with { type: 'file' };
-import { buildOpenApiDocument, snapshotRoutes } from './openapi-document.ts';
+import { buildOpenApiDocument, snapshotRoutes, type DocumentBase } from './openapi-document.ts';
 
 /** Path of the interactive documentation page. */
 export const DOCS_PATH = '/docs';
@@ -143,6 +143,31 @@ const securityHeaders = {
   'referrer-policy': 'no-referrer',
 } as const;
 
+/** What the document says beyond the routes (./openapi-document.ts `DocumentBase`). */
+const documentBase = (version: string): DocumentBase => ({
+  info: {
+    title: 'Secryn API',
+    version,
+    description:
+      'Self-hosted secrets manager. Send `Authorization: Bearer scr_...` on every ' +
+      'request except the health check and this documentation.',
+    license: { name: LICENSE },
+  },
+  servers: [{ url: '/', description: 'This Secryn server' }],
+  securitySchemes: {
+    bearerAuth: {
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'scr_ API key',
+      description:
+        'Secryn API key sent as `Authorization: Bearer scr_...`. Missing, malformed, ' +
+        'unknown, expired or revoked keys get 401 UNAUTHORIZED.',
+    },
+  },
+  // The routes below are hidden one by one too; this catches any /docs route added later.
+  exclude: [/^\/docs(?:\/|$)/],
+});
+
 /**
  * Elysia plugin serving, without authentication (docs/api.md §1):
  * - `GET /docs`: Swagger UI page, `Cache-Control: no-cache`, strict same-origin CSP;
@@ -163,37 +188,20 @@ const securityHeaders = {
 export function docsPlugin(options: DocsPluginOptions) {
   return (app: AnyElysia) => {
     const routes = snapshotRoutes(app);
-    let document: string | undefined;
-    const documentText = (): string =>
-      (document ??= JSON.stringify(
-        buildOpenApiDocument(routes, {
-          info: {
-            title: 'Secryn API',
-            version: options.version,
-            description:
-              'Self-hosted secrets manager. Send `Authorization: Bearer scr_...` on every ' +
-              'request except the health check and this documentation.',
-            license: { name: LICENSE },
-          },
-          servers: [{ url: '/', description: 'This Secryn server' }],
-          securitySchemes: {
-            bearerAuth: {
-              type: 'http',
-              scheme: 'bearer',
-              bearerFormat: 'scr_ API key',
-              description:
-                'Secryn API key sent as `Authorization: Bearer scr_...`. Missing, malformed, ' +
-                'unknown, expired or revoked keys get 401 UNAUTHORIZED.',
-            },
-          },
-          // The routes below are hidden one by one too; this catches any /docs route added later.
-          exclude: [/^\/docs(?:\/|$)/],
-        }),
+    // Shared by concurrent first requests; a failed build is retried by the next request.
+    let document: Promise<string> | undefined;
+    const documentText = (): Promise<string> =>
+      (document ??= buildOpenApiDocument(routes, documentBase(options.version)).then(
+        (built) => JSON.stringify(built),
+        (error: unknown) => {
+          document = undefined;
+          throw error;
+        },
       ));
     app.get(
       DOCS_SPEC_PATH,
-      () =>
-        new Response(documentText(), {
+      async () =>
+        new Response(await documentText(), {
           headers: { 'content-type': 'application/json; charset=utf-8', ...securityHeaders },
         }),
       { detail: { hide: true } },

@@ -13,7 +13,6 @@
  * The result is plain JSON: callers serialise it once (see docs.ts), so it cannot change with
  * the requests served afterwards.
  */
-import { toOpenAPISchema } from '@elysiajs/openapi';
 import { CloneType, type TSchema } from '@sinclair/typebox';
 import type { AnyElysia } from 'elysia';
 import { ERROR_CODES } from './error-funnel.ts';
@@ -184,7 +183,12 @@ export function snapshotRoutes(app: AnyElysia): RouteSnapshot {
 }
 
 /** Builds the document of every route of `app` (a snapshot taken once all are registered). */
-export function buildOpenApiDocument(app: RouteSnapshot, base: DocumentBase): JsonObject {
+export async function buildOpenApiDocument(
+  app: RouteSnapshot,
+  base: DocumentBase,
+): Promise<JsonObject> {
+  // Loaded on the first request for the document, not with the server.
+  const { toOpenAPISchema } = await import('@elysiajs/openapi');
   const generated = toOpenAPISchema(app as unknown as AnyElysia, {
     paths: base.exclude,
   }) as unknown;
