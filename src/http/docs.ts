@@ -178,10 +178,12 @@ const documentBase = (version: string): DocumentBase => ({
  * - `GET /docs/assets/<tag>/<file>`: embedded Swagger UI files, cached for a year.
  * None of these paths appear in the OpenAPI document.
  *
- * Mount it LAST: the document describes the routes registered by then (./openapi-document.ts
- * `snapshotRoutes`). It is generated on the first request for it, not at start-up (tens of
- * milliseconds that `serve` would otherwise spend before it answers), and served as the same
- * bytes ever after, whatever traffic came before it (test/openapi.test.ts).
+ * Mount it LAST: the document describes the routes registered by then, snapshotted when the
+ * plugin is mounted (./openapi-document.ts `snapshotRoutes`: compiling a route's validators on
+ * its first request may change its schema objects, so a document made from the live routes
+ * could depend on which had been called). It is generated from that snapshot on the first request for
+ * it, not at start-up (tens of milliseconds that `serve` would otherwise spend before it
+ * answers), and served as the same bytes ever after.
  */
 export function docsPlugin(options: DocsPluginOptions) {
   return (app: AnyElysia) => {

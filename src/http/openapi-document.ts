@@ -13,6 +13,7 @@
  * The result is plain JSON: callers serialise it once (see docs.ts), so it cannot change with
  * the requests served afterwards.
  */
+import { CloneType, type TSchema } from '@sinclair/typebox';
 import type { AnyElysia } from 'elysia';
 import { ERROR_CODES } from './error-funnel.ts';
 
@@ -149,17 +150,34 @@ export type RouteSnapshot = {
   getGlobalDefinitions(): unknown;
 };
 
+/** The route hooks that hold request and response schemas (what compiling a route may change). */
+const SCHEMA_HOOKS = [
+  'body',
+  'headers',
+  'query',
+  'params',
+  'cookie',
+  'response',
+  'standaloneValidator',
+] as const;
+
 /**
- * The routes registered in `app` now (routes added later are not documented). Their schemas
- * are shared with the live routes, not copied: a deep copy cost ~5 ms of every start-up, and
- * compiling a route on its first request no longer changes them (it once added
- * `additionalProperties: false` to responses). test/openapi.test.ts proves it: the document
- * asked for after every route has been called equals a fresh server's, byte for byte.
+ * The routes registered in `app` now, with private copies of their schemas: Elysia compiles a
+ * route's validators on its first request, and that has changed the schema objects it was given
+ * (`additionalProperties: false` appeared on responses; test/openapi.test.ts). A document made
+ * later from the snapshot is the one made now, whatever traffic came in between; the copy costs
+ * start-up about a millisecond.
  */
 export function snapshotRoutes(app: AnyElysia): RouteSnapshot {
   // Elysia keeps these two protected; @elysiajs/openapi calls them the same way.
   const live = app as unknown as RouteSnapshot;
-  const routes = [...live.getGlobalRoutes()];
+  const routes = live.getGlobalRoutes().map((route) => {
+    const hooks: Record<string, unknown> = { ...route.hooks };
+    for (const key of SCHEMA_HOOKS) {
+      if (hooks[key] !== undefined) hooks[key] = CloneType(hooks[key] as TSchema);
+    }
+    return { ...route, hooks };
+  });
   const definitions = live.getGlobalDefinitions();
   return { getGlobalRoutes: () => routes, getGlobalDefinitions: () => definitions };
 }
