@@ -180,8 +180,8 @@ const documentBase = (version: string): DocumentBase => ({
  *
  * Mount it LAST: the document describes the routes registered by then, snapshotted when the
  * plugin is mounted (./openapi-document.ts `snapshotRoutes`: compiling a route's validators on
- * its first request may change its schema objects, so a document made from the live routes
- * could depend on which had been called). It is generated from that snapshot on the first request for
+ * its first request through the listener changes its schema objects, so a document made from
+ * the live routes would depend on which had been called). It is generated from that snapshot on the first request for
  * it, not at start-up (tens of milliseconds that `serve` would otherwise spend before it
  * answers), and served as the same bytes ever after.
  */

@@ -162,11 +162,12 @@ const SCHEMA_HOOKS = [
 ] as const;
 
 /**
- * The routes registered in `app` now, with private copies of their schemas: Elysia compiles a
- * route's validators on its first request, and that has changed the schema objects it was given
- * (`additionalProperties: false` appeared on responses; test/openapi.test.ts). A document made
- * later from the snapshot is the one made now, whatever traffic came in between; the copy costs
- * start-up about a millisecond.
+ * The routes registered in `app` now, with private copies of their schemas: Bun's route table
+ * compiles a route's validators on its first request through the listener, and that changes
+ * the schema objects it was given (`additionalProperties: false` appears on responses, on the
+ * shared module-level schemas too; test/openapi.test.ts "through the listener"). A document
+ * made later from the snapshot is the one made now, whatever traffic came in between; the
+ * copy costs start-up a few milliseconds, building the document costs tens.
  */
 export function snapshotRoutes(app: AnyElysia): RouteSnapshot {
   // Elysia keeps these two protected; @elysiajs/openapi calls them the same way.
