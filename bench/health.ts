@@ -376,11 +376,12 @@ try {
     console.log();
     console.log(
       markdownTable(
-        ['executable', 'size', 'exec → first 200 (mean of ' + startupRuns + ')', 'min', 'max'],
+        ['executable', 'size', `exec → first 200 (p50 of ${startupRuns})`, 'mean', 'min', 'max'],
         [
           [
             'bare Bun.serve, same build flags',
             formatMiB(baseSize),
+            formatMs(median(baseTimes)),
             formatMs(mean(baseTimes)),
             formatMs(Math.min(...baseTimes)),
             formatMs(Math.max(...baseTimes)),
@@ -388,6 +389,7 @@ try {
           [
             'secryn serve (existing instance)',
             formatMiB(secrynSize),
+            formatMs(median(secrynTimes)),
             formatMs(mean(secrynTimes)),
             formatMs(Math.min(...secrynTimes)),
             formatMs(Math.max(...secrynTimes)),
@@ -396,8 +398,8 @@ try {
       ),
     );
     console.log(
-      `\nsecryn / bare: size ${formatRatio(secrynSize, baseSize)}, start-up ` +
-        `${formatRatio(mean(secrynTimes), mean(baseTimes))} (health polled every 1 ms).`,
+      `\nsecryn / bare: size ${formatRatio(secrynSize, baseSize)}, start-up (p50) ` +
+        `${formatRatio(median(secrynTimes), median(baseTimes))} (health polled every 1 ms).`,
     );
   }
   console.log(`\ntotal bench time: ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);

@@ -4,7 +4,7 @@ import { createAccessLayer } from './access/plugin.ts';
 import { auditRecorder } from './audit/recorder.ts';
 import { startAuditRetention } from './audit/retention.ts';
 import { auditRoutes } from './audit/routes.ts';
-import { startBackupScheduler, type BackupScheduler } from './backup/schedule.ts';
+import type { BackupScheduler } from './backup/schedule.ts';
 import { startAuditShipping } from './audit/ship/shipper.ts';
 import { idempotencyPlugin } from './idempotency/plugin.ts';
 import type { Instance } from './instance.ts';
@@ -94,6 +94,9 @@ export function buildFeatures(instance: Instance): Features {
       deliveryWorker.start();
       eventStreams.start();
       // [backup] schedule: one timer (src/backup/schedule.ts; backupSchedulerFor(instance)).
+      // Loaded here, after the listener is up: it brings in age-encryption (post-quantum curves
+      // computed at load), which nothing before the first answer needs.
+      const { startBackupScheduler } = await import('./backup/schedule.ts');
       backups = startBackupScheduler(instance);
       metrics.setLastBackupSource(() => backups?.status().lastSuccessAt ?? null);
       // [audit.ship]: entries to syslog/file in the background (auditShipperFor(instance)).

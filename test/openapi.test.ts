@@ -10,7 +10,8 @@ import type { TSchema } from '@sinclair/typebox';
 import { hasTransform } from 'elysia/schema';
 import { buildFeatures } from '../src/features.ts';
 import { createInstance } from '../src/instance.ts';
-import { buildApp } from '../src/server.ts';
+import { buildApp, startServer } from '../src/server.ts';
+import { insertAdminKey } from './app-harness.ts';
 import { call, memoryLogger, REPO_ROOT, tempDir, testConfig } from './harness.ts';
 import { openWorld } from './resources-harness.ts';
 
@@ -139,6 +140,37 @@ describe('OpenAPI document: a contract tools can trust', () => {
     } finally {
       await fresh.close();
       await used.close();
+    }
+  });
+
+  // Over a real socket, Bun's route table compiles each route on its first request, and that
+  // adds `additionalProperties: false` to its response schemas, which route modules share. The
+  // document is made on the first request for it, so it must come from copies taken at mount.
+  test('is the same when served after requests through the listener', async () => {
+    const fresh = openWorld();
+    using dir = tempDir();
+    const instance = createInstance(testConfig(dir.path), memoryLogger(), undefined, { env: {} });
+    const features = buildFeatures(instance);
+    const running = startServer(instance, {
+      features: features.features,
+      recordOutcome: features.recordOutcome,
+      port: 0,
+    });
+    try {
+      // Made before any request reaches the listener.
+      const expected = await (await call(fresh.app, 'GET', '/docs/json')).text();
+      const base = `http://127.0.0.1:${running.server.port}`;
+      expect((await fetch(`${base}/v1/health`)).status).toBe(200);
+      const projects = await fetch(`${base}/v1/projects`, {
+        headers: { authorization: `Bearer ${insertAdminKey(instance)}` },
+      });
+      expect(projects.status).toBe(200);
+      const served = await (await fetch(`${base}/docs/json`)).text();
+      expect(served.length).toBeGreaterThan(10_000);
+      expect(served === expected).toBe(true);
+    } finally {
+      await running.stop();
+      await fresh.close();
     }
   });
 

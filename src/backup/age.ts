@@ -3,13 +3,7 @@
  * recipients and identities as operators write them, and streaming encrypt/decrypt between
  * files, so that a large backup never sits whole in memory.
  */
-import {
-  Decrypter,
-  Encrypter,
-  generateHybridIdentity,
-  generateX25519Identity,
-  identityToRecipient,
-} from 'age-encryption';
+import type * as AgeLibrary from 'age-encryption';
 import {
   closeSync,
   constants,
@@ -21,6 +15,13 @@ import {
   writeSync,
 } from 'node:fs';
 import { BackupError, syncFile } from './backup.ts';
+
+/**
+ * The age-encryption package, loaded on first use (synchronously, so that recipient checks stay
+ * synchronous): setting up its post-quantum curves takes ~15 ms, which `serve` would otherwise
+ * spend before its first answer although most servers never encrypt a backup.
+ */
+const ageLibrary = (): typeof AgeLibrary => require('age-encryption') as typeof AgeLibrary;
 
 /** The first line of every binary age file. */
 const AGE_MAGIC = 'age-encryption.org/v1\n';
@@ -42,7 +43,7 @@ export function recipientProblem(recipient: string): string | null {
     return 'not an age recipient (expected age1…)';
   }
   try {
-    new Encrypter().addRecipient(recipient);
+    new (ageLibrary().Encrypter)().addRecipient(recipient);
   } catch {
     return 'not a valid age recipient';
   }
@@ -94,9 +95,9 @@ export async function ephemeralIdentity(
   recipients: readonly string[],
 ): Promise<{ identity: string; recipient: string }> {
   const identity = recipients.some(isPostQuantum)
-    ? await generateHybridIdentity()
-    : await generateX25519Identity();
-  return { identity, recipient: await identityToRecipient(identity) };
+    ? await ageLibrary().generateHybridIdentity()
+    : await ageLibrary().generateX25519Identity();
+  return { identity, recipient: await ageLibrary().identityToRecipient(identity) };
 }
 
 /**
@@ -108,7 +109,7 @@ export async function encryptFile(
   target: string,
   recipients: readonly string[],
 ): Promise<void> {
-  const encrypter = new Encrypter();
+  const encrypter = new (ageLibrary().Encrypter)();
   for (const recipient of recipients) encrypter.addRecipient(recipient);
   const stream = await encrypter.encrypt(Bun.file(source).stream());
   await writeStreamPrivately(stream, target);
@@ -124,7 +125,7 @@ export async function decryptFile(
   target: string,
   identities: readonly string[],
 ): Promise<void> {
-  const decrypter = new Decrypter();
+  const decrypter = new (ageLibrary().Decrypter)();
   try {
     for (const identity of identities) decrypter.addIdentity(identity);
   } catch {

@@ -78,12 +78,23 @@ async function serveUntilSignal(
     await instance.close();
     throw listenFailure(error, instance.config.server) ?? error;
   }
+  // SIGTERM/SIGINT are handled from the moment the listener is up: a supervisor that has seen
+  // a healthy answer may stop the server while the workers are still starting (start() awaits
+  // module loads), and must get the graceful stop, not the default action's exit 143.
+  let signalled!: (signal: string) => void;
+  const shutdownSignal = new Promise<string>((resolve) => (signalled = resolve));
+  const onSigterm = () => signalled('SIGTERM');
+  const onSigint = () => signalled('SIGINT');
+  process.once('SIGTERM', onSigterm);
+  process.once('SIGINT', onSigint);
   const metrics = metricsFor(instance);
   const metricsListener = new MetricsListener(metrics, logger);
   try {
     metricsListener.apply(instance.config.metrics);
     await start();
   } catch (error) {
+    process.off('SIGTERM', onSigterm);
+    process.off('SIGINT', onSigint);
     metricsListener.stop();
     await running.stop();
     throw error instanceof Error && error.message.includes('(metrics.listen)')
@@ -114,14 +125,7 @@ async function serveUntilSignal(
     config: source.kind === 'file' ? source.path : 'built-in defaults',
     database: instance.config.storage.path,
   });
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      logger.info('shutting down', { signal });
-      resolve();
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
+  logger.info('shutting down', { signal: await shutdownSignal });
   process.off('SIGHUP', reload);
   await reloading;
   metricsListener.stop();

@@ -1,5 +1,5 @@
 /** The access log: one line per request, never headers or bodies. */
-import { LogLevels } from 'consola';
+import { LogLevels } from 'consola/core';
 import type { Logger } from '../log/logger.ts';
 import type { RequestMeta } from './request-meta.ts';
 

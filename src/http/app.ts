@@ -1,5 +1,5 @@
 /** Builds the HTTP application shell around the feature modules. */
-import { LogLevels } from 'consola';
+import { LogLevels } from 'consola/core';
 import { Elysia, type AnyElysia } from 'elysia';
 import type { Config } from '../config/schema.ts';
 import { AppError, DatabaseBusyError, ServiceUnavailableError } from '../errors.ts';

@@ -27,7 +27,7 @@ import swaggerUiCssPath from 'swagger-ui-dist/swagger-ui.css' with { type: 'file
 import swaggerUiPageCssPath from 'swagger-ui-dist/index.css' with { type: 'file' };
 import favicon32Path from 'swagger-ui-dist/favicon-32x32.png' with { type: 'file' };
 import favicon16Path from 'swagger-ui-dist/favicon-16x16.png' with { type: 'file' };
-import { buildOpenApiDocument } from './openapi-document.ts';
+import { buildOpenApiDocument, snapshotRoutes, type DocumentBase } from './openapi-document.ts';
 
 /** Path of the interactive documentation page. */
 export const DOCS_PATH = '/docs';
@@ -143,6 +143,31 @@ const securityHeaders = {
   'referrer-policy': 'no-referrer',
 } as const;
 
+/** What the document says beyond the routes (./openapi-document.ts `DocumentBase`). */
+const documentBase = (version: string): DocumentBase => ({
+  info: {
+    title: 'Secryn API',
+    version,
+    description:
+      'Self-hosted secrets manager. Send `Authorization: Bearer scr_...` on every ' +
+      'request except the health check and this documentation.',
+    license: { name: LICENSE },
+  },
+  servers: [{ url: '/', description: 'This Secryn server' }],
+  securitySchemes: {
+    bearerAuth: {
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'scr_ API key',
+      description:
+        'Secryn API key sent as `Authorization: Bearer scr_...`. Missing, malformed, ' +
+        'unknown, expired or revoked keys get 401 UNAUTHORIZED.',
+    },
+  },
+  // The routes below are hidden one by one too; this catches any /docs route added later.
+  exclude: [/^\/docs(?:\/|$)/],
+});
+
 /**
  * Elysia plugin serving, without authentication (docs/api.md §1):
  * - `GET /docs`: Swagger UI page, `Cache-Control: no-cache`, strict same-origin CSP;
@@ -153,42 +178,30 @@ const securityHeaders = {
  * - `GET /docs/assets/<tag>/<file>`: embedded Swagger UI files, cached for a year.
  * None of these paths appear in the OpenAPI document.
  *
- * Mount it LAST: the document is built once, when the plugin is mounted, from the routes
- * registered by then, and served as the same bytes ever after. Built later (on the first
- * request for it, as `@elysiajs/openapi` does), it would depend on which routes had already
- * been called: compiling a route's validators mutates its schema objects.
+ * Mount it LAST: the document describes the routes registered by then, snapshotted when the
+ * plugin is mounted (./openapi-document.ts `snapshotRoutes`: compiling a route's validators on
+ * its first request through the listener changes its schema objects, so a document made from
+ * the live routes would depend on which had been called). It is generated from that snapshot on the first request for
+ * it, not at start-up (tens of milliseconds that `serve` would otherwise spend before it
+ * answers), and served as the same bytes ever after.
  */
 export function docsPlugin(options: DocsPluginOptions) {
   return (app: AnyElysia) => {
-    const document = JSON.stringify(
-      buildOpenApiDocument(app, {
-        info: {
-          title: 'Secryn API',
-          version: options.version,
-          description:
-            'Self-hosted secrets manager. Send `Authorization: Bearer scr_...` on every ' +
-            'request except the health check and this documentation.',
-          license: { name: LICENSE },
+    const routes = snapshotRoutes(app);
+    // Shared by concurrent first requests; a failed build is retried by the next request.
+    let document: Promise<string> | undefined;
+    const documentText = (): Promise<string> =>
+      (document ??= buildOpenApiDocument(routes, documentBase(options.version)).then(
+        (built) => JSON.stringify(built),
+        (error: unknown) => {
+          document = undefined;
+          throw error;
         },
-        servers: [{ url: '/', description: 'This Secryn server' }],
-        securitySchemes: {
-          bearerAuth: {
-            type: 'http',
-            scheme: 'bearer',
-            bearerFormat: 'scr_ API key',
-            description:
-              'Secryn API key sent as `Authorization: Bearer scr_...`. Missing, malformed, ' +
-              'unknown, expired or revoked keys get 401 UNAUTHORIZED.',
-          },
-        },
-        // The routes below are hidden one by one too; this catches any /docs route added later.
-        exclude: [/^\/docs(?:\/|$)/],
-      }),
-    );
+      ));
     app.get(
       DOCS_SPEC_PATH,
-      () =>
-        new Response(document, {
+      async () =>
+        new Response(await documentText(), {
           headers: { 'content-type': 'application/json; charset=utf-8', ...securityHeaders },
         }),
       { detail: { hide: true } },

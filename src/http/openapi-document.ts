@@ -13,7 +13,7 @@
  * The result is plain JSON: callers serialise it once (see docs.ts), so it cannot change with
  * the requests served afterwards.
  */
-import { toOpenAPISchema } from '@elysiajs/openapi';
+import { CloneType, type TSchema } from '@sinclair/typebox';
 import type { AnyElysia } from 'elysia';
 import { ERROR_CODES } from './error-funnel.ts';
 
@@ -144,9 +144,55 @@ const NAMED_SCHEMAS: Record<string, { path: string; status: string; property?: s
   Pagination: { path: 'get /v1/projects', status: '200', property: 'pagination' },
 };
 
-/** Builds the document of every route of `app` (call once all routes are registered). */
-export function buildOpenApiDocument(app: AnyElysia, base: DocumentBase): JsonObject {
-  const generated = toOpenAPISchema(app, { paths: base.exclude }) as unknown;
+/** What the document is generated from: the routes (and models) of an app at one moment. */
+export type RouteSnapshot = {
+  getGlobalRoutes(): { hooks?: Record<string, unknown> }[];
+  getGlobalDefinitions(): unknown;
+};
+
+/** The route hooks that hold request and response schemas (what compiling a route may change). */
+const SCHEMA_HOOKS = [
+  'body',
+  'headers',
+  'query',
+  'params',
+  'cookie',
+  'response',
+  'standaloneValidator',
+] as const;
+
+/**
+ * The routes registered in `app` now, with private copies of their schemas: Bun's route table
+ * compiles a route's validators on its first request through the listener, and that changes
+ * the schema objects it was given (`additionalProperties: false` appears on responses, on the
+ * shared module-level schemas too; test/openapi.test.ts "through the listener"). A document
+ * made later from the snapshot is the one made now, whatever traffic came in between; the
+ * copy costs start-up a few milliseconds, building the document costs tens.
+ */
+export function snapshotRoutes(app: AnyElysia): RouteSnapshot {
+  // Elysia keeps these two protected; @elysiajs/openapi calls them the same way.
+  const live = app as unknown as RouteSnapshot;
+  const routes = live.getGlobalRoutes().map((route) => {
+    const hooks: Record<string, unknown> = { ...route.hooks };
+    for (const key of SCHEMA_HOOKS) {
+      if (hooks[key] !== undefined) hooks[key] = CloneType(hooks[key] as TSchema);
+    }
+    return { ...route, hooks };
+  });
+  const definitions = live.getGlobalDefinitions();
+  return { getGlobalRoutes: () => routes, getGlobalDefinitions: () => definitions };
+}
+
+/** Builds the document of every route of `app` (a snapshot taken once all are registered). */
+export async function buildOpenApiDocument(
+  app: RouteSnapshot,
+  base: DocumentBase,
+): Promise<JsonObject> {
+  // Loaded on the first request for the document, not with the server.
+  const { toOpenAPISchema } = await import('@elysiajs/openapi');
+  const generated = toOpenAPISchema(app as unknown as AnyElysia, {
+    paths: base.exclude,
+  }) as unknown;
   // A JSON round trip drops TypeBox's symbol keys and shares nothing with the live schemas.
   const { paths } = JSON.parse(JSON.stringify(generated)) as { paths: JsonObject };
   const schemas: JsonObject = {};
@@ -353,23 +399,37 @@ function singular(word: string): string {
   return word;
 }
 
-/** Replaces every schema equal to a named one by a reference to it. */
+/**
+ * Replaces every schema equal to a named one by a reference to it. Equality is structural (key
+ * order ignored): each node gets an id from its sorted keys and its children's ids, interned,
+ * so that equal subtrees share an id and each node is looked at once. Comparing canonical texts
+ * of every subtree instead cost time quadratic in the depth, and most of `serve`'s start-up.
+ */
 function referenceNamedSchemas(value: Json, named: JsonObject): Json {
-  const byText = new Map<string, string>();
-  for (const [name, schema] of Object.entries(named)) byText.set(canonical(schema), name);
-  const visit = (node: Json): Json => {
-    if (Array.isArray(node)) return node.map(visit);
-    if (!node || typeof node !== 'object') return node;
-    const name = byText.get(canonical(node));
-    if (name !== undefined) return { $ref: `#/components/schemas/${name}` };
-    return Object.fromEntries(Object.entries(node).map(([key, child]) => [key, visit(child)]));
+  const ids = new Map<string, number>();
+  const intern = (text: string): number => {
+    let id = ids.get(text);
+    if (id === undefined) ids.set(text, (id = ids.size));
+    return id;
   };
-  return visit(value);
-}
-
-function canonical(value: Json): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (!value || typeof value !== 'object') return JSON.stringify(value);
-  const keys = Object.keys(value).sort();
-  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonical(value[key]!)}`).join(',')}}`;
+  /** The node's structural id and the node with named schemas replaced below it. */
+  const visit = (node: Json): [number, Json] => {
+    if (Array.isArray(node)) {
+      const items = node.map(visit);
+      return [intern(`[${items.map(([id]) => id).join(',')}]`), items.map(([, item]) => item)];
+    }
+    if (!node || typeof node !== 'object') return [intern(JSON.stringify(node)), node];
+    const entries = Object.entries(node).map(([key, child]) => [key, visit(child)] as const);
+    const shape = entries
+      .map(([key, [id]]) => `${JSON.stringify(key)}:${id}`)
+      .sort()
+      .join(',');
+    const id = intern(`{${shape}}`);
+    const name = byId.get(id);
+    if (name !== undefined) return [id, { $ref: `#/components/schemas/${name}` }];
+    return [id, Object.fromEntries(entries.map(([key, [, child]]) => [key, child]))];
+  };
+  const byId = new Map<number, string>();
+  for (const [name, schema] of Object.entries(named)) byId.set(visit(schema)[0], name);
+  return visit(value)[1];
 }

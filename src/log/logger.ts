@@ -1,5 +1,7 @@
 /** The structured logger (pretty or JSON lines), never given secrets. */
-import { createConsola, LogLevels, type ConsolaInstance, type LogObject } from 'consola';
+// consola/core, not consola: Secryn brings its own reporter, and the full entry point loads the
+// fancy reporter, prompts and node:util's inspector (~8 ms of every start-up).
+import { createConsola, LogLevels, type ConsolaInstance, type LogObject } from 'consola/core';
 
 export type LogFormat = 'pretty' | 'json';
 export type LogLevelName = 'silent' | 'error' | 'warn' | 'info' | 'debug';
