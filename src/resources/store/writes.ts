@@ -50,6 +50,7 @@ type WriteStatements = {
   insertVersion: Statement<unknown, [string, string, number, Uint8Array, number, string]>;
   nameClash: Statement<{ id: string }, [string, string, string]>;
   newVersion: Statement<unknown, [number, number, string]>;
+  vaultExists: Statement<{ found: number }, [string]>;
   insertResource: Statement<unknown, SQLQueryBindings[]>;
 };
 
@@ -64,6 +65,7 @@ const statementsFor = perConnection(
       `SELECT id FROM resources
        WHERE vault_id = ? AND type = ? AND name = ? AND deleted_at IS NULL`,
     ),
+    vaultExists: sqlite.prepare('SELECT 1 AS found FROM vaults WHERE id = ?'),
     newVersion: sqlite.prepare(
       'UPDATE resources SET current_version = ?, updated_at = ? WHERE id = ?',
     ),
@@ -153,7 +155,11 @@ function assertVersion(row: ResourceRow, expected: number | undefined): void {
   }
 }
 
-/** Inserts a resource and its version 1. @throws ConflictError when the name is taken. */
+/**
+ * Inserts a resource and its version 1.
+ * @throws NotFoundError when its vault is gone (deleted since the caller looked it up);
+ *   ConflictError when the name is taken.
+ */
 export function insertResource(
   db: Db,
   keyring: InstanceKeyring,
@@ -167,6 +173,8 @@ export function insertResource(
 ): ResourceRow {
   const sqlite = connectionOf(db);
   const { value, ...metadata } = resource;
+  const statements = statementsFor(sqlite);
+  if (!statements.vaultExists.get(resource.vaultId)) throw new NotFoundError('Vault');
   assertNameFree(sqlite, resource.vaultId, resource.type, resource.name);
   resourcesChanged(db);
   const row: ResourceRow = {
@@ -177,7 +185,7 @@ export function insertResource(
     deletedAt: null,
     deletedBy: null,
   };
-  statementsFor(sqlite).insertResource.run(
+  statements.insertResource.run(
     ...PROPERTY_COLUMNS.map(([property]) => toColumnValue(property, row[property])),
   );
   insertVersion(sqlite, keyring, resource, 1, value, resource.createdBy, now);
@@ -193,13 +201,15 @@ export function insertResource(
  * depend on the current value (else writing a guess and watching `version` confirms it), so any
  * `value` makes a new version, exactly as a different one would. The current value is then not
  * even read, so neither can the time taken tell.
+ * `resource` is its id, or its live record as read inside this same write job (the caller has
+ * just checked it, e.g. for visibility): then it is not read a second time.
  * @throws NotFoundError when the resource is gone; ConflictError for a stale `If-Match`
  *   (`expectedVersion`) or a name that is taken.
  */
 export function updateResource(
   db: Db,
   keyring: InstanceKeyring,
-  id: string,
+  resource: string | ResourceRecord,
   changes: { metadata: MetadataChanges; value?: string },
   expectedVersion: number | undefined,
   actor: string,
@@ -207,7 +217,8 @@ export function updateResource(
   alwaysNewVersion = false,
 ): { row: ResourceRow; changed: boolean } {
   const sqlite = connectionOf(db);
-  const current = currentLive(sqlite, id);
+  const current = typeof resource === 'string' ? currentLive(sqlite, resource) : resource;
+  const id = current.id;
   assertVersion(current, expectedVersion);
   const set: Partial<ResourceRow> = {};
   const m = changes.metadata;
