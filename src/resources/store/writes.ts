@@ -136,13 +136,13 @@ function writeChanges(
 
 /** The plain row of `record` (without the vault fields and sealed value reads add) changed by `changes`. */
 function withChanges(record: ResourceRow, changes: Partial<ResourceRow>): ResourceRow {
-  const row = {
-    ...record,
-    ...changes,
-  } as ResourceRow & Partial<Pick<ResourceRecord, 'vaultRestricted' | 'sealedValue'>>;
-  delete row.vaultRestricted;
-  delete row.sealedValue;
-  return row;
+  // A rest copy rather than `delete`, which would turn the row into a slow dictionary object.
+  const {
+    vaultRestricted: _restricted,
+    sealedValue: _sealed,
+    ...row
+  } = record as ResourceRow & Partial<Pick<ResourceRecord, 'vaultRestricted' | 'sealedValue'>>;
+  return { ...row, ...changes };
 }
 
 /** @throws ConflictError (field `If-Match`) when the resource moved past `expected`. */
