@@ -4,7 +4,14 @@
  * a change rolled back leaves no trace.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { findResource, updateResource } from '../src/resources/store.ts';
+import { NotFoundError } from '../src/errors.ts';
+import { prepareNewResource } from '../src/resources/input.ts';
+import {
+  findResource,
+  insertResource,
+  newResourceId,
+  updateResource,
+} from '../src/resources/store.ts';
 import { recordCacheOf } from '../src/resources/store/records.ts';
 import { openWorld, type World } from './resources-harness.ts';
 
@@ -110,6 +117,30 @@ describe('single reads after changes (record cache)', () => {
     const listed = await w.send(w.admin, 'GET', `/v1/resources?vault_id=${vault}&name=db-password`);
     expect(listed.json.data[0].version).toBe(put.json.version);
     expect(listed.json.data[0].updated_at).toBe(put.json.updated_at);
+  });
+
+  test('a create whose vault is gone by the time its change runs is a 404, not a failed insert', async () => {
+    const { instance } = w;
+    const prepared = await prepareNewResource(
+      { type: 'secret', vault_id: 'vlt_gone', name: 'orphan', value: 'v' },
+      { maxValueBytes: 1024 },
+    );
+    const place = {
+      id: newResourceId(),
+      vaultId: 'vlt_gone',
+      projectId: 'prj_gone',
+      createdBy: 'key_x',
+    };
+    const attempt = instance.writes.run(() =>
+      insertResource(
+        instance.db,
+        instance.keyring,
+        { ...prepared, ...place },
+        instance.clock.now(),
+      ),
+    );
+    await expect(attempt).rejects.toBeInstanceOf(NotFoundError);
+    expect(findResource(instance.sqlite, place.id)).toBeUndefined();
   });
 
   test('records are frozen: a caller cannot change what later reads get', () => {
