@@ -122,6 +122,26 @@ const scenarios: Scenario[] = [
         },
       ),
   },
+  {
+    label: 'secret create (POST)',
+    request: (s, n) => {
+      // Into a vault other than the 50-secret one, which the vault read scenario measures.
+      const vaultId = s.seeded.sample.find((one) => one.vaultId !== s.seeded.smallVault)!.vaultId;
+      return new Request('http://localhost/v1/resources', {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${s.seeded.adminToken}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({
+          type: 'secret',
+          vault_id: vaultId,
+          name: `created-${n}-${Math.random().toString(36).slice(2)}`,
+          value: `value-${n}-${Math.random()}`,
+        }),
+      });
+    },
+  },
 ];
 
 // SECRYN_BENCH_ONLY=text keeps the scenarios whose label contains it (e.g. to profile one).

@@ -4,7 +4,15 @@
  * a change rolled back leaves no trace.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { findResource, updateResource } from '../src/resources/store.ts';
+import { NotFoundError } from '../src/errors.ts';
+import { prepareNewResource } from '../src/resources/input.ts';
+import {
+  findResource,
+  insertResource,
+  newResourceId,
+  updateResource,
+} from '../src/resources/store.ts';
+import { recordCacheOf } from '../src/resources/store/records.ts';
 import { openWorld, type World } from './resources-harness.ts';
 
 describe('single reads after changes (record cache)', () => {
@@ -85,6 +93,54 @@ describe('single reads after changes (record cache)', () => {
     await expect(attempt).rejects.toThrow('roll it back');
     expect(await value()).toBe('first');
     expect(await byName()).toBe('first');
+  });
+
+  test('a new value forgets only its own resource: other cached records stay cached', async () => {
+    const other = (
+      await w.send(w.admin, 'POST', '/v1/resources', {
+        type: 'secret',
+        vault_id: vault,
+        name: 'api-token',
+        value: 'other-value',
+      })
+    ).json.id;
+    const cache = recordCacheOf(w.instance.sqlite);
+    expect((await w.send(w.admin, 'GET', `/v1/resources/${other}`)).json.value).toBe('other-value');
+    expect(await value()).toBe('first');
+    const cachedBefore = cache.size.entries;
+    const put = await w.send(w.admin, 'PUT', `/v1/resources/${secret}`, { value: 'third' });
+    expect(put.json.version).toBeGreaterThan(1);
+    // The updated resource's entry is gone; the other's is kept.
+    expect(cache.size.entries).toBe(cachedBefore - 1);
+    expect(await value()).toBe('third');
+    expect(await byName()).toBe('third');
+    const listed = await w.send(w.admin, 'GET', `/v1/resources?vault_id=${vault}&name=db-password`);
+    expect(listed.json.data[0].version).toBe(put.json.version);
+    expect(listed.json.data[0].updated_at).toBe(put.json.updated_at);
+  });
+
+  test('a create whose vault is gone by the time its change runs is a 404, not a failed insert', async () => {
+    const { instance } = w;
+    const prepared = await prepareNewResource(
+      { type: 'secret', vault_id: 'vlt_gone', name: 'orphan', value: 'v' },
+      { maxValueBytes: 1024 },
+    );
+    const place = {
+      id: newResourceId(),
+      vaultId: 'vlt_gone',
+      projectId: 'prj_gone',
+      createdBy: 'key_x',
+    };
+    const attempt = instance.writes.run(() =>
+      insertResource(
+        instance.db,
+        instance.keyring,
+        { ...prepared, ...place },
+        instance.clock.now(),
+      ),
+    );
+    await expect(attempt).rejects.toBeInstanceOf(NotFoundError);
+    expect(findResource(instance.sqlite, place.id)).toBeUndefined();
   });
 
   test('records are frozen: a caller cannot change what later reads get', () => {

@@ -460,6 +460,28 @@ describe('secrets: versions and If-Match', () => {
     expect((await w.send(w.admin, 'GET', `${path}/versions/3`)).status).toBe(404);
   });
 
+  test('what a PUT answers is what a read of the stored row answers', async () => {
+    // The update answers with the row it wrote, not one read back: both must agree exactly.
+    const secret = await create('echo');
+    const path = `/v1/resources/${secret.id}`;
+    const { value: _, ...stored } = (await w.send(w.admin, 'GET', path)).json;
+    expect(stored).toEqual(secret);
+    const changes = [
+      { value: 'new-value' },
+      { tags: ['B', 'a', 'B'], description: 'x', content_type: 'text/csv' },
+      { expires_at: '2031-01-02T03:04:05.678Z', activates_at: '2020-01-01T00:00:00Z' },
+      { name: 'echo-renamed', enabled: false, value: 'third' },
+      { enabled: true, description: null },
+    ];
+    for (const body of changes) {
+      w.clock.advance(1500);
+      const put = await w.send(w.admin, 'PUT', path, body);
+      expect(put.status).toBe(200);
+      const { value: __, ...read } = (await w.send(w.admin, 'GET', path)).json;
+      expect(put.json).toEqual(read);
+    }
+  });
+
   test('If-Match: the second of two writers that read the same version gets 409', async () => {
     const secret = await create('race');
     const path = `/v1/resources/${secret.id}`;

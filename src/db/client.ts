@@ -59,6 +59,11 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): Databa
   sqlite.run(`PRAGMA synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   // Freed pages are zeroed so that deleted (encrypted) values do not linger in the file.
   sqlite.run('PRAGMA secure_delete = ON');
+  // Savepoint journals (each group-committed change runs in a savepoint, src/db/write-engine.ts)
+  // in memory: past 64 KiB SQLite spills them to an unlinked file in /var/tmp, which then takes
+  // two write syscalls per page each job touches, for the rest of the transaction, and puts
+  // copies of database pages outside the data directory.
+  sqlite.run('PRAGMA temp_store = MEMORY');
   return sqlite;
 }
 

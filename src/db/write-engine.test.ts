@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { ServiceUnavailableError } from '../errors.ts';
 import { tempDir } from '../../test/harness.ts';
@@ -200,6 +201,41 @@ describe('WriteEngine change lane (group commit)', () => {
     await pending;
     expect(count()).toBe(1);
     await expect(queue.run(() => 1)).rejects.toBeInstanceOf(ServiceUnavailableError);
+    sqlite.close();
+  });
+});
+
+describe('WriteEngine savepoints', () => {
+  /** Unlinked temporary files this process holds open (where SQLite spills its journals). */
+  const unlinkedTempFiles = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).endsWith('(deleted)');
+      } catch {
+        return false; // closed meanwhile
+      }
+    }).length;
+
+  test('jobs that rewrite many pages keep their savepoint journal in memory, not in a temp file', async () => {
+    using dir = tempDir();
+    const { sqlite, insert } = setup(dir.path);
+    // ~1 MiB of rows that each job rewrites: every page a job changes is journaled for its
+    // savepoint, far past SQLite's 64 KiB in-memory limit for a file-backed temp store.
+    sqlite.transaction(() => {
+      for (let i = 0; i < 250; i++) insert.run('x'.repeat(4000));
+    })();
+    const queue = changeLane(sqlite);
+    const before = unlinkedTempFiles();
+    const during = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        queue.run(() => {
+          sqlite.run(`UPDATE t SET v = '${'y'.repeat(4000 - i)}'`);
+          return unlinkedTempFiles();
+        }),
+      ),
+    );
+    expect(during).toEqual([before, before, before, before]);
+    await queue.close();
     sqlite.close();
   });
 });

@@ -30,7 +30,7 @@
  * pages, so nothing later can be trusted: the record lane refuses everything until restart.
  * Both lanes run their transactions synchronously on one connection, so they never interleave.
  */
-import type { Database } from 'bun:sqlite';
+import type { Database, Statement } from 'bun:sqlite';
 import { closeSync, fdatasync, openSync } from 'node:fs';
 import { DatabaseBusyError, ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
@@ -118,6 +118,12 @@ export class WriteEngine {
   private readonly diskSpace: DiskSpace;
   private readonly syncWal: SyncWal;
   private readonly closeSyncer: () => void;
+  /**
+   * The statements every change job runs, prepared once: `sqlite.run(sql)` compiles its SQL on
+   * each call, which cost more than the savepoint itself (three per job).
+   */
+  private readonly savepoint: { open: Statement; release: Statement; rollbackTo: Statement };
+  private readonly commitStatement: Statement;
 
   constructor(
     private readonly sqlite: Database,
@@ -126,6 +132,12 @@ export class WriteEngine {
     this.maxBatch = options.maxBatch ?? 512;
     this.lock = new WriteLock(sqlite);
     this.diskSpace = diskSpaceFor(sqlite, options.logger);
+    this.savepoint = {
+      open: sqlite.prepare('SAVEPOINT job'),
+      release: sqlite.prepare('RELEASE job'),
+      rollbackTo: sqlite.prepare('ROLLBACK TO job'),
+    };
+    this.commitStatement = sqlite.prepare('COMMIT');
     // Metrics (src/metrics/): what waits for the next commit, per lane.
     registerQueueDepth(sqlite, 'writes', () => this.changes.length);
     registerQueueDepth(sqlite, 'audit', () => this.records.length);
@@ -281,15 +293,15 @@ export class WriteEngine {
   private commitChanges(batch: Change[]): void {
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     for (const item of batch) {
-      this.sqlite.run('SAVEPOINT job');
+      this.savepoint.open.run();
       try {
         const value = item.job();
-        this.sqlite.run('RELEASE job');
+        this.savepoint.release.run();
         outcomes.push({ ok: true, value });
       } catch (error) {
         try {
-          this.sqlite.run('ROLLBACK TO job');
-          this.sqlite.run('RELEASE job');
+          this.savepoint.rollbackTo.run();
+          this.savepoint.release.run();
         } catch (rollbackError) {
           rollbackIfOpen(this.sqlite);
           this.failChanges(batch, rollbackError);
@@ -299,7 +311,7 @@ export class WriteEngine {
       }
     }
     try {
-      this.sqlite.run('COMMIT');
+      this.commitStatement.run();
     } catch (error) {
       rollbackIfOpen(this.sqlite);
       this.failChanges(batch, error);
@@ -318,7 +330,7 @@ export class WriteEngine {
     try {
       try {
         for (const item of batch) item.job();
-        this.sqlite.run('COMMIT');
+        this.commitStatement.run();
       } catch (error) {
         rollbackIfOpen(this.sqlite);
         this.failRecords(batch, error);

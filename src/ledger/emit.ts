@@ -182,10 +182,15 @@ function stripValue(value: unknown, depth: number): unknown {
   if (depth > 16) return null;
   if (Array.isArray(value)) return value.map((item) => stripValue(item, depth + 1));
   if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    const source = value as Record<string, unknown>;
     const out: Record<string, unknown> = {};
-    for (const [key, inner] of Object.entries(value)) {
+    // Object.keys rather than Object.entries: no [key, value] array per property (this runs
+    // for every property of every event, inside the write job).
+    for (const key of Object.keys(source)) {
       if (FORBIDDEN_EVENT_KEYS.has(key.toLowerCase())) continue;
-      out[key] = stripValue(inner, depth + 1);
+      const inner = source[key];
+      const primitive = inner === null || typeof inner !== 'object';
+      out[key] = primitive && depth < 16 ? inner : stripValue(inner, depth + 1);
     }
     return out;
   }

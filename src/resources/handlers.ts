@@ -94,7 +94,7 @@ export function resourceHandlers(instance: Instance) {
     const location = `/v1/resources/${id}`;
     const place = { id, vaultId: vault.id, projectId: vault.projectId, createdBy: key.keyId };
     const object = await commitChange(instance, request, 201, () => {
-      if (!findVault(db, vault.id)) throw new NotFoundError('Vault');
+      // insertResource answers 404 if the vault was deleted meanwhile.
       const row = insertResource(db, keyring, { ...prepared, ...place }, clock.now());
       return { ...resourceChange('resource.created', row), location };
     });
@@ -116,17 +116,20 @@ export function resourceHandlers(instance: Instance) {
     request,
   }: RouteContext<Params & { body: typeof UpdateResourceBody }>) {
     const expected = parseIfMatch(request.headers.get('if-match'));
-    const record = visibleLiveResource(sqlite, request, params.id);
-    const changes = prepareUpdate(record, body, limits);
     const actor = principalOf(request).keyId;
     // A writer who may not reveal must not learn whether its value equals the current one.
     const blind = !canReveal(request);
     return commitChange(instance, request, 200, () => {
+      // Read and checked inside the change, where the update needs it anyway: one read of
+      // the resource per update, not one before and one inside (a 404 or 400 thrown here rolls
+      // back the change and answers as it would before it).
+      const record = visibleLiveResource(sqlite, request, params.id);
+      const changes = prepareUpdate(record, body, limits);
       const now = clock.now();
       const { row, changed } = updateResource(
         db,
         keyring,
-        record.id,
+        record,
         changes,
         expected,
         actor,

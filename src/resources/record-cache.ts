@@ -48,7 +48,8 @@ export class RecordCache<T extends object> {
     return { entries: this.entries.size, bytes: this.bytes };
   }
 
-  private delete(key: string): void {
+  /** Forgets the entry under `key`, if any. */
+  delete(key: string): void {
     const entry = this.entries.get(key);
     if (!entry) return;
     this.entries.delete(key);

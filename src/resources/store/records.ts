@@ -199,6 +199,19 @@ function cachedRead(
 }
 
 /**
+ * Forgets the cached records of one resource (by id and by name). Call inside the write job of
+ * a change to that resource alone that no list memo depends on (./writes.ts: a new value).
+ */
+export function forgetRecord(
+  sqlite: Database,
+  resource: Pick<ResourceRow, 'id' | 'vaultId' | 'name'>,
+): void {
+  const cache = recordCacheOf(sqlite);
+  cache.delete(resource.id);
+  cache.delete(`${resource.vaultId}/${resource.name}`);
+}
+
+/**
  * One resource by id (deleted ones included: check `deletedAt`), with its vault's fields and
  * the sealed value of its current version (open it with {@link openCurrentValue}). Outside a
  * transaction it is served from the record cache when it can be; the result is frozen.

@@ -3,7 +3,7 @@
  * inside the caller's write job; they re-read what they depend on there, so checks such as
  * `If-Match` and name uniqueness cannot race.
  */
-import type { Database, SQLQueryBindings } from 'bun:sqlite';
+import type { Database, SQLQueryBindings, Statement } from 'bun:sqlite';
 import { getTableColumns } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { ConflictError, NotFoundError } from '../../errors.ts';
@@ -15,9 +15,12 @@ import {
   type ResourceRow,
   type ResourceType,
 } from '../../db/schema/resources.ts';
+import { perConnection } from '../../db/per-connection.ts';
 import { connectionOf, resourcesChanged } from './lists.ts';
 import {
   findResource,
+  forgetRecord,
+  openCurrentValue,
   readValue,
   recordCacheOf,
   valueLocation,
@@ -43,6 +46,33 @@ function toColumnValue(property: keyof ResourceRow, value: unknown): SQLQueryBin
 const INSERT_RESOURCE = `INSERT INTO resources (${PROPERTY_COLUMNS.map(([, column]) => `"${column}"`).join(', ')})
   VALUES (${PROPERTY_COLUMNS.map(() => '?').join(', ')})`;
 
+type WriteStatements = {
+  insertVersion: Statement<unknown, [string, string, number, Uint8Array, number, string]>;
+  nameClash: Statement<{ id: string }, [string, string, string]>;
+  newVersion: Statement<unknown, [number, number, string]>;
+  vaultExists: Statement<{ found: number }, [string]>;
+  insertResource: Statement<unknown, SQLQueryBindings[]>;
+};
+
+/** Prepared once per connection: an update runs them inside every write job. */
+const statementsFor = perConnection(
+  (sqlite): WriteStatements => ({
+    insertVersion: sqlite.prepare(
+      `INSERT INTO resource_versions (id, resource_id, version, value, created_at, created_by)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    ),
+    nameClash: sqlite.prepare(
+      `SELECT id FROM resources
+       WHERE vault_id = ? AND type = ? AND name = ? AND deleted_at IS NULL`,
+    ),
+    vaultExists: sqlite.prepare('SELECT 1 AS found FROM vaults WHERE id = ?'),
+    newVersion: sqlite.prepare(
+      'UPDATE resources SET current_version = ?, updated_at = ? WHERE id = ?',
+    ),
+    insertResource: sqlite.prepare(INSERT_RESOURCE),
+  }),
+);
+
 function insertVersion(
   sqlite: Database,
   keyring: InstanceKeyring,
@@ -52,19 +82,14 @@ function insertVersion(
   createdBy: string,
   now: number,
 ): void {
-  sqlite
-    .query(
-      `INSERT INTO resource_versions (id, resource_id, version, value, created_at, created_by)
-       VALUES (?, ?, ?, ?, ?, ?)`,
-    )
-    .run(
-      versionRowId(resource.id, version),
-      resource.id,
-      version,
-      keyring.encrypt(plaintext, valueLocation(resource, version)),
-      now,
-      createdBy,
-    );
+  statementsFor(sqlite).insertVersion.run(
+    versionRowId(resource.id, version),
+    resource.id,
+    version,
+    keyring.encrypt(plaintext, valueLocation(resource, version)),
+    now,
+    createdBy,
+  );
 }
 
 /** @throws ConflictError (field `name`) when a live resource of the vault and type has it. */
@@ -75,12 +100,7 @@ function assertNameFree(
   name: string,
   exceptId?: string,
 ): void {
-  const clash = sqlite
-    .query<{ id: string }, [string, string, string]>(
-      `SELECT id FROM resources
-       WHERE vault_id = ? AND type = ? AND name = ? AND deleted_at IS NULL`,
-    )
-    .get(vaultId, type, name);
+  const clash = statementsFor(sqlite).nameClash.get(vaultId, type, name);
   if (clash && clash.id !== exceptId) {
     throw new ConflictError(`A ${type} with this name already exists in the vault`, 'name');
   }
@@ -93,8 +113,15 @@ function currentLive(sqlite: Database, id: string): ResourceRecord {
   return row;
 }
 
-/** Writes `changes` (and `updated_at`) to a resource and returns the row as stored. */
-function writeChanges(sqlite: Database, id: string, changes: Partial<ResourceRow>): ResourceRecord {
+/**
+ * Writes `changes` to resource `current` and returns the row as now stored: `current` with the
+ * changes applied, not read back (the UPDATE stores exactly these values).
+ */
+function writeChanges(
+  sqlite: Database,
+  current: ResourceRow,
+  changes: Partial<ResourceRow>,
+): ResourceRow {
   // Every UPDATE of a resource comes through here: no cached record may outlive it.
   recordCacheOf(sqlite).clear();
   const properties = Object.keys(changes) as (keyof ResourceRow)[];
@@ -103,8 +130,19 @@ function writeChanges(sqlite: Database, id: string, changes: Partial<ResourceRow
       `UPDATE resources SET ${properties.map((property) => `"${COLUMN_OF.get(property)}" = ?`).join(', ')}
        WHERE id = ?`,
     )
-    .run(...properties.map((property) => toColumnValue(property, changes[property])), id);
-  return findResource(sqlite, id)!;
+    .run(...properties.map((property) => toColumnValue(property, changes[property])), current.id);
+  return withChanges(current, changes);
+}
+
+/** The plain row of `record` (without the vault fields and sealed value reads add) changed by `changes`. */
+function withChanges(record: ResourceRow, changes: Partial<ResourceRow>): ResourceRow {
+  // A rest copy rather than `delete`, which would turn the row into a slow dictionary object.
+  const {
+    vaultRestricted: _restricted,
+    sealedValue: _sealed,
+    ...row
+  } = record as ResourceRow & Partial<Pick<ResourceRecord, 'vaultRestricted' | 'sealedValue'>>;
+  return { ...row, ...changes };
 }
 
 /** @throws ConflictError (field `If-Match`) when the resource moved past `expected`. */
@@ -117,7 +155,11 @@ function assertVersion(row: ResourceRow, expected: number | undefined): void {
   }
 }
 
-/** Inserts a resource and its version 1. @throws ConflictError when the name is taken. */
+/**
+ * Inserts a resource and its version 1.
+ * @throws NotFoundError when its vault is gone (deleted since the caller looked it up);
+ *   ConflictError when the name is taken.
+ */
 export function insertResource(
   db: Db,
   keyring: InstanceKeyring,
@@ -131,6 +173,8 @@ export function insertResource(
 ): ResourceRow {
   const sqlite = connectionOf(db);
   const { value, ...metadata } = resource;
+  const statements = statementsFor(sqlite);
+  if (!statements.vaultExists.get(resource.vaultId)) throw new NotFoundError('Vault');
   assertNameFree(sqlite, resource.vaultId, resource.type, resource.name);
   resourcesChanged(db);
   const row: ResourceRow = {
@@ -141,9 +185,9 @@ export function insertResource(
     deletedAt: null,
     deletedBy: null,
   };
-  sqlite
-    .query(INSERT_RESOURCE)
-    .run(...PROPERTY_COLUMNS.map(([property]) => toColumnValue(property, row[property])));
+  statements.insertResource.run(
+    ...PROPERTY_COLUMNS.map(([property]) => toColumnValue(property, row[property])),
+  );
   insertVersion(sqlite, keyring, resource, 1, value, resource.createdBy, now);
   return row;
 }
@@ -157,13 +201,15 @@ export function insertResource(
  * depend on the current value (else writing a guess and watching `version` confirms it), so any
  * `value` makes a new version, exactly as a different one would. The current value is then not
  * even read, so neither can the time taken tell.
+ * `resource` is its id, or its live record as read inside this same write job (the caller has
+ * just checked it, e.g. for visibility): then it is not read a second time.
  * @throws NotFoundError when the resource is gone; ConflictError for a stale `If-Match`
  *   (`expectedVersion`) or a name that is taken.
  */
 export function updateResource(
   db: Db,
   keyring: InstanceKeyring,
-  id: string,
+  resource: string | ResourceRecord,
   changes: { metadata: MetadataChanges; value?: string },
   expectedVersion: number | undefined,
   actor: string,
@@ -171,7 +217,8 @@ export function updateResource(
   alwaysNewVersion = false,
 ): { row: ResourceRow; changed: boolean } {
   const sqlite = connectionOf(db);
-  const current = currentLive(sqlite, id);
+  const current = typeof resource === 'string' ? currentLive(sqlite, resource) : resource;
+  const id = current.id;
   assertVersion(current, expectedVersion);
   const set: Partial<ResourceRow> = {};
   const m = changes.metadata;
@@ -186,19 +233,32 @@ export function updateResource(
   if (m.expiresAt !== undefined && m.expiresAt !== current.expiresAt) set.expiresAt = m.expiresAt;
   if (m.contentType !== undefined && m.contentType !== current.contentType)
     set.contentType = m.contentType;
+  const metadataChanged = Object.keys(set).length > 0;
   if (
     changes.value !== undefined &&
-    (alwaysNewVersion ||
-      changes.value !== readValue(sqlite, keyring, current, current.currentVersion))
+    (alwaysNewVersion || changes.value !== openCurrentValue(keyring, current))
   ) {
     const version = current.currentVersion + 1;
     insertVersion(sqlite, keyring, current, version, changes.value, actor, now);
     set.currentVersion = version;
   }
-  if (Object.keys(set).length === 0) return { row: current, changed: false };
+  if (set.currentVersion === undefined && !metadataChanged) {
+    return { row: withChanges(current, {}), changed: false };
+  }
+  if (!metadataChanged) {
+    // A new value only: no list filter or order reads `current_version` or `updated_at`, so
+    // the list memos stay valid and only this resource's cached records are forgotten (clearing
+    // every cached record on each write made the reads after it miss).
+    forgetRecord(sqlite, current);
+    statementsFor(sqlite).newVersion.run(set.currentVersion!, now, id);
+    return {
+      row: withChanges(current, { currentVersion: set.currentVersion, updatedAt: now }),
+      changed: true,
+    };
+  }
   if (set.name !== undefined) assertNameFree(sqlite, current.vaultId, current.type, set.name, id);
   resourcesChanged(db);
-  return { row: writeChanges(sqlite, id, { ...set, updatedAt: now }), changed: true };
+  return { row: writeChanges(sqlite, current, { ...set, updatedAt: now }), changed: true };
 }
 
 /**
@@ -226,15 +286,15 @@ export function restoreVersion(
   const value = readValue(sqlite, keyring, current, version);
   const next = current.currentVersion + 1;
   insertVersion(sqlite, keyring, current, next, value, actor, now);
-  return writeChanges(sqlite, id, { currentVersion: next, updatedAt: now });
+  return writeChanges(sqlite, current, { currentVersion: next, updatedAt: now });
 }
 
 /** Soft-deletes a live resource; @throws NotFoundError when it is gone already. */
 export function softDeleteResource(db: Db, id: string, actor: string, now: number): ResourceRow {
   const sqlite = connectionOf(db);
-  currentLive(sqlite, id);
+  const current = currentLive(sqlite, id);
   resourcesChanged(db);
-  return writeChanges(sqlite, id, { deletedAt: now, deletedBy: actor });
+  return writeChanges(sqlite, current, { deletedAt: now, deletedBy: actor });
 }
 
 /**
@@ -255,5 +315,5 @@ export function undeleteResource(
   }
   assertNameFree(sqlite, row.vaultId, row.type, row.name);
   resourcesChanged(db);
-  return writeChanges(sqlite, id, { deletedAt: null, deletedBy: null, updatedAt: now });
+  return writeChanges(sqlite, row, { deletedAt: null, deletedBy: null, updatedAt: now });
 }
