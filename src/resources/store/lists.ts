@@ -20,7 +20,13 @@ import {
 } from '../../db/schema/resources.ts';
 import { perConnection } from '../../db/per-connection.ts';
 import { onVaultContentsChanged } from '../../vaults/service.ts';
-import { RESOURCE_COLUMNS, recordCacheOf, rowFromRaw, type RawResource } from './records.ts';
+import {
+  RESOURCE_COLUMNS,
+  forgetRecord,
+  recordCacheOf,
+  rowFromRaw,
+  type RawResource,
+} from './records.ts';
 
 /**
  * What lists remember per query (SQL text and parameters): the total, and bookmarks — the sort
@@ -55,6 +61,19 @@ export function resourcesChanged(db: Db): void {
   generationOf(sqlite).value++;
   memosOf(sqlite).clear();
   recordCacheOf(sqlite).clear();
+}
+
+/**
+ * Forgets what a new value of `resource` makes stale — its cached records, its vault's cached
+ * secrets, the serialised list objects — and keeps the list totals and bookmarks, which no new
+ * value changes. Call inside the write job of a change to that resource's value alone.
+ */
+export function resourceValueChanged(
+  sqlite: Database,
+  resource: Pick<ResourceRow, 'id' | 'vaultId' | 'name'>,
+): void {
+  generationOf(sqlite).value++;
+  forgetRecord(sqlite, resource);
 }
 
 // A vault's `restricted` flag and its deletion change what these caches hold.

@@ -199,8 +199,8 @@ function cachedRead(
 }
 
 /**
- * Forgets the cached records of one resource (by id and by name). Call inside the write job of
- * a change to that resource alone that no list memo depends on (./writes.ts: a new value).
+ * Forgets the cached records of one resource (by id and by name) and the cached secrets of its
+ * vault. Store-internal: writes call it through ./lists.ts `resourceValueChanged`.
  */
 export function forgetRecord(
   sqlite: Database,
@@ -209,6 +209,7 @@ export function forgetRecord(
   const cache = recordCacheOf(sqlite);
   cache.delete(resource.id);
   cache.delete(`${resource.vaultId}/${resource.name}`);
+  cache.vaultSecrets.delete(resource.vaultId);
 }
 
 /**

@@ -16,10 +16,9 @@ import {
   type ResourceType,
 } from '../../db/schema/resources.ts';
 import { perConnection } from '../../db/per-connection.ts';
-import { connectionOf, resourcesChanged } from './lists.ts';
+import { connectionOf, resourceValueChanged, resourcesChanged } from './lists.ts';
 import {
   findResource,
-  forgetRecord,
   openCurrentValue,
   readValue,
   recordCacheOf,
@@ -247,9 +246,10 @@ export function updateResource(
   }
   if (!metadataChanged) {
     // A new value only: no list filter or order reads `current_version` or `updated_at`, so
-    // the list memos stay valid and only this resource's cached records are forgotten (clearing
-    // every cached record on each write made the reads after it miss).
-    forgetRecord(sqlite, current);
+    // the list memos (totals, bookmarks) stay valid; this resource's cached records, its vault's
+    // cached secrets and the serialised list objects (which show both fields) are forgotten
+    // (clearing every cached record on each write made the reads after it miss).
+    resourceValueChanged(sqlite, current);
     statementsFor(sqlite).newVersion.run(set.currentVersion!, now, id);
     return {
       row: withChanges(current, { currentVersion: set.currentVersion, updatedAt: now }),
