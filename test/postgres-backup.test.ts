@@ -182,8 +182,26 @@ describePostgres('secryn backup and restore on PostgreSQL', (db) => {
       await server.exited;
     }
 
-    // PostgreSQL holds an instance now: a restore into it is refused and changes nothing.
+    // A backup that cannot be recorded is not kept, and leaves nothing behind.
     const before = await postgresCounts(db);
+    await db.sql.unsafe(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+      $$ BEGIN RAISE EXCEPTION 'audit appends refused for the test'; END $$`);
+    await db.sql.unsafe(`CREATE TRIGGER refuse BEFORE INSERT ON audit_log
+      FOR EACH ROW EXECUTE FUNCTION refuse()`);
+    try {
+      const unrecorded = await runCli(['backup', join(pg.path, 'x.db'), '--config', pgConfig]);
+      expect(unrecorded.exitCode).toBe(1);
+      expect(unrecorded.stderr).toContain('audit appends refused for the test');
+      expect(readdirSync(pg.path).sort()).toEqual(
+        ['age.key', 'data', 'from-postgres.age', 'from-postgres.db', 'postgres.toml'].sort(),
+      );
+      expect(await postgresCounts(db)).toEqual(before);
+    } finally {
+      await db.sql.unsafe('DROP TRIGGER refuse ON audit_log');
+      await db.sql.unsafe('DROP FUNCTION refuse()');
+    }
+
+    // PostgreSQL holds an instance now: a restore into it is refused and changes nothing.
     const again = await runCli(['restore', first, '--config', pgConfig]);
     expect(again.exitCode).toBe(4);
     expect(again.stderr).toContain('already holds Secryn data');

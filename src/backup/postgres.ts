@@ -5,9 +5,9 @@
  */
 import { SQL } from 'bun';
 import type { Database } from 'bun:sqlite';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { commitLocalChange } from '../changes/index.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
@@ -58,6 +58,11 @@ export async function createPostgresBackup(
   target: string,
   options: { recipients: readonly string[]; clock: Clock; env: Env },
 ): Promise<CheckedBackup> {
+  // Checked again when the backup is renamed into place; here before any work is done.
+  if (existsSync(target))
+    throw new BackupError(`${target} already exists; refusing to overwrite it`);
+  if (!existsSync(dirname(target)))
+    throw new BackupError(`directory ${dirname(target)} does not exist`);
   const sql = connectPostgres({ ...config.storage, pool_size: 1 }, options.env);
   const snapshotPath = tempBeside(target, 'postgres-snapshot');
   let snapshot: Database | undefined;
