@@ -164,7 +164,7 @@ export function snapshotTo(
  * 0644 (less the umask) and `VACUUM INTO` accepts an existing empty file, so creating it here
  * keeps the copy private from its first byte whatever the caller's umask.
  */
-function createPrivateFile(path: string): void {
+export function createPrivateFile(path: string): void {
   let fd: number;
   try {
     fd = openSync(

@@ -85,13 +85,7 @@ export async function restoreBackup(
   const key = loadConfiguredMasterKey(config, options.env);
   const staging = stagingPath(target);
   try {
-    const fingerprint = masterKeyFingerprint(key.key);
-    if (fingerprint !== info.masterKeyFingerprint) {
-      throw new BackupError(
-        `the backup is sealed with master key ${info.masterKeyFingerprint}, but the configured key is ` +
-          `${fingerprint}; configure the master key that belongs to this backup`,
-      );
-    }
+    refuseOtherMasterKey(info, key.key);
     // Checked on a private copy, before anything is moved: a refused backup replaces nothing.
     rmSync(staging, { force: true });
     copyFileSync(source, staging);
@@ -148,6 +142,17 @@ export async function restoreBackup(
     previousFiles: previous?.moved.map((suffix) => previous.path + suffix) ?? [],
     previousUnreadable: previous?.unreadable ?? null,
   };
+}
+
+/** @throws BackupError when the backup is sealed with another master key than `masterKey`. */
+export function refuseOtherMasterKey(info: BackupInfo, masterKey: Uint8Array): void {
+  const fingerprint = masterKeyFingerprint(masterKey);
+  if (fingerprint !== info.masterKeyFingerprint) {
+    throw new BackupError(
+      `the backup is sealed with master key ${info.masterKeyFingerprint}, but the configured key is ` +
+        `${fingerprint}; configure the master key that belongs to this backup`,
+    );
+  }
 }
 
 /** A backup that fails its integrity check: nothing was replaced (exit 65, see docs). */

@@ -3,6 +3,7 @@ import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { BackupError } from '../backup/backup.ts';
 import { BackupIntegrityError, restoreFromFile, type RestoreResult } from '../backup/restore.ts';
+import { displayUrl, PostgresNotEmptyError, restoreIntoPostgres } from '../backup/postgres.ts';
 import { systemClock } from '../clock.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
 import { CliFailure, ExitCode } from './exit.ts';
@@ -12,7 +13,9 @@ import { CliFailure, ExitCode } from './exit.ts';
  * key (decrypted first with `--identity` when it is age-encrypted), keeping the replaced database beside it (as it was, with its -wal/-shm, if SQLite cannot
  * read it). The server must be stopped first. A backup that fails its integrity check (keyring,
  * API key MACs, audit chain) is refused with exit 65 before anything is replaced. The restored
- * database gets the replaced one's owner and mode.
+ * database gets the replaced one's owner and mode. On `backend = "postgres"` the backup (from
+ * either backend) goes, after the same verification, into an empty PostgreSQL database in one
+ * transaction; a database that holds Secryn rows is refused (exit 4) and left as it was.
  */
 export const restoreCommand = defineCommand({
   meta: { name: 'restore', description: 'Replace the database with a backup (server stopped)' },
@@ -27,8 +30,26 @@ export const restoreCommand = defineCommand({
     },
   },
   async run({ args }) {
-    const { config } = loadCliConfig(args);
+    const { config } = loadCliConfig(args, { postgres: 'handled' });
     try {
+      if (config.storage.backend === 'postgres') {
+        const result = await restoreIntoPostgres(config, resolve(args.file), {
+          env: process.env,
+          clock: systemClock,
+          identityFile: args.identity === undefined ? undefined : resolve(args.identity),
+        });
+        const rows = result.tables.reduce((sum, t) => sum + t.rows, 0);
+        const url = displayUrl(config.storage.url!);
+        if (args.json) {
+          print(JSON.stringify({ restored: result.restored.path, into: url, rows }));
+          return;
+        }
+        print(
+          `restored ${url} from ${result.restored.path} (${result.tables.length} tables, ${rows} ` +
+            'rows): verified on the backup and again as PostgreSQL holds it',
+        );
+        return;
+      }
       const result = await restoreFromFile(config, resolve(args.file), {
         env: process.env,
         clock: systemClock,
@@ -52,6 +73,8 @@ export const restoreCommand = defineCommand({
     } catch (error) {
       if (error instanceof BackupIntegrityError)
         throw new CliFailure(error.message, ExitCode.INTEGRITY);
+      if (error instanceof PostgresNotEmptyError)
+        throw new CliFailure(error.message, ExitCode.ALREADY_INITIALIZED);
       if (error instanceof BackupError) {
         throw new CliFailure(error.message, error.busy ? ExitCode.DATABASE_BUSY : ExitCode.FAILURE);
       }

@@ -97,18 +97,30 @@ function digestRow(hash: Hash, row: Value[]): void {
   hash.update('\n');
 }
 
+/**
+ * Rows of one table past a point: those whose identity column is greater than `after` (an
+ * append-only table's new rows, e.g. the audit entry a backup records).
+ */
+export type RowsAfter = { after: number };
+
 /** The SELECT that reads `table` in primary-key order (bytewise for text, as SQLite orders it). */
-function selectSql(table: TableSpec, postgres: boolean): string {
+function selectSql(table: TableSpec, postgres: boolean, rows?: RowsAfter): string {
   const order = table.key.map((name) => {
     const kind = table.columns.find((c) => c.name === name)!.kind;
     return postgres && kind === 'text' ? `${ident(name)} COLLATE "C"` : ident(name);
   });
-  return `SELECT ${table.columns.map((c) => ident(c.name)).join(', ')} FROM ${ident(table.name)} ORDER BY ${order.join(', ')}`;
+  const where = rows ? ` WHERE ${ident(identityOf(table))} > ${Math.trunc(rows.after)}` : '';
+  return `SELECT ${table.columns.map((c) => ident(c.name)).join(', ')} FROM ${ident(table.name)}${where} ORDER BY ${order.join(', ')}`;
+}
+
+function identityOf(table: TableSpec): string {
+  if (!table.identity) throw new Error(`${table.name} has no integer key to copy rows after`);
+  return table.identity;
 }
 
 /** Rows of one SQLite table in primary-key order, integers as exact bigints. */
-function* sqliteRows(sqlite: Database, table: TableSpec): Generator<Value[]> {
-  const statement = sqlite.query(selectSql(table, false)).safeIntegers(true);
+function* sqliteRows(sqlite: Database, table: TableSpec, rows?: RowsAfter): Generator<Value[]> {
+  const statement = sqlite.query(selectSql(table, false, rows)).safeIntegers(true);
   for (const row of statement.iterate() as IterableIterator<Record<string, Value>>) {
     yield table.columns.map((c) => row[c.name] ?? null);
   }
@@ -161,35 +173,47 @@ export async function copySqliteToPostgres(
   const digests: TableDigest[] = [];
   source.run('BEGIN');
   try {
-    for (const table of tables) {
-      const hash = createHash('sha256');
-      const insert = insertPostgresSql(table);
-      let rows = 0;
-      let batch: Record<string, string | null>[] = [];
-      const flush = async () => {
-        if (batch.length > 0) await tx.unsafe(insert, [batch]);
-        batch = [];
-      };
-      for (const row of sqliteRows(source, table)) {
-        digestRow(hash, row);
-        rows++;
-        batch.push(Object.fromEntries(table.columns.map((c, i) => [c.name, toJsonText(row[i]!)])));
-        if (batch.length >= BATCH_ROWS) await flush();
-      }
-      await flush();
-      if (table.identity) {
-        const column = ident(table.identity);
-        await tx.unsafe(
-          `SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(${column}), 0) + 1, false) FROM ${ident(table.name)}`,
-          [table.name, table.identity],
-        );
-      }
-      digests.push({ table: table.name, rows, digest: hash.digest('hex') });
-    }
+    for (const table of tables) digests.push(await copyTableToPostgres(source, tx, table));
   } finally {
     source.run('COMMIT');
   }
   return digests;
+}
+
+/**
+ * Copies one table's rows (all, or only those past `rows.after`) from `source` into PostgreSQL
+ * through `tx`, then moves its identity column's sequence past the highest id there. Returns
+ * the figures of the rows copied. Call inside a read transaction on `source` for a snapshot.
+ */
+export async function copyTableToPostgres(
+  source: Database,
+  tx: SQL,
+  table: TableSpec,
+  rows?: RowsAfter,
+): Promise<TableDigest> {
+  const hash = createHash('sha256');
+  const insert = insertPostgresSql(table);
+  let count = 0;
+  let batch: Record<string, string | null>[] = [];
+  const flush = async () => {
+    if (batch.length > 0) await tx.unsafe(insert, [batch]);
+    batch = [];
+  };
+  for (const row of sqliteRows(source, table, rows)) {
+    digestRow(hash, row);
+    count++;
+    batch.push(Object.fromEntries(table.columns.map((c, i) => [c.name, toJsonText(row[i]!)])));
+    if (batch.length >= BATCH_ROWS) await flush();
+  }
+  await flush();
+  if (table.identity) {
+    const column = ident(table.identity);
+    await tx.unsafe(
+      `SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(${column}), 0) + 1, false) FROM ${ident(table.name)}`,
+      [table.name, table.identity],
+    );
+  }
+  return { table: table.name, rows: count, digest: hash.digest('hex') };
 }
 
 /**
