@@ -50,5 +50,33 @@ export function documentedResponse<T extends TSchema>(schema: T): T {
  * so the cleaner had nothing undeclared to remove.
  */
 export function builtJson<T>(body: T): Response {
-  return Response.json(body);
+  return jsonText(JSON.stringify(body));
+}
+
+/**
+ * Bodies at least this long leave as a one-chunk stream (see {@link jsonText}): Bun's cork
+ * buffer is 16 KiB, and the status line and headers share it.
+ */
+const STREAMED_BODY_CHARS = 12 * 1024;
+
+/**
+ * A JSON body already serialised, as a `Response`. Every Secryn response is written after an
+ * `await` (its audit entry must be durable first), and Bun 1.4 writes such a response
+ * uncorked when it does not fit its 16 KiB cork buffer: one `send()` per fragment of the status
+ * line and of each header (oven-sh/bun#41341, open). A 15 KB list page took 44 syscalls and
+ * ~300 µs of CPU more than an 11 KB one (bench/README.md). A stream body is written through
+ * the corked path (one send for the head, one for the body, chunked transfer encoding), so
+ * large bodies take it; small ones keep a plain body and its Content-Length.
+ */
+export function jsonText(text: string): Response {
+  const headers = { 'content-type': 'application/json;charset=utf-8' };
+  if (text.length < STREAMED_BODY_CHARS) return new Response(text, { headers });
+  const bytes = Buffer.from(text);
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+  return new Response(body, { headers });
 }

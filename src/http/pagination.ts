@@ -13,6 +13,7 @@
  * ```
  */
 import { t, type TSchema } from 'elysia';
+import { jsonText } from './fields.ts';
 import { ResponseInteger } from './schemas.ts';
 
 /** Page size when `limit` is absent. */
@@ -103,9 +104,7 @@ export function listResponseJson(
   const link = linkHeader(request.url, page, total);
   if (link) set.headers['link'] = link;
   const pagination = JSON.stringify({ total, page: page.page, limit: page.limit });
-  return new Response(`{"data":${dataJson},"pagination":${pagination}}`, {
-    headers: { 'content-type': 'application/json;charset=utf-8' },
-  });
+  return jsonText(`{"data":${dataJson},"pagination":${pagination}}`);
 }
 
 /**

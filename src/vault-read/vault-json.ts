@@ -7,6 +7,7 @@
 import { toVaultSecret } from '../resources/objects.ts';
 import type { ActiveSecret } from '../resources/store.ts';
 import type { VaultObject } from '../vaults/schemas.ts';
+import { jsonText } from '../http/fields.ts';
 
 /** A secret's object as JSON, split where its value goes: `head` + `,"value":…` + `tail`. */
 type SecretJson = { head: string; tail: string };
@@ -46,5 +47,5 @@ export function vaultWithSecretsJson(
     body += value === undefined ? head + tail : `${head},"value":${JSON.stringify(value)}${tail}`;
   }
   body += ']}';
-  return new Response(body, { headers: { 'content-type': 'application/json;charset=utf-8' } });
+  return jsonText(body);
 }
