@@ -71,10 +71,9 @@ const STREAMED_BODY_CHARS = 12 * 1024;
 export function jsonText(text: string): Response {
   const headers = { 'content-type': 'application/json;charset=utf-8' };
   if (text.length < STREAMED_BODY_CHARS) return new Response(text, { headers });
-  const bytes = Buffer.from(text);
-  const body = new ReadableStream<Uint8Array>({
+  const body = new ReadableStream<string>({
     start(controller) {
-      controller.enqueue(bytes);
+      controller.enqueue(text);
       controller.close();
     },
   });
