@@ -206,6 +206,10 @@ describe('list pages after changes (serialised-object cache)', () => {
     expect(afterDelete.pagination.total).toBe(2);
     await w.send(w.admin, 'POST', `/v1/resources/${ids[2]}/restore`);
     expect(await names()).toEqual(['c', 'renamed', 'a']);
+    // A restored version is a new version: the page shows it (the console reads it there).
+    const restored = await w.send(w.admin, 'POST', `/v1/resources/${ids[2]}/versions/1/restore`);
+    expect(restored.status).toBe(200);
+    expect((await list()).data.find((r) => r.id === ids[2])?.version).toBe(3);
   });
 
   test('a vault becoming restricted empties a reader’s next page', async () => {

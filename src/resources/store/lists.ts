@@ -64,6 +64,17 @@ export function resourcesChanged(db: Db): void {
 }
 
 /**
+ * Forgets every cached record, every vault's cached secrets and the serialised list objects,
+ * and keeps the list totals and bookmarks: for an UPDATE of resource rows (./writes.ts
+ * `writeChanges`); a change that can move rows in or out of a list, or along its order, calls
+ * {@link resourcesChanged} as well.
+ */
+export function resourceRowsChanged(sqlite: Database): void {
+  generationOf(sqlite).value++;
+  recordCacheOf(sqlite).clear();
+}
+
+/**
  * Forgets what a new value of `resource` makes stale — its cached records, its vault's cached
  * secrets, the serialised list objects — and keeps the list totals and bookmarks, which no new
  * value changes. Call inside the write job of a change to that resource's value alone.

@@ -16,12 +16,16 @@ import {
   type ResourceType,
 } from '../../db/schema/resources.ts';
 import { perConnection } from '../../db/per-connection.ts';
-import { connectionOf, resourceValueChanged, resourcesChanged } from './lists.ts';
+import {
+  connectionOf,
+  resourceRowsChanged,
+  resourceValueChanged,
+  resourcesChanged,
+} from './lists.ts';
 import {
   findResource,
   openCurrentValue,
   readValue,
-  recordCacheOf,
   valueLocation,
   type ResourcePlace,
   type ResourceRecord,
@@ -121,8 +125,9 @@ function writeChanges(
   current: ResourceRow,
   changes: Partial<ResourceRow>,
 ): ResourceRow {
-  // Every UPDATE of a resource comes through here: no cached record may outlive it.
-  recordCacheOf(sqlite).clear();
+  // Every UPDATE of a resource comes through here: no cached record or serialised list object
+  // may outlive it.
+  resourceRowsChanged(sqlite);
   const properties = Object.keys(changes) as (keyof ResourceRow)[];
   sqlite
     .query(
