@@ -73,10 +73,10 @@ const get = (server: Server, path: string, token: string) =>
   new Request(`http://localhost${path}`, { headers: { authorization: `Bearer ${token}` } });
 
 const scenarios: Scenario[] = [
-  // The floor under every scenario: the pipeline without a key, and with a key but no audit entry.
+  // The floor under every scenario: the pipeline without a key, and with a key and an audit entry but no data read.
   { label: 'GET /v1/health (no key)', request: (s) => get(s, '/v1/health', '') },
   {
-    label: 'GET /v1/me (key, not audited)',
+    label: 'GET /v1/me (key, audited, no data)',
     request: (s) => get(s, '/v1/me', s.seeded.accessToken),
   },
   {
