@@ -8,7 +8,6 @@ import type { Logger } from '../log/logger.ts';
 import { logAccess } from './access-log.ts';
 import { checkDeclaredLength, readJsonBody } from './body.ts';
 import { errorBody, toPublicError, type PublicError } from './error-funnel.ts';
-import { jsonText } from './fields.ts';
 import { healthRoutes } from './health.ts';
 import { chooseRequestId, requestMeta, setRequestMeta } from './request-meta.ts';
 import { RouteTable } from './route-table.ts';
@@ -39,23 +38,6 @@ export type AppOptions = {
   /** Feature modules; each declares its own `/v1/...` paths. */
   features?: AnyElysia[];
 };
-
-/** Lists with at least this many items are serialised by {@link jsonResponseOf}. */
-const LARGE_LIST_ITEMS = 20;
-
-/**
- * A list body (`{data: [...], pagination}`) of many items answered as JSON through
- * {@link jsonText}, so that a large one leaves as one chunk; anything else is left to Elysia's
- * own mapping (serialising every body here cost ~3–5 µs per small response, measured with
- * bench/request-cost.ts, and only lists grow past Bun's cork buffer).
- */
-function jsonResponseOf(value: unknown): Response | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  const data = (value as { data?: unknown }).data;
-  if (!Array.isArray(data) || data.length < LARGE_LIST_ITEMS) return undefined;
-  if (Object.getPrototypeOf(value) !== Object.prototype) return undefined;
-  return jsonText(JSON.stringify(value));
-}
 
 /**
  * Builds the HTTP application: request ids, body limits, the one error funnel, the access log,
@@ -104,11 +86,6 @@ export function createApp(options: AppOptions) {
         throw new OutcomeNotRecorded();
       }
     })
-    // After the response schema has checked and cleaned the value (Elysia runs mapResponse
-    // last): long lists are serialised here, so that a large one leaves as one chunk (see
-    // fields.ts `jsonText`: Bun writes a response finished after an await uncorked when it
-    // exceeds its cork buffer, one send() per header fragment).
-    .mapResponse(({ responseValue }) => jsonResponseOf(responseValue))
     .onError(async ({ code, error, set, request }) => {
       const meta = requestMeta(request);
       if (error instanceof DatabaseBusyError) meta.lockWaitSpent = true;
