@@ -59,6 +59,33 @@ describe('large list pages and vault reads over a socket', () => {
     expect(Number(small.headers.get('content-length'))).toBe((await small.text()).length);
   });
 
+  test('an audit log page past 16 KiB is streamed whole, entries as documented', async () => {
+    const response = await get('/v1/audit-logs?limit=100');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('transfer-encoding')).toBe('chunked');
+    const body = (await response.json()) as { data: Record<string, unknown>[] };
+    expect(body.data.length).toBeGreaterThanOrEqual(60);
+    for (const entry of body.data) {
+      for (const key of Object.keys(entry)) {
+        expect([
+          'id',
+          'at',
+          'actor',
+          'action',
+          'target',
+          'outcome',
+          'status',
+          'ip',
+          'user_agent',
+          'request_id',
+          'details',
+          'hash',
+          'prev_hash',
+        ]).toContain(key);
+      }
+    }
+  });
+
   test('a vault read past 16 KiB is streamed whole, every value in it', async () => {
     const response = await get(`/v1/vaults/${vault}`);
     expect(response.status).toBe(200);

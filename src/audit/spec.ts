@@ -3,6 +3,7 @@
  * and the OpenAPI text `/docs` shows. The routes themselves are listed in ./routes.ts.
  */
 import { t } from 'elysia';
+import { documentedResponse } from '../http/fields.ts';
 import { listSchema, paginationQuery } from '../http/pagination.ts';
 import { docsFor } from '../http/route.ts';
 import { ResponseInteger, strictObject } from '../http/schemas.ts';
@@ -30,7 +31,7 @@ export const AuditEntryParams = t.Object({ id: t.String({ maxLength: 64 }) });
 
 export const list = {
   query: AuditListQuery,
-  response: { 200: listSchema(AuditEntrySchema) },
+  response: { 200: documentedResponse(listSchema(AuditEntrySchema)) },
   detail: docs('List audit entries', 'Newest first. Never contains a value or a token.'),
 };
 
