@@ -21,7 +21,12 @@ import {
   waitForHealthy,
   writeConfig,
 } from './harness.ts';
-import { TestDatabase, describePostgres } from './postgres-harness.ts';
+import {
+  TestDatabase,
+  describePostgres,
+  postgresCounts,
+  sqliteCounts,
+} from './postgres-harness.ts';
 
 type Summary = { tables: { table: string; rows: number; digest: string }[]; rows: number };
 
@@ -75,29 +80,6 @@ function postgresConfig(dir: string, db: TestDatabase, masterKey: string): strin
     `[storage]\nbackend = "postgres"\nurl = "${db.url}"\n[encryption]\nmaster_key_file = "${masterKey}"\n[log]\nlevel = "warn"\n`,
   );
   return path;
-}
-
-function sqliteCounts(path: string): Record<string, number> {
-  const sqlite = new Database(path, { readonly: true });
-  try {
-    return Object.fromEntries(
-      schemaTableSpecs().map((t) => [
-        t.name,
-        (sqlite.query(`SELECT count(*) AS n FROM "${t.name}"`).get() as { n: number }).n,
-      ]),
-    );
-  } finally {
-    sqlite.close();
-  }
-}
-
-async function postgresCounts(db: TestDatabase): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const t of schemaTableSpecs()) {
-    const [row] = await db.sql.unsafe(`SELECT count(*)::int AS n FROM "${t.name}"`);
-    counts[t.name] = row.n;
-  }
-  return counts;
 }
 
 describePostgres('secryn migrate-storage', (db) => {

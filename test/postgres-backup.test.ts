@@ -9,7 +9,7 @@ import { Database } from 'bun:sqlite';
 import { expect, test } from 'bun:test';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { postgresTablesWithRows, schemaTableSpecs } from '../src/db/postgres/copy.ts';
+import { postgresTablesWithRows } from '../src/db/postgres/copy.ts';
 import {
   cliCommand,
   freePort,
@@ -20,7 +20,12 @@ import {
   waitForHealthy,
   writeConfig,
 } from './harness.ts';
-import { TestDatabase, describePostgres } from './postgres-harness.ts';
+import {
+  TestDatabase,
+  describePostgres,
+  postgresCounts,
+  sqliteCounts,
+} from './postgres-harness.ts';
 
 /** A SQLite instance with a project, a vault, a secret in two versions and a reader key. */
 async function sqliteInstance(dir: string) {
@@ -62,29 +67,6 @@ function postgresInstance(dir: string, db: TestDatabase, masterKey: string): str
     `[storage]\nbackend = "postgres"\nurl = "${db.url}"\n[encryption]\nmaster_key_file = "${join(dir, 'data/master.key')}"\n[log]\nlevel = "warn"\n`,
   );
   return path;
-}
-
-async function postgresCounts(db: TestDatabase): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const t of schemaTableSpecs()) {
-    const [row] = await db.sql.unsafe(`SELECT count(*)::int AS n FROM "${t.name}"`);
-    counts[t.name] = row.n;
-  }
-  return counts;
-}
-
-function sqliteCounts(path: string): Record<string, number> {
-  const sqlite = new Database(path, { readonly: true });
-  try {
-    return Object.fromEntries(
-      schemaTableSpecs().map((t) => [
-        t.name,
-        (sqlite.query(`SELECT count(*) AS n FROM "${t.name}"`).get() as { n: number }).n,
-      ]),
-    );
-  } finally {
-    sqlite.close();
-  }
 }
 
 async function lastAuditAction(db: TestDatabase): Promise<string> {

@@ -5,8 +5,10 @@
  * cluster and a missing one must fail the run rather than pass it silently.
  */
 import { afterAll, beforeAll, describe, test } from 'bun:test';
+import { Database } from 'bun:sqlite';
 import { randomBytes } from 'node:crypto';
 import { SQL } from 'bun';
+import { schemaTableSpecs } from '../src/db/postgres/copy.ts';
 
 /** The administrative URL of the test cluster (a superuser on its `postgres` database). */
 export const TEST_POSTGRES_URL = process.env.SECRYN_TEST_POSTGRES_URL || undefined;
@@ -89,4 +91,29 @@ async function withAdmin<T>(run: (admin: SQL) => Promise<T>): Promise<T> {
 function requireUrl(): string {
   if (!TEST_POSTGRES_URL) throw new Error('SECRYN_TEST_POSTGRES_URL is not set');
   return TEST_POSTGRES_URL;
+}
+
+/** Rows per schema table of a SQLite instance file, opened read-only. */
+export function sqliteCounts(path: string): Record<string, number> {
+  const sqlite = new Database(path, { readonly: true });
+  try {
+    return Object.fromEntries(
+      schemaTableSpecs().map((t) => [
+        t.name,
+        (sqlite.query(`SELECT count(*) AS n FROM "${t.name}"`).get() as { n: number }).n,
+      ]),
+    );
+  } finally {
+    sqlite.close();
+  }
+}
+
+/** Rows per schema table of a test database, counted on PostgreSQL's side. */
+export async function postgresCounts(db: TestDatabase): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const t of schemaTableSpecs()) {
+    const [row] = await db.sql.unsafe(`SELECT count(*)::int AS n FROM "${t.name}"`);
+    counts[t.name] = row.n;
+  }
+  return counts;
 }

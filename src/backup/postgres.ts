@@ -11,17 +11,18 @@ import { dirname, join } from 'node:path';
 import { commitLocalChange } from '../changes/index.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
-import { createDb, openDatabase } from '../db/client.ts';
-import { runMigrations } from '../db/migrate.ts';
+import { createDb } from '../db/client.ts';
 import { connectPostgres } from '../db/postgres/connect.ts';
 import {
   copyPostgresToSqlite,
   copySqliteToPostgres,
   copyTableToPostgres,
+  createMigratedSqlite,
   digestMismatch,
   digestSqlite,
   postgresTablesWithRows,
   schemaTableSpecs,
+  urlWithoutPassword,
   type TableDigest,
 } from '../db/postgres/copy.ts';
 import {
@@ -75,7 +76,7 @@ export async function createPostgresBackup(
       );
     }
     createPrivateFile(snapshotPath);
-    snapshot = openMigratedSqlite(snapshotPath, config);
+    snapshot = createMigratedSqlite(snapshotPath, config.storage.busy_timeout_ms);
     const tables = schemaTableSpecs();
     const into = snapshot;
     const fromPostgres = await postgresStep(() =>
@@ -187,7 +188,7 @@ export async function restoreIntoPostgres(
   source: string,
   options: { env: Env; clock: Clock; identityFile?: string },
 ): Promise<PostgresRestoreResult> {
-  const url = displayUrl(config.storage.url!);
+  const url = urlWithoutPassword(config.storage.url!);
   const sql = connectPostgres({ ...config.storage, pool_size: 1 }, options.env);
   // Private (0700): the staged backup holds only sealed values, but its metadata is readable.
   const scratch = mkdtempSync(join(tmpdir(), 'secryn-restore-'));
@@ -221,7 +222,7 @@ export async function restoreIntoPostgres(
         // The migration runner's lock: no migrate, migrate-storage or other restore meanwhile.
         await tx.unsafe(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
         await refuseNonEmpty(tx, url);
-        const backup = openMigratedSqlite(staged, config);
+        const backup = createMigratedSqlite(staged, config.storage.busy_timeout_ms);
         let copied: TableDigest[];
         try {
           copied = await copySqliteToPostgres(backup, tx, tables);
@@ -231,7 +232,7 @@ export async function restoreIntoPostgres(
         // What PostgreSQL now holds, read back into a private file and checked there: any
         // failure rolls the whole restore back.
         const readBackPath = join(scratch, 'read-back.db');
-        const readBack = openMigratedSqlite(readBackPath, config);
+        const readBack = createMigratedSqlite(readBackPath, config.storage.busy_timeout_ms);
         let held: TableDigest[];
         try {
           held = await copyPostgresToSqlite(tx, readBack, tables);
@@ -257,7 +258,7 @@ export async function restoreIntoPostgres(
 
 /** Appends `instance.restore` to the staged backup's chain, as a SQLite restore records it. */
 function recordRestore(path: string, masterKey: Uint8Array, config: Config, clock: Clock): void {
-  const sqlite = openMigratedSqlite(path, config);
+  const sqlite = createMigratedSqlite(path, config.storage.busy_timeout_ms);
   try {
     registerIntegrity(sqlite, readIntegrityWith(sqlite, masterKey));
     commitLocalChange(
@@ -273,15 +274,6 @@ function recordRestore(path: string, masterKey: Uint8Array, config: Config, cloc
 }
 
 /** A SQLite file at `path` (created if absent) with every migration of this build applied. */
-function openMigratedSqlite(path: string, config: Config): Database {
-  const sqlite = openDatabase(path, {
-    synchronous: 'full',
-    busyTimeoutMs: config.storage.busy_timeout_ms,
-  });
-  chmodSync(path, 0o600);
-  runMigrations(sqlite);
-  return sqlite;
-}
 
 async function refuseNonEmpty(sql: SQL, url: string): Promise<void> {
   const occupied = await postgresTablesWithRows(sql);
@@ -309,11 +301,4 @@ async function postgresStep<T>(run: () => Promise<T>): Promise<T> {
     if (error instanceof SQL.SQLError) throw new BackupError(`PostgreSQL: ${error.message}`);
     throw error;
   }
-}
-
-/** The URL as it may be printed (the configuration refuses a password in it; belt and braces). */
-export function displayUrl(url: string): string {
-  const parsed = new URL(url);
-  parsed.password = '';
-  return parsed.toString();
 }

@@ -1,8 +1,7 @@
 /** `secryn migrate-storage --to URL`: copies the instance between SQLite and PostgreSQL, verified. */
 import { SQL } from 'bun';
-import { Database } from 'bun:sqlite';
 import { defineCommand } from 'citty';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { BackupIntegrityError, verifyBackupIntegrity } from '../backup/restore.ts';
@@ -11,15 +10,17 @@ import type { Config } from '../config/schema.ts';
 import { storageErrors } from '../config/storage.ts';
 import { fsyncDirectory, renameNoReplace } from '../crypto/atomic-file.ts';
 import { openDatabase } from '../db/client.ts';
-import { pendingMigrationCount, runMigrations } from '../db/migrate.ts';
+import { pendingMigrationCount } from '../db/migrate.ts';
 import { connectPostgres } from '../db/postgres/connect.ts';
 import {
   copyPostgresToSqlite,
   copySqliteToPostgres,
+  createMigratedSqlite,
   digestMismatch,
   digestSqlite,
   postgresTablesWithRows,
   schemaTableSpecs,
+  urlWithoutPassword,
   type TableDigest,
 } from '../db/postgres/copy.ts';
 import {
@@ -170,7 +171,7 @@ async function sqliteToPostgres(config: Config, target: Target): Promise<Migrati
         const fromSource = await copySqliteToPostgres(source, tx, tables);
         // Read back what PostgreSQL now holds into a private SQLite file, then check it there:
         // any failure rolls the whole copy back.
-        const readBack = createMigratedSqlite(copy, config);
+        const readBack = createMigratedSqlite(copy, config.storage.busy_timeout_ms);
         let fromTarget: TableDigest[];
         let onCopy: TableDigest[];
         try {
@@ -185,7 +186,7 @@ async function sqliteToPostgres(config: Config, target: Target): Promise<Migrati
         return fromSource;
       }),
     );
-    return { from: sourcePath, to: withoutPassword(target.url), tables: digests };
+    return { from: sourcePath, to: urlWithoutPassword(target.url), tables: digests };
   } finally {
     source.close();
     await sql.close();
@@ -212,7 +213,7 @@ async function postgresToSqlite(config: Config, path: string): Promise<Migration
       );
     }
     const tables = schemaTableSpecs();
-    const target = createMigratedSqlite(staging, config);
+    const target = createMigratedSqlite(staging, config.storage.busy_timeout_ms);
     let digests: TableDigest[];
     try {
       const fromSource = await postgresStep(() =>
@@ -230,7 +231,7 @@ async function postgresToSqlite(config: Config, path: string): Promise<Migration
     verifyCopy(staging, config);
     renameNoReplace(staging, path);
     fsyncDirectory(dirname(path));
-    return { from: withoutPassword(config.storage.url!), to: path, tables: digests };
+    return { from: urlWithoutPassword(config.storage.url!), to: path, tables: digests };
   } finally {
     for (const suffix of ['', '-wal', '-shm']) rmSync(staging + suffix, { force: true });
     await sql.close();
@@ -238,15 +239,6 @@ async function postgresToSqlite(config: Config, path: string): Promise<Migration
 }
 
 /** A new SQLite database at `path` (0600) with every migration applied and no rows. */
-function createMigratedSqlite(path: string, config: Config): Database {
-  const sqlite = openDatabase(path, {
-    synchronous: 'full',
-    busyTimeoutMs: config.storage.busy_timeout_ms,
-  });
-  chmodSync(path, 0o600);
-  runMigrations(sqlite);
-  return sqlite;
-}
 
 /** What `restore` checks, on the SQLite copy at `path`, with the configured master key. */
 function verifyCopy(path: string, config: Config): void {
@@ -281,7 +273,7 @@ async function refuseNonEmpty(sql: SQL, url: string): Promise<void> {
   const occupied = await postgresTablesWithRows(sql);
   if (occupied.length > 0) {
     throw new CliFailure(
-      `${withoutPassword(url)} already holds Secryn data (${occupied.slice(0, 3).join(', ')}` +
+      `${urlWithoutPassword(url)} already holds Secryn data (${occupied.slice(0, 3).join(', ')}` +
         `${occupied.length > 3 ? ', …' : ''}); migrate-storage copies into an empty database only`,
       ExitCode.ALREADY_INITIALIZED,
     );
@@ -307,11 +299,4 @@ async function postgresStep<T>(run: () => Promise<T>): Promise<T> {
 /** A private directory for the read-back copy (sealed values only, still: 0700, removed). */
 function scratchDirectory(): string {
   return mkdtempSync(join(tmpdir(), 'secryn-migrate-storage-'));
-}
-
-/** The URL as it may be printed: no password (the checks refuse one; this is belt and braces). */
-function withoutPassword(url: string): string {
-  const parsed = new URL(url);
-  parsed.password = '';
-  return parsed.toString();
 }

@@ -3,7 +3,8 @@ import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { BackupError } from '../backup/backup.ts';
 import { BackupIntegrityError, restoreFromFile, type RestoreResult } from '../backup/restore.ts';
-import { displayUrl, PostgresNotEmptyError, restoreIntoPostgres } from '../backup/postgres.ts';
+import { PostgresNotEmptyError, restoreIntoPostgres } from '../backup/postgres.ts';
+import { urlWithoutPassword } from '../db/postgres/copy.ts';
 import { systemClock } from '../clock.ts';
 import { cliLogger, commonArgs, jsonArg, loadCliConfig, print } from './common.ts';
 import { CliFailure, ExitCode } from './exit.ts';
@@ -39,7 +40,7 @@ export const restoreCommand = defineCommand({
           identityFile: args.identity === undefined ? undefined : resolve(args.identity),
         });
         const rows = result.tables.reduce((sum, t) => sum + t.rows, 0);
-        const url = displayUrl(config.storage.url!);
+        const url = urlWithoutPassword(config.storage.url!);
         if (args.json) {
           print(JSON.stringify({ restored: result.restored.path, into: url, rows }));
           return;

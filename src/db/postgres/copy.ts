@@ -5,6 +5,9 @@
  */
 import type { Database } from 'bun:sqlite';
 import type { SQL } from 'bun';
+import { chmodSync } from 'node:fs';
+import { openDatabase } from '../client.ts';
+import { runMigrations } from '../migrate.ts';
 import { is } from 'drizzle-orm';
 import { getTableConfig, SQLiteTable } from 'drizzle-orm/sqlite-core';
 import { createHash, type Hash } from 'node:crypto';
@@ -322,4 +325,23 @@ export function digestMismatch(
   }
   if (actual.length !== expected.length) return `the two sides list different tables`;
   return undefined;
+}
+
+/**
+ * A new SQLite file at `path` (mode 0600), migrated to this build's schema: where a copy from
+ * PostgreSQL is written (migrate-storage's way back, a backup's snapshot, a read-back check).
+ */
+export function createMigratedSqlite(path: string, busyTimeoutMs: number): Database {
+  const sqlite = openDatabase(path, { synchronous: 'full', busyTimeoutMs });
+  chmodSync(path, 0o600);
+  runMigrations(sqlite);
+  return sqlite;
+}
+
+/** A PostgreSQL URL as it may be printed: without a password (the configuration refuses one in
+ * it; this is belt and braces). */
+export function urlWithoutPassword(url: string): string {
+  const parsed = new URL(url);
+  parsed.password = '';
+  return parsed.toString();
 }
