@@ -158,6 +158,16 @@ export function refuseOtherMasterKey(info: BackupInfo, masterKey: Uint8Array): v
 /** A backup that fails its integrity check: nothing was replaced (exit 65, see docs). */
 export class BackupIntegrityError extends BackupError {
   override name = 'BackupIntegrityError';
+  /**
+   * What failed, without the sentence around it (`restore` says "backup refused…", other
+   * callers of the verifier speak of their own copy).
+   */
+  readonly reason: string;
+
+  constructor(message: string, reason: string = message) {
+    super(message);
+    this.reason = reason;
+  }
 }
 
 /**
@@ -168,7 +178,7 @@ export class BackupIntegrityError extends BackupError {
  */
 export function verifyBackupIntegrity(path: string, masterKey: Uint8Array, config: Config): void {
   const refuse = (what: string) =>
-    new BackupIntegrityError(`backup refused, nothing was replaced: ${what}`);
+    new BackupIntegrityError(`backup refused, nothing was replaced: ${what}`, what);
   const sqlite = openDatabase(path, {
     synchronous: 'full',
     busyTimeoutMs: config.storage.busy_timeout_ms,

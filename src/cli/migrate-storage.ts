@@ -247,10 +247,9 @@ function verifyCopy(path: string, config: Config): void {
     verifyBackupIntegrity(path, key.key, config);
   } catch (error) {
     if (error instanceof BackupIntegrityError) {
-      // The verifier speaks of a backup; the reason after its prefix is what matters here.
-      const reason = error.message.replace(/^backup refused, nothing was replaced: /, '');
+      // The verifier speaks of a backup; what failed is what matters here.
       throw new CliFailure(
-        `the copy fails verification, nothing was kept: ${reason}`,
+        `the copy fails verification, nothing was kept: ${error.reason}`,
         ExitCode.INTEGRITY,
       );
     }
