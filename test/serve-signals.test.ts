@@ -1,8 +1,9 @@
 /**
  * `secryn serve` stops gracefully (exit 0, not the default action's 143) on a SIGTERM that arrives as soon
- * as it answers: the listener is up before the background workers have started (start() loads
- * the backup scheduler on demand), and a supervisor that saw the first healthy answer may stop
- * the server at once.
+ * as it answers, and reloads (rather than ending, SIGHUP's default action) on a SIGHUP sent as
+ * soon: the listener is up before the background workers have started (start() loads the
+ * backup scheduler on demand), and a supervisor or an operator who saw the first healthy answer
+ * may signal the server at once.
  */
 import { describe, expect, test } from 'bun:test';
 import { cliCommand, freePort, pinnedEnv, runCli, tempDir, writeConfig } from './harness.ts';
@@ -37,4 +38,34 @@ describe('serve and signals', () => {
     }
     expect(exits).toEqual([0, 0, 0]);
   });
+
+  test('SIGHUP right after the first healthy answer reloads; it never ends the server', async () => {
+    using dir = tempDir();
+    const port = freePort();
+    const configPath = writeConfig(dir.path, `[server]\nport = ${port}\n`);
+    expect((await runCli(['init', '--config', configPath])).exitCode).toBe(0);
+    const states: string[] = [];
+    for (let run = 0; run < 3; run++) {
+      const serve = Bun.spawn([...cliCommand(), 'serve', '--config', configPath], {
+        cwd: dir.path,
+        env: pinnedEnv(),
+        stdout: 'ignore',
+        stderr: 'ignore',
+      });
+      const health = () =>
+        fetch(`http://127.0.0.1:${port}/v1/health`).then(
+          (response) => response.status,
+          () => 0,
+        );
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline && (await health()) !== 200) await Bun.sleep(1);
+      serve.kill('SIGHUP');
+      await Bun.sleep(300);
+      // Still running and answering after the reload (the default action would have ended it).
+      states.push(serve.exitCode === null && (await health()) === 200 ? 'serving' : 'ended');
+      serve.kill('SIGTERM');
+      await serve.exited;
+    }
+    expect(states).toEqual(['serving', 'serving', 'serving']);
+  }, 30_000);
 });

@@ -89,19 +89,9 @@ async function serveUntilSignal(
   process.once('SIGINT', onSigint);
   const metrics = metricsFor(instance);
   const metricsListener = new MetricsListener(metrics, logger);
-  try {
-    metricsListener.apply(instance.config.metrics);
-    await start();
-  } catch (error) {
-    process.off('SIGTERM', onSigterm);
-    process.off('SIGINT', onSigint);
-    metricsListener.stop();
-    await running.stop();
-    throw error instanceof Error && error.message.includes('(metrics.listen)')
-      ? new CliFailure(error.message)
-      : error;
-  }
-  // SIGHUP: re-read the file and apply what can change live (src/config/reload.ts).
+  // SIGHUP re-reads the file and applies what can change live (src/config/reload.ts). Handled
+  // from here too: a reload sent once the server answers must not meet the default action (the
+  // process ends) while start() is still loading the workers.
   onConfigReload(instance.config, (next) => {
     applyLogSettings(logger, next.log);
     metrics.enabled = next.metrics.enabled;
@@ -119,6 +109,20 @@ async function serveUntilSignal(
     });
   };
   process.on('SIGHUP', reload);
+  try {
+    metricsListener.apply(instance.config.metrics);
+    await start();
+  } catch (error) {
+    process.off('SIGTERM', onSigterm);
+    process.off('SIGINT', onSigint);
+    process.off('SIGHUP', reload);
+    await reloading;
+    metricsListener.stop();
+    await running.stop();
+    throw error instanceof Error && error.message.includes('(metrics.listen)')
+      ? new CliFailure(error.message)
+      : error;
+  }
   logger.info('secryn listening', {
     url: running.url.href.replace(/\/$/, ''),
     version: VERSION,
