@@ -58,9 +58,8 @@ export { connectionOf };
  */
 export function resourcesChanged(db: Db): void {
   const sqlite = connectionOf(db);
-  generationOf(sqlite).value++;
   memosOf(sqlite).clear();
-  recordCacheOf(sqlite).clear();
+  resourceRowsChanged(sqlite);
 }
 
 /**
@@ -199,8 +198,8 @@ export function resourcesByIds(sqlite: Database, ids: readonly string[]): Resour
 
 /**
  * A number that changes whenever anything a list could show changes on this connection (it
- * moves with {@link resourcesChanged}): what a caller made from rows of an earlier generation
- * is stale.
+ * moves with {@link resourcesChanged}, {@link resourceRowsChanged} and
+ * {@link resourceValueChanged}): what a caller made from rows of an earlier generation is stale.
  */
 export function resourcesGeneration(sqlite: Database): number {
   return generationOf(sqlite).value;

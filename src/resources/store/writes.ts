@@ -138,6 +138,24 @@ function writeChanges(
   return withChanges(current, changes);
 }
 
+/**
+ * Makes `version` (already inserted) the current one of `current`, and nothing else changes: a
+ * new value or a restored one. No list filter or order reads `current_version` or `updated_at`,
+ * so the list memos (totals, bookmarks) stay valid; this resource's cached records, its vault's
+ * cached secrets and the serialised list objects (which show both fields) are forgotten
+ * (clearing every cached record on each write made the reads after it miss).
+ */
+function moveToVersion(
+  sqlite: Database,
+  current: ResourceRecord,
+  version: number,
+  now: number,
+): ResourceRow {
+  resourceValueChanged(sqlite, current);
+  statementsFor(sqlite).newVersion.run(version, now, current.id);
+  return withChanges(current, { currentVersion: version, updatedAt: now });
+}
+
 /** The plain row of `record` (without the vault fields and sealed value reads add) changed by `changes`. */
 function withChanges(record: ResourceRow, changes: Partial<ResourceRow>): ResourceRow {
   // A rest copy rather than `delete`, which would turn the row into a slow dictionary object.
@@ -250,16 +268,7 @@ export function updateResource(
     return { row: withChanges(current, {}), changed: false };
   }
   if (!metadataChanged) {
-    // A new value only: no list filter or order reads `current_version` or `updated_at`, so
-    // the list memos (totals, bookmarks) stay valid; this resource's cached records, its vault's
-    // cached secrets and the serialised list objects (which show both fields) are forgotten
-    // (clearing every cached record on each write made the reads after it miss).
-    resourceValueChanged(sqlite, current);
-    statementsFor(sqlite).newVersion.run(set.currentVersion!, now, id);
-    return {
-      row: withChanges(current, { currentVersion: set.currentVersion, updatedAt: now }),
-      changed: true,
-    };
+    return { row: moveToVersion(sqlite, current, set.currentVersion!, now), changed: true };
   }
   if (set.name !== undefined) assertNameFree(sqlite, current.vaultId, current.type, set.name, id);
   resourcesChanged(db);
@@ -291,7 +300,7 @@ export function restoreVersion(
   const value = readValue(sqlite, keyring, current, version);
   const next = current.currentVersion + 1;
   insertVersion(sqlite, keyring, current, next, value, actor, now);
-  return writeChanges(sqlite, current, { currentVersion: next, updatedAt: now });
+  return moveToVersion(sqlite, current, next, now);
 }
 
 /** Soft-deletes a live resource; @throws NotFoundError when it is gone already. */
