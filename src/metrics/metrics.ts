@@ -69,18 +69,6 @@ export class Metrics {
   #census: { at: number; byVersion: Map<number, number> } | undefined;
   readonly #requests: Counter<'method' | 'route' | 'status'>;
   readonly #latency: Histogram<'method' | 'route'>;
-  /**
-   * The labelled children of the two per-request metrics, by method, route template and status:
-   * `labels()` hashes its label values on every call (~2 µs a request in bench/request-cost.ts).
-   * Bounded by the routes and statuses that exist; the two metrics are never reset.
-   */
-  readonly #requestChildren = new Map<
-    string,
-    {
-      count: Counter.Internal;
-      latency: Histogram.Internal<'method' | 'route'>;
-    }
-  >();
   readonly #refusals: Counter<'limiter'>;
   readonly #commitSeconds: Histogram<'queue'>;
   readonly #commitJobs: Histogram<'queue'>;
@@ -180,17 +168,8 @@ export class Metrics {
   ): void {
     const verb = METHODS.has(method) ? method : 'other';
     const template = route ?? UNMATCHED_ROUTE;
-    const key = `${verb} ${template} ${status}`;
-    let children = this.#requestChildren.get(key);
-    if (!children) {
-      children = {
-        count: this.#requests.labels(verb, template, String(status)),
-        latency: this.#latency.labels(verb, template),
-      };
-      this.#requestChildren.set(key, children);
-    }
-    children.count.inc();
-    children.latency.observe(seconds);
+    this.#requests.labels(verb, template, String(status)).inc();
+    this.#latency.labels(verb, template).observe(seconds);
     if (status === 429) this.#refusals.labels(anonymous ? 'client' : 'key').inc();
   }
 
