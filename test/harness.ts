@@ -154,6 +154,35 @@ export async function waitForHealthy(
 }
 
 /**
+ * Starts `secryn serve --config configPath` (listening on `port`), reads one resource with
+ * `token` and stops the server: the status and the value it answered. For checks that an
+ * instance a command produced (a restore, a storage migration) really serves its data.
+ */
+export async function readThroughServe(
+  configPath: string,
+  port: number,
+  resourceId: string,
+  token: string,
+): Promise<{ status: number; value: string | undefined }> {
+  const server = Bun.spawn([...cliCommand(), 'serve', '--config', configPath], {
+    env: pinnedEnv(),
+    stdout: 'ignore',
+    stderr: 'ignore',
+  });
+  try {
+    await waitForHealthy(`http://127.0.0.1:${port}/v1/health`);
+    const response = await fetch(`http://127.0.0.1:${port}/v1/resources/${resourceId}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const body = (await response.json()) as { value?: string };
+    return { status: response.status, value: body.value };
+  } finally {
+    server.kill();
+    await server.exited;
+  }
+}
+
+/**
  * `secryn init` then `secryn serve` (the binary when SECRYN_BINARY is set) in `dir` on a free
  * port: the server process, its URL, its config path and the initial admin token.
  */

@@ -12,13 +12,11 @@ import { join } from 'node:path';
 import { serveMarkerPath } from '../src/backup/serve-marker.ts';
 import { schemaTableSpecs } from '../src/db/postgres/copy.ts';
 import {
-  cliCommand,
   freePort,
-  pinnedEnv,
+  readThroughServe,
   runCli,
   startCliServer,
   tempDir,
-  waitForHealthy,
   writeConfig,
 } from './harness.ts';
 import {
@@ -140,22 +138,10 @@ describePostgres('secryn migrate-storage', (db) => {
     const verify = await runCli(['audit', 'verify', '--config', copyConfig]);
     expect(verify.exitCode).toBe(0);
     // A server on the copy reveals the latest value with the original admin key.
-    const server = Bun.spawn([...cliCommand(), 'serve', '--config', copyConfig], {
-      env: pinnedEnv(),
-      stdout: 'ignore',
-      stderr: 'ignore',
+    expect(await readThroughServe(copyConfig, port, secretId, adminToken)).toEqual({
+      status: 200,
+      value: 'v3-the-latest',
     });
-    try {
-      await waitForHealthy(`http://127.0.0.1:${port}/v1/health`);
-      const response = await fetch(`http://127.0.0.1:${port}/v1/resources/${secretId}`, {
-        headers: { authorization: `Bearer ${adminToken}` },
-      });
-      expect(response.status).toBe(200);
-      expect(((await response.json()) as { value: string }).value).toBe('v3-the-latest');
-    } finally {
-      server.kill();
-      await server.exited;
-    }
 
     // The target is no longer empty: a second copy is refused and changes nothing.
     const again = await runCli(['migrate-storage', '--config', config, '--to', db.url]);

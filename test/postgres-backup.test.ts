@@ -11,13 +11,11 @@ import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } fro
 import { join } from 'node:path';
 import { postgresTablesWithRows } from '../src/db/postgres/copy.ts';
 import {
-  cliCommand,
   freePort,
-  pinnedEnv,
+  readThroughServe,
   runCli,
   startCliServer,
   tempDir,
-  waitForHealthy,
   writeConfig,
 } from './harness.ts';
 import {
@@ -147,22 +145,10 @@ describePostgres('secryn backup and restore on PostgreSQL', (db) => {
     expect(home.stderr).toBe('');
     expect(home.exitCode).toBe(0);
     expect((await runCli(['audit', 'verify', '--config', backConfig])).exitCode).toBe(0);
-    const server = Bun.spawn([...cliCommand(), 'serve', '--config', backConfig], {
-      env: pinnedEnv(),
-      stdout: 'ignore',
-      stderr: 'ignore',
+    expect(await readThroughServe(backConfig, port, secretId, adminToken)).toEqual({
+      status: 200,
+      value: 'v2-the-latest',
     });
-    try {
-      await waitForHealthy(`http://127.0.0.1:${port}/v1/health`);
-      const response = await fetch(`http://127.0.0.1:${port}/v1/resources/${secretId}`, {
-        headers: { authorization: `Bearer ${adminToken}` },
-      });
-      expect(response.status).toBe(200);
-      expect(((await response.json()) as { value: string }).value).toBe('v2-the-latest');
-    } finally {
-      server.kill();
-      await server.exited;
-    }
 
     // A backup that cannot be recorded is not kept, and leaves nothing behind.
     const before = await postgresCounts(db);
