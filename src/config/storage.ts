@@ -50,8 +50,8 @@ function postgresUrlProblem(text: string): string | undefined {
 export function unavailableStorageBackend(config: Config): string | undefined {
   if (config.storage.backend === 'sqlite') return undefined;
   return (
-    'storage.backend: serving from PostgreSQL is not available in this version yet ' +
-    '(issue 20: this build validates the [storage] settings and has the PostgreSQL schema); ' +
-    'use backend = "sqlite"'
+    'storage.backend: serving from PostgreSQL is not available in this version yet (with ' +
+    'backend = "postgres" it runs migrate, migrate-storage, backup and restore: see ' +
+    'docs/postgres.md); use backend = "sqlite"'
   );
 }
